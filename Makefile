@@ -1,0 +1,44 @@
+# Hawkwatch: `make demo` runs the embedded demo, `make test` runs the whole test suite.
+# Both set everything up first (virtual environment, Python packages, demo footage, models).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+PYTEST_ARGS ?=
+ENDPOINT ?= tcp://127.0.0.1:5556
+
+.PHONY: setup demo test bench models data clean
+
+setup: $(VENV)/.installed data/vtest.avi models/manifest.json
+
+# The embedded demo: replay data/vtest.avi through the pipeline; print what a subscriber receives.
+demo: setup
+	@$(PY) -m stream.subscribe --endpoint $(ENDPOINT) --until-stopped & sub=$$!; \
+	$(PY) run_pipeline.py --config configs/demo.yaml $(ARGS); code=$$?; \
+	wait $$sub; exit $$code
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/bench_pipeline.py
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# torch is for the model and training packages; the local CPU build, never a CUDA download
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+data: data/vtest.avi
+data/vtest.avi:
+	scripts/fetch_vtest.sh $@
+
+models: models/manifest.json
+models/manifest.json: $(VENV)/.installed engines/zoo.py engines/convert/*.py
+	$(PY) -m engines.zoo --out models
+	touch $@
+
+clean:
+	rm -rf $(VENV) models data/vtest.avi

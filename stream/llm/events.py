@@ -1,0 +1,90 @@
+"""Turn a camera's per-second scores into events: hysteresis, minimum duration, hold and cooldown.
+
+An event opens after `min_duration_s` of seconds at or above `open_threshold` (its span starts at
+the first of them), closes after `close_after_s` of seconds under `close_threshold` (its span ends
+at the last second above it), and no new event opens for `cooldown_s` after a close. Overlapping
+windows score some seconds twice; each second is decided once, by the first window that scores it.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from stream.config import EventsConfig
+from stream.types import Alert, Verdict
+
+_EPS = 1e-6
+
+
+@dataclass
+class _Open:
+    alert_id: str
+    category: str
+    start: float
+    end: float
+    wall_start: float
+    wall_end: float
+    peak: float
+    explanation: str
+
+
+class EventTracker:
+    def __init__(self, camera: str, cfg: EventsConfig):
+        self.camera, self.cfg = camera, cfg
+        self._decided_until = 0.0        # stream time up to which seconds were already decided
+        self._above_since: float | None = None
+        self._above_wall: float | None = None
+        self._below_since: float | None = None
+        self._cooldown_until = float("-inf")
+        self._open: _Open | None = None
+
+    def update(self, verdict: Verdict) -> list[Alert]:
+        alerts = []
+        span = max(verdict.end - verdict.start, _EPS)
+        for sec in verdict.seconds:
+            if sec.start < self._decided_until - _EPS:
+                continue
+            self._decided_until = sec.end
+            # wall time of this second, interpolated over the window's wall span
+            wall_at = lambda t: verdict.wall_start + (verdict.wall_end - verdict.wall_start) * (t - verdict.start) / span  # noqa: E731
+            if self._open is None:
+                if sec.score >= self.cfg.open_threshold and sec.start >= self._cooldown_until - _EPS:
+                    if self._above_since is None:
+                        self._above_since, self._above_wall = sec.start, wall_at(sec.start)
+                    if sec.end - self._above_since >= self.cfg.min_duration_s - _EPS:
+                        self._open = _Open(str(uuid.uuid4()), sec.category, self._above_since, sec.end,
+                                           self._above_wall, wall_at(sec.end), sec.score, verdict.explanation)
+                        alerts.append(self._alert("open", verdict))
+                else:
+                    self._above_since = None
+                continue
+            ev = self._open
+            if sec.score >= self.cfg.close_threshold:
+                self._below_since = None
+                if sec.score >= ev.peak:
+                    ev.peak, ev.category = sec.score, sec.category
+                    ev.explanation = verdict.explanation or ev.explanation
+                ev.end, ev.wall_end = sec.end, wall_at(sec.end)
+            else:
+                if self._below_since is None:
+                    self._below_since = sec.start
+                if sec.end - self._below_since >= self.cfg.close_after_s - _EPS:
+                    alerts.append(self._close(verdict))
+        return alerts
+
+    def flush(self, verdict: Verdict | None = None) -> list[Alert]:
+        """The stream ended: close the open event, if any."""
+        return [self._close(verdict)] if self._open is not None else []
+
+    def _close(self, verdict: Verdict | None) -> Alert:
+        alert = self._alert("close", verdict)
+        self._cooldown_until = self._open.end + self.cfg.cooldown_s
+        self._open, self._above_since, self._below_since = None, None, None
+        return alert
+
+    def _alert(self, state: str, verdict: Verdict | None) -> Alert:
+        ev = self._open
+        return Alert(alert_id=ev.alert_id, camera=self.camera, state=state, category=ev.category, score=ev.peak,
+                     start=ev.start, end=ev.end, wall_start=ev.wall_start, wall_end=ev.wall_end,
+                     explanation=ev.explanation, window_id=verdict.window_id if verdict else -1,
+                     latency_ms=dict(verdict.latency_ms) if verdict else {})

@@ -1,0 +1,64 @@
+"""Counters and latency percentiles per camera, read by the health messages."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+
+class Latency:
+    """The last `keep` samples of one stage's latency, in milliseconds."""
+
+    def __init__(self, keep: int = 512):
+        self._samples: deque[float] = deque(maxlen=keep)
+
+    def add(self, ms: float) -> None:
+        self._samples.append(ms)
+
+    def summary(self) -> dict[str, float] | None:
+        if not self._samples:
+            return None
+        p50, p95 = np.percentile(np.fromiter(self._samples, float), [50, 95])
+        return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "n": len(self._samples)}
+
+
+class CameraStats:
+    """Written by the stage threads, read by the health loop (under a lock)."""
+
+    COUNTERS = ("frames_decoded", "frames_sampled", "windows_emitted", "windows_dropped", "windows_done",
+                "alerts")
+
+    def __init__(self, camera: str):
+        self.camera = camera
+        self.state = "starting"
+        self.declared_fps: float | None = None
+        self.stream_time = 0.0
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.COUNTERS, 0)
+        self._latency: dict[str, Latency] = {}
+        self._last = (time.monotonic(), dict(self._counts))
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def latency(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self._latency.setdefault(stage, Latency()).add(ms)
+
+    def snapshot(self) -> dict:
+        """Totals, rates since the previous snapshot, and latency percentiles."""
+        with self._lock:
+            now, counts = time.monotonic(), dict(self._counts)
+            then, before = self._last
+            self._last = (now, counts)
+            lat = {k: v.summary() for k, v in self._latency.items()}
+        dt = max(now - then, 1e-6)
+        return {
+            "state": self.state, "stream_time": round(self.stream_time, 3), "declared_fps": self.declared_fps,
+            "fps_in": round((counts["frames_decoded"] - before["frames_decoded"]) / dt, 2),
+            "fps_out": round((counts["frames_sampled"] - before["frames_sampled"]) / dt, 2),
+            **counts, "latency_ms": {k: v for k, v in lat.items() if v},
+        }

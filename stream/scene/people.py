@@ -1,0 +1,55 @@
+"""People detection: an SSD-style ONNX detector (boxes + scores) run in batches, then NMS."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engines import Engine
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray    # (P, 4) x0, y0, x1, y1 in image pixels
+    scores: np.ndarray   # (P,)
+
+
+class PersonDetector:
+    """Runs a detector whose outputs are normalised `boxes (N, A, 4)` as (ymin, xmin, ymax, xmax)
+    and `scores (N, A)`, e.g. the bundled SSDLite converted by `engines.zoo`."""
+
+    def __init__(self, engine: Engine, *, score_threshold: float = 0.3, nms_iou: float = 0.6,
+                 max_people: int = 64, max_batch: int = 16):
+        self.engine = engine
+        self.input = engine.input_names[0]
+        self.score_threshold, self.nms_iou, self.max_people = score_threshold, nms_iou, max_people
+        self.max_batch = max_batch
+        self.size = 300
+
+    def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
+        rgb = cv2.cvtColor(cv2.resize(image_bgr, (self.size, self.size), interpolation=cv2.INTER_LINEAR),
+                           cv2.COLOR_BGR2RGB)
+        return rgb.astype(np.float32)   # the graph normalises 0..255 itself
+
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        out: list[Detections] = []
+        for i in range(0, len(images), self.max_batch):
+            chunk = images[i:i + self.max_batch]
+            batch = np.stack([self.preprocess(im) for im in chunk])             # (B, 300, 300, 3)
+            res = self.engine.run({self.input: batch})
+            for im, boxes, scores in zip(chunk, res["boxes"], res["scores"]):  # (A, 4), (A,)
+                out.append(self.decode(boxes, scores, im.shape[1], im.shape[0]))
+        return out
+
+    def decode(self, boxes: np.ndarray, scores: np.ndarray, width: int, height: int) -> Detections:
+        keep = scores >= self.score_threshold
+        b, s = boxes[keep], scores[keep]
+        xyxy = np.stack([b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=1)
+        xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+        if len(s):
+            xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+            idx = np.array(cv2.dnn.NMSBoxes(xywh.tolist(), s.tolist(), self.score_threshold, self.nms_iou),
+                           dtype=np.int64).reshape(-1)[: self.max_people]
+            xyxy, s = xyxy[idx], s[idx]
+        return Detections(xyxy.reshape(-1, 4), s.astype(np.float32))

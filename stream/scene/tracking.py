@@ -1,0 +1,80 @@
+"""Person tracking: greedy matching of predicted track boxes to detections, stable ids per camera.
+
+Boxes overlap first (IoU); at low sampling rates (2 fps) a walker's box can move past any overlap,
+so a track may also continue to the detection nearest its predicted centre, within `max_jump`
+body heights and a plausible change of height. Overlaps always rank before distances."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU of x0, y0, x1, y1 boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: np.ndarray
+    velocity: np.ndarray    # box change per second, to predict where the person is next
+    last_ts: float
+
+
+class IouTracker:
+    def __init__(self, iou_threshold: float = 0.3, max_age_s: float = 2.0, max_jump: float = 0.6):
+        self.iou_threshold, self.max_age_s, self.max_jump = iou_threshold, max_age_s, max_jump
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, boxes: np.ndarray, ts: float) -> np.ndarray:
+        """Assign a track id to each box of the frame at `ts`; returns (P,) int ids."""
+        self._tracks = [t for t in self._tracks if ts - t.last_ts <= self.max_age_s]
+        predicted = np.array([t.box + t.velocity * (ts - t.last_ts) for t in self._tracks]).reshape(-1, 4)
+        affinity = self._affinity(predicted, boxes)
+        ids = np.zeros(len(boxes), np.int64)
+        taken_t, taken_b = set(), set()
+        for flat in np.argsort(-affinity, axis=None):   # greedy: best first
+            ti, bi = divmod(int(flat), len(boxes))
+            if affinity[ti, bi] <= 0:
+                break
+            if ti in taken_t or bi in taken_b:
+                continue
+            taken_t.add(ti)
+            taken_b.add(bi)
+            t = self._tracks[ti]
+            dt = ts - t.last_ts
+            if dt > 0:
+                t.velocity = 0.5 * t.velocity + 0.5 * (boxes[bi] - t.box) / dt
+            t.box, t.last_ts = boxes[bi].copy(), ts
+            ids[bi] = t.track_id
+        for bi in range(len(boxes)):
+            if bi not in taken_b:
+                self._tracks.append(_Track(self._next_id, boxes[bi].copy(), np.zeros(4, np.float32), ts))
+                ids[bi] = self._next_id
+                self._next_id += 1
+        return ids
+
+    def _affinity(self, tracks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """IoU where it reaches the threshold (1 >= a >= thr); otherwise a distance score in (0, thr)
+        for a detection within `max_jump` heights and a 2/3..3/2 height ratio; <= 0 never matches."""
+        ious = iou_matrix(tracks, boxes)
+        if len(tracks) == 0 or len(boxes) == 0:
+            return ious
+        centre = lambda r: np.stack([(r[:, 0] + r[:, 2]) / 2, (r[:, 1] + r[:, 3]) / 2], 1)  # noqa: E731
+        th, bh = tracks[:, 3] - tracks[:, 1], boxes[:, 3] - boxes[:, 1]
+        dist = np.linalg.norm(centre(tracks)[:, None] - centre(boxes)[None], axis=2) / np.maximum(th[:, None], 1.0)
+        ratio = bh[None, :] / np.maximum(th[:, None], 1.0)
+        near = (1.0 - dist / self.max_jump) * self.iou_threshold
+        near = np.where((ratio > 2 / 3) & (ratio < 1.5), near, -1.0)
+        return np.where(ious >= self.iou_threshold, ious, np.minimum(near, self.iou_threshold * 0.999))

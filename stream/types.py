@@ -1,0 +1,98 @@
+"""The data that crosses stage boundaries: frozen dataclasses, never tuples or bare dicts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    camera: str
+    seq: int              # per camera, from 0, counts every decoded frame (sampled or not)
+    ts: float             # stream time in seconds, monotonic per camera, 0 at the first frame
+    wall: float           # wall-clock capture (emission) time, seconds since the epoch
+    image: np.ndarray     # (H, W, 3) uint8 BGR
+
+
+@dataclass(frozen=True)
+class Window:
+    camera: str
+    window_id: int        # per camera, from 0; window k starts at k * stride
+    start: float          # stream seconds, inclusive
+    end: float            # stream seconds, exclusive; the last window ends where the stream ends
+    frames: tuple[Frame, ...]   # the sampled frames in [start, end), in time order
+    dropped_frames: int = 0     # frames of this span that ingest lost (never sampled)
+    final: bool = False         # the last window of a finite stream
+
+
+@dataclass(frozen=True)
+class PersonTrack:
+    track_id: int               # stable per camera across windows
+    present: np.ndarray         # (T,) bool: seen in the window's sampled frame t
+    boxes: np.ndarray           # (T, 4) x0, y0, x1, y1 in pixels; NaN where absent
+    box_scores: np.ndarray      # (T,) detector score; 0 where absent
+    keypoints: np.ndarray       # (T, 17, 3) COCO-17 x, y (pixels) and score; score 0 where unknown
+
+
+@dataclass(frozen=True)
+class SceneGraph:
+    camera: str
+    window_id: int
+    start: float
+    end: float
+    timestamps: np.ndarray      # (T,) stream seconds of the sampled frames
+    walls: np.ndarray           # (T,) wall-clock capture times of the same frames
+    frame_size: tuple[int, int]  # (width, height)
+    tracks: tuple[PersonTrack, ...]
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class SecondScore:
+    start: float
+    end: float
+    score: float
+    category: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    camera: str
+    window_id: int
+    start: float
+    end: float
+    wall_start: float
+    wall_end: float
+    score: float                       # anomaly probability of the window
+    seconds: tuple[SecondScore, ...]   # per-second scores covering [start, end)
+    categories: dict[str, float]       # category -> score
+    explanation: str
+    detector: str
+    people: int
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: str
+    camera: str
+    state: str                 # "open" | "update" | "close"
+    category: str
+    score: float               # peak score so far
+    start: float               # grounded span, stream seconds
+    end: float
+    wall_start: float          # the same span, wall clock
+    wall_end: float
+    explanation: str
+    window_id: int             # the window that caused this state change
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """Sent down the queues after a camera's last window: every later stage flushes that camera."""
+    camera: str
+    reason: str                # "finished" | "duration" | "stopped" | "failed: ..."
