@@ -89,7 +89,7 @@ class VideoSource:
                             ts = last_ts + step
                     if last_ts is not None and ts - last_ts > 0:
                         step = min(ts - last_ts, 1.0)
-                    if self.max_stream_s is not None and ts >= self.max_stream_s:
+                    if self.max_stream_s is not None and ts >= self.max_stream_s - 1e-6:
                         self.end_reason = "duration"
                         return
                     if self.paced:

@@ -30,6 +30,12 @@ def square_crop(box: np.ndarray, scale: float) -> tuple[float, float, float]:
     return (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale
 
 
+def crop_to_image(box: np.ndarray, scale: float, xy: np.ndarray) -> np.ndarray:
+    """Map (..., 2) crop pixel coordinates back to the image (the inverse of `PoseEstimator.crop`)."""
+    cx, cy, side = square_crop(box, scale)
+    return np.array([cx - side / 2, cy - side / 2], np.float32) + xy * (side / _SIZE)
+
+
 class PoseEstimator:
     def __init__(self, engine: Engine, *, presence_threshold: float = 0.5, crop_scale: float = 1.25,
                  min_box_height: float = 16.0, max_batch: int = 16):
@@ -42,7 +48,10 @@ class PoseEstimator:
         cx, cy, side = square_crop(box, self.crop_scale)
         x0, y0 = cx - side / 2, cy - side / 2
         s = _SIZE / side
-        m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32)   # image -> crop pixels
+        # Boxes and keypoints are continuous coordinates (a pixel's centre at i + 0.5), and so are the
+        # model's crop coordinates (corners at 0 and 256); warpAffine indexes pixel centres at i.
+        off = 0.5 * (s - 1.0)
+        m = np.array([[s, 0, off - x0 * s], [0, s, off - y0 * s]], np.float32)
         crop = cv2.warpAffine(image_bgr, m, (_SIZE, _SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
@@ -61,9 +70,7 @@ class PoseEstimator:
             for (i, j), lm, p in zip(chunk, landmarks, present):
                 if p < self.presence_threshold:
                     continue
-                cx, cy, side = square_crop(boxes[i][j], self.crop_scale)
                 pts = lm[BLAZEPOSE_TO_COCO17]
-                result[i][j, :, 0] = cx - side / 2 + pts[:, 0] * side / _SIZE
-                result[i][j, :, 1] = cy - side / 2 + pts[:, 1] * side / _SIZE
+                result[i][j, :, :2] = crop_to_image(boxes[i][j], self.crop_scale, pts[:, :2])
                 result[i][j, :, 2] = _sigmoid(pts[:, 3])
         return result

@@ -1,0 +1,20 @@
+import pytest
+
+from engines import backend_names, create_engine
+
+
+def test_unknown_backend_names_the_choices(models_dir):
+    with pytest.raises(ValueError, match="unknown engine backend 'tensorflow'; choose one of .*onnxruntime"):
+        create_engine("tensorflow", models_dir / "ssdlite_person.onnx")
+
+
+def test_missing_model_file_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make models"):
+        create_engine("onnxruntime", tmp_path / "nope.onnx")
+
+
+def test_onnxruntime_engine_reports_its_inputs_and_outputs(models_dir):
+    assert "onnxruntime" in backend_names()
+    e = create_engine("onnxruntime", models_dir / "ssdlite_person.onnx", threads=1)
+    assert e.input_names == ["image"] and e.output_names == ["boxes", "scores"]
+    assert e.providers[-1] == "CPUExecutionProvider"

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from stream.ingest.windows import WindowAssembler
+
+
+def _run(asm, timestamps):
+    made = []
+    windows = []
+    for seq, ts in enumerate(timestamps):
+        def image(seq=seq):
+            made.append(seq)
+            return np.zeros((2, 2, 3), np.uint8)
+        windows += asm.push(seq, ts, 1000.0 + ts, image)
+    return windows + asm.finish(), made
+
+
+@pytest.mark.parametrize("length,stride", [(4.0, 2.0), (2.0, 2.0), (3.0, 1.0), (1.0, 0.5)])
+def test_windows_tile_the_stream_exactly(length, stride):
+    ts = np.arange(795) / 10.0                      # vtest.avi: 795 frames at 10 fps -> 79.5 s
+    windows, _ = _run(WindowAssembler("cam", length, stride, 2.0), ts)
+    assert [w.window_id for w in windows] == list(range(len(windows)))
+    assert all(w.start == pytest.approx(k * stride) for k, w in enumerate(windows))
+    assert all(w.end - w.start == pytest.approx(length) for w in windows if w.end < 79.5 - 1e-9)
+    assert windows[-1].end == pytest.approx(79.5) and windows[-1].final
+    assert not any(w.final for w in windows[:-1])
+    assert all(b.start <= a.end + 1e-9 for a, b in zip(windows, windows[1:]))   # no hole between windows
+    assert windows[-1].start < 79.5
+
+
+def test_frames_are_sampled_at_the_configured_rate_and_only_they_are_converted():
+    ts = np.arange(200) / 25.0                      # 8 s at 25 fps
+    windows, made = _run(WindowAssembler("cam", 4.0, 4.0, 2.0), ts)
+    sampled = sorted({f.seq for w in windows for f in w.frames})
+    assert len(sampled) == 16                       # 2 fps for 8 s
+    assert made == sampled                          # no image made for a frame that was not sampled
+    assert all(len(w.frames) == 8 for w in windows)
+    for w in windows:
+        assert all(w.start <= f.ts < w.end for f in w.frames)
+        assert np.allclose(np.diff([f.ts for f in w.frames]), 0.5, atol=0.04 + 1e-9)   # within one frame
+
+
+def test_overlapping_windows_share_frames():
+    windows, _ = _run(WindowAssembler("cam", 4.0, 2.0, 2.0), np.arange(100) / 10.0)
+    a, b = windows[0], windows[1]
+    assert {f.seq for f in a.frames} & {f.seq for f in b.frames} == {f.seq for f in b.frames if f.ts < 4.0}
+
+
+def test_a_gap_in_the_stream_leaves_windows_with_fewer_frames_not_a_hole():
+    ts = np.concatenate([np.arange(0, 3, 0.1), np.arange(9, 12, 0.1)])
+    windows, _ = _run(WindowAssembler("cam", 2.0, 2.0, 2.0), ts)
+    assert [w.start for w in windows] == [0, 2, 4, 6, 8, 10]
+    assert [len(w.frames) for w in windows] == [4, 2, 0, 0, 2, 4]
+
+
+def test_timestamps_must_increase():
+    asm = WindowAssembler("cam", 2.0, 1.0, 2.0)
+    asm.push(0, 1.0, 0.0, lambda: np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ValueError, match="timestamps must increase"):
+        asm.push(1, 1.0, 0.0, lambda: np.zeros((1, 1, 3), np.uint8))
+
+
+def test_stride_longer_than_length_is_refused():
+    with pytest.raises(ValueError):
+        WindowAssembler("cam", 1.0, 2.0, 2.0)

@@ -1,0 +1,77 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stream.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "configs" / "demo.yaml"
+
+
+@pytest.fixture
+def demo(vtest, models_dir) -> dict:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def _error(data: dict) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, DEMO.parent, "demo.yaml")
+    return str(e.value)
+
+
+def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
+    cfg = load_config(DEMO)
+    assert cfg.cameras["lobby"].path == (ROOT / "data" / "vtest.avi").resolve()
+    assert cfg.cameras["lobby"].replay == "realtime"          # merged from the top-level default
+    assert cfg.alerts.endpoint == "tcp://127.0.0.1:5556"
+
+
+@pytest.mark.parametrize("mutate,expected", [
+    (lambda d: d["cameras"]["lobby"].update(replay="slow"), "cameras.lobby.replay: Input should be 'realtime' or 'fast'"),
+    (lambda d: d["cameras"]["lobby"].update(fps=5), "cameras.lobby.fps: unknown key"),
+    (lambda d: d["cameras"]["lobby"].update(path="missing.avi"), "cameras.lobby.path: video file .*missing.avi does not exist"),
+    (lambda d: d["cameras"]["lobby"].update(url="rtsp://cam/1"), "cameras.lobby: .*exactly one of `path`"),
+    (lambda d: d["cameras"].update(door={"url": "ftp://x"}), "cameras.door.url: URL must start with"),
+    (lambda d: d["windows"].update(stride_s=5.0), "windows: stride_s .* must not exceed length_s"),
+    (lambda d: d["windows"].update(sample_fps=0), "windows.sample_fps: Input should be greater than 0"),
+    (lambda d: d["events"].update(close_threshold=0.9), "events: close_threshold must be below open_threshold"),
+    (lambda d: d["models"]["pose"].update(path="nope.onnx"), "models.pose.path: model file .* does not exist"),
+    (lambda d: d["models"].update(backend="tensorflow"), "models.backend: unknown backend 'tensorflow'; choose one of"),
+    (lambda d: d["alerts"].update(endpoint="127.0.0.1:5556"), "alerts.endpoint: endpoint must be"),
+    (lambda d: d.update(cameras={}), "cameras: Dictionary should have at least 1 item"),
+    (lambda d: d.update(colour="red"), "colour: unknown key"),
+])
+def test_bad_config_is_one_line_naming_the_field_path(demo, mutate, expected):
+    data = copy.deepcopy(demo)
+    mutate(data)
+    msg = _error(data)
+    assert "\n" not in msg
+    assert msg.startswith("demo.yaml: ")
+    import re
+    assert re.search(expected, msg), msg
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cameras:\n  lobby: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+: not valid YAML"):
+        load_config(bad)
+
+
+def test_cli_exits_2_with_one_line_on_a_bad_config(tmp_path, demo):
+    data = copy.deepcopy(demo)
+    data["cameras"]["lobby"]["replay"] = "slow"
+    data["cameras"]["lobby"]["path"] = str(ROOT / "data" / "vtest.avi")
+    for m in ("person_detector", "pose"):
+        data["models"][m]["path"] = str(ROOT / "models" / Path(data["models"][m]["path"]).name)
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    done = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cameras.lobby.replay" in lines[0], done.stderr
