@@ -102,7 +102,7 @@ class Pipeline:
                 if stats.state != "streaming":
                     stats.state, stats.declared_fps = "streaming", source.declared_fps
                 sampled = asm.sampled
-                windows = asm.push(frame.seq, frame.ts, frame.wall, frame.image)
+                windows = asm.push(frame.seq, frame.ts, frame.wall, frame.pixels)
                 stats.count("frames_decoded")
                 stats.count("frames_sampled", asm.sampled - sampled)
                 stats.stream_time = frame.ts

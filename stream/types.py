@@ -2,17 +2,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Frame:
     camera: str
     seq: int              # per camera, from 0, counts every decoded frame (sampled or not)
     ts: float             # stream time in seconds, monotonic per camera, 0 at the first frame
     wall: float           # wall-clock capture (emission) time, seconds since the epoch
-    image: np.ndarray     # (H, W, 3) uint8 BGR
+    pixels: np.ndarray | Callable[[], np.ndarray] = field(repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H, W, 3) uint8 BGR. Ingest hands over the decoded picture and the first reader converts
+        it, on its own thread, so the decoding thread never waits for pixel work."""
+        if callable(self.pixels):
+            object.__setattr__(self, "pixels", self.pixels())
+        return self.pixels
+
+    def __getstate__(self) -> dict:   # crossing a process boundary carries the pixels, not a decoder frame
+        return {**self.__dict__, "pixels": self.image}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ _EPS = 1e-6
 class WindowAssembler:
     """Feed every decoded frame with `push`; it returns the windows that completed.
 
-    Only sampled frames are converted to images: `push` takes a callable that makes the image,
-    so the frames between samples cost a decode and nothing more."""
+    `push` takes the image or a callable that makes it: only sampled frames are ever converted,
+    and only when a later stage first reads `Frame.image`."""
 
     def __init__(self, camera: str, length_s: float, stride_s: float, sample_fps: float):
         if not 0 < stride_s <= length_s:
@@ -45,7 +45,7 @@ class WindowAssembler:
         self._drops.append(ts)
         self.dropped += 1
 
-    def push(self, seq: int, ts: float, wall: float, make_image: Callable[[], np.ndarray]) -> list[Window]:
+    def push(self, seq: int, ts: float, wall: float, pixels: np.ndarray | Callable[[], np.ndarray]) -> list[Window]:
         if self._last_ts is not None and ts <= self._last_ts:
             raise ValueError(f"camera {self.camera}: timestamps must increase ({ts} after {self._last_ts})")
         if self._last_ts is not None:
@@ -58,7 +58,7 @@ class WindowAssembler:
             self._next_window += 1
             self._prune()
         if ts + _EPS >= self._next_sample / self.fps:
-            self._frames.append(Frame(self.camera, seq, ts, wall, make_image()))
+            self._frames.append(Frame(self.camera, seq, ts, wall, pixels))
             self.sampled += 1
             # skip sample times that fell into a gap: the next sample is the next grid point after ts
             self._next_sample = math.floor(ts * self.fps + _EPS) + 1

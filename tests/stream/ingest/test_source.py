@@ -13,7 +13,7 @@ def test_file_frames_have_stream_timestamps_from_zero_at_the_file_rate(clip12):
     ts = np.array([f.ts for f in frames])
     assert ts[0] == 0.0 and np.allclose(np.diff(ts), 0.1)
     assert [f.seq for f in frames] == list(range(120))
-    img = frames[50].image()
+    img = frames[50].pixels()
     assert img.shape == (576, 768, 3) and img.dtype == np.uint8 and img.std() > 10   # real picture
     assert src.end_reason == "finished"
 

@@ -33,7 +33,10 @@ def test_frames_are_sampled_at_the_configured_rate_and_only_they_are_converted()
     windows, made = _run(WindowAssembler("cam", 4.0, 4.0, 2.0), ts)
     sampled = sorted({f.seq for w in windows for f in w.frames})
     assert len(sampled) == 16                       # 2 fps for 8 s
-    assert made == sampled                          # no image made for a frame that was not sampled
+    assert made == []                               # nothing converted until a stage reads it
+    assert all(f.image.shape == (2, 2, 3) for w in windows for f in w.frames)
+    assert made == sampled                          # then once each, and never for unsampled frames
+    assert all(f.image is f.image for w in windows for f in w.frames)
     assert all(len(w.frames) == 8 for w in windows)
     for w in windows:
         assert all(w.start <= f.ts < w.end for f in w.frames)

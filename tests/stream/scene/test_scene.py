@@ -86,7 +86,7 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     builder = SceneBuilder(detector, pose)
     graphs = []
     for f in VideoSource("lobby", str(clip12), is_file=True, replay="fast").frames():
-        for w in asm.push(f.seq, f.ts, f.wall, f.image):
+        for w in asm.push(f.seq, f.ts, f.wall, f.pixels):
             graphs.append(builder.build(w))
     graphs += [builder.build(w) for w in asm.finish()]
     assert [g.window_id for g in graphs] == list(range(6))
