@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
 SCHEMA_VERSION = 1
@@ -33,6 +33,10 @@ def _resolve_path(value: Path, info: ValidationInfo, what: str) -> Path:
     if (info.context or {}).get("check_files", True) and not path.is_file():
         raise ValueError(f"{what} {path} does not exist")
     return path
+
+
+ModelFile = Annotated[Path, AfterValidator(
+    lambda v, info: _resolve_path(v, info, "model file (bundled models: `make models`)"))]
 
 
 class CameraConfig(_Strict):
@@ -77,27 +81,17 @@ class WindowConfig(_Strict):
 
 
 class PersonDetectorConfig(_Strict):
-    path: Path = Field(description="ONNX person detector (boxes, scores outputs), e.g. models/ssdlite_person.onnx.")
+    path: ModelFile = Field(description="ONNX person detector (boxes, scores outputs), e.g. models/ssdlite_person.onnx.")
     score_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Minimum person score.")
     nms_iou: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which overlapping boxes are merged.")
     max_people: int = Field(64, ge=1, le=1000, description="Most people kept per frame (highest scores).")
 
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, v: Path, info: ValidationInfo) -> Path:
-        return _resolve_path(v, info, "model file (bundled models: `make models`)")
-
 
 class PoseConfig(_Strict):
-    path: Path = Field(description="ONNX BlazePose landmark model, e.g. models/pose_landmark_full.onnx.")
+    path: ModelFile = Field(description="ONNX BlazePose landmark model, e.g. models/pose_landmark_full.onnx.")
     presence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum pose-present probability.")
     crop_scale: float = Field(1.25, ge=1.0, le=3.0, description="Square crop side as a multiple of the box's long side.")
     min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="People shorter than this (px) get no pose.")
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, v: Path, info: ValidationInfo) -> Path:
-        return _resolve_path(v, info, "model file (bundled models: `make models`)")
 
 
 class ModelsConfig(_Strict):

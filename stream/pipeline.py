@@ -39,6 +39,7 @@ class StageQueue:
     def put(self, item, *, policy: str | None = None, abort: threading.Event | None = None) -> bool:
         """Returns False only when `abort` was set while blocking."""
         if (policy or self.policy) == "block" or isinstance(item, EndOfStream):   # ends are never dropped
+            # an end waits for room like a lossless put; `abort` still frees it if a stage died
             while True:
                 try:
                     self._q.put(item, timeout=0.1)
@@ -82,8 +83,9 @@ class Pipeline:
         self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason
 
         def dropped(item):
-            if isinstance(item, Window):
+            if isinstance(item, (Window, SceneGraph)):
                 self.stats[item.camera].count("windows_dropped")
+                self._emitted_at.pop((item.camera, item.window_id), None)
         self.windows = StageQueue(cfg.queues.windows, on_drop=dropped)
         self.scenes = StageQueue(cfg.queues.scenes, on_drop=dropped)
         self.outbox = StageQueue(cfg.queues.outbox)
@@ -116,7 +118,7 @@ class Pipeline:
             reason = f"failed: {e}"
         for window in asm.finish():
             self._emit(window, policy)
-        self.windows.put(EndOfStream(camera, reason))
+        self.windows.put(EndOfStream(camera, reason), abort=self._abort)
 
     def _emit(self, window: Window, policy: str) -> None:
         self.stats[window.camera].count("windows_emitted")
