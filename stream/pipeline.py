@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import replace
 from typing import Callable
 
@@ -27,49 +28,53 @@ log = logging.getLogger(__name__)
 
 
 class StageQueue:
-    """A bounded queue with a declared policy when full: `block` (lossless) or `drop_oldest`."""
+    """A bounded queue with a declared policy when full: `block` (lossless) or `drop_oldest`.
+
+    Ends of stream are never dropped: drop_oldest removes the oldest item that is not one."""
 
     def __init__(self, maxsize: int, policy: str = "block", on_drop: Callable[[object], None] | None = None):
         if policy not in ("block", "drop_oldest"):
             raise ValueError(f"unknown queue policy {policy!r}")
-        self._q: queue.Queue = queue.Queue(maxsize)
-        self.policy, self._on_drop = policy, on_drop
+        self.maxsize, self.policy, self._on_drop = maxsize, policy, on_drop
+        self._items: deque = deque()
+        self._cond = threading.Condition()
         self.dropped = 0
 
     def put(self, item, *, policy: str | None = None, abort: threading.Event | None = None) -> bool:
-        """Returns False only when `abort` was set while blocking."""
-        if (policy or self.policy) == "block" or isinstance(item, EndOfStream):   # ends are never dropped
-            # an end waits for room like a lossless put; `abort` still frees it if a stage died
-            while True:
-                try:
-                    self._q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
+        """Returns False only when `abort` was set while waiting for room."""
+        dropped = []
+        with self._cond:
+            if (policy or self.policy) == "block" or isinstance(item, EndOfStream):
+                while len(self._items) >= self.maxsize:
                     if abort is not None and abort.is_set():
                         return False
-        while True:
-            try:
-                self._q.put_nowait(item)
-                return True
-            except queue.Full:
-                try:
-                    old = self._q.get_nowait()
-                except queue.Empty:
-                    continue
-                if isinstance(old, EndOfStream):   # keep ends: put it back and drop the newcomer instead
-                    self._q.put(old)
-                    old = item
-                self.dropped += 1
-                if self._on_drop:
-                    self._on_drop(old)
-                if old is item:
-                    return True
+                    self._cond.wait(0.1)
+            else:
+                while len(self._items) >= self.maxsize:
+                    oldest = next((x for x in self._items if not isinstance(x, EndOfStream)), None)
+                    if oldest is None:
+                        break      # only ends are queued: exceed the bound by one rather than lose one
+                    self._items.remove(oldest)
+                    dropped.append(oldest)
+                self.dropped += len(dropped)
+            self._items.append(item)
+            self._cond.notify_all()
+        for old in dropped:
+            if self._on_drop:
+                self._on_drop(old)
+        return True
 
     def get(self, timeout: float | None = None):
-        return self._q.get(timeout=timeout)
+        """The oldest item; raises queue.Empty after `timeout` seconds with nothing to get."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
 
     def qsize(self) -> int:
-        return self._q.qsize()
+        return len(self._items)
 
 
 class Pipeline:
