@@ -191,7 +191,7 @@ def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
     b = GraphBuilder(Path(path).stem)
     names: dict[str, str] = dict(in_map)
     shapes: dict[str, list] = {_node_name(k): v[1] for k, v in inputs.items()}
-    folded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # conv name -> BN (scale, shift) folded into it
+    folded: dict[str, str] = {}  # batch-norm name -> the convolution it was folded into
 
     def const(name: str) -> np.ndarray:
         node = nodes[_node_name(name)]

@@ -68,7 +68,6 @@ class VideoSource:
         seq = 0
         offset = 0.0                    # stream time added for each loop of a file
         last_ts: float | None = None
-        step = 1.0 / (self.declared_fps or 25.0)
         t0_clock: float | None = None
         while True:
             container, stream = self._open()

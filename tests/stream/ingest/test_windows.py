@@ -66,3 +66,15 @@ def test_timestamps_must_increase():
 def test_stride_longer_than_length_is_refused():
     with pytest.raises(ValueError):
         WindowAssembler("cam", 1.0, 2.0, 2.0)
+
+
+def test_frames_lost_upstream_are_charged_to_every_window_that_spans_them():
+    asm = WindowAssembler("cam", 4.0, 2.0, 2.0)
+    windows = []
+    for seq, ts in enumerate(np.arange(100) / 10.0):
+        if seq in (25, 26):              # lost at 2.5 s and 2.6 s
+            asm.note_dropped(ts)
+            continue
+        windows += asm.push(seq, ts, 0.0, lambda: np.zeros((1, 1, 3), np.uint8))
+    windows += asm.finish()
+    assert [w.dropped_frames for w in windows[:3]] == [2, 2, 0] and asm.dropped == 2
