@@ -84,17 +84,18 @@ class Pipeline:
         self.publisher, self.stop = publisher, stop
         self.stats = {cam: CameraStats(cam) for cam in sources}
         self._abort = threading.Event()          # a stage failed: unblock everyone, end now
-        self.fatal: str | None = None
+        self.fatal: str | None = None            # why a stage broke, if one did
+        self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
         self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason
+        self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
 
-        def dropped(item):
-            if isinstance(item, (Window, SceneGraph)):
-                self.stats[item.camera].count("windows_dropped")
-                self._emitted_at.pop((item.camera, item.window_id), None)
+        def dropped(window: Window) -> None:
+            self.stats[window.camera].count("windows_dropped")
+            self._emitted_at.pop((window.camera, window.window_id), None)
+        # only the windows queue ever drops (live sources); later queues block, so nothing accepted is lost
         self.windows = StageQueue(cfg.queues.windows, on_drop=dropped)
-        self.scenes = StageQueue(cfg.queues.scenes, on_drop=dropped)
+        self.scenes = StageQueue(cfg.queues.scenes)
         self.outbox = StageQueue(cfg.queues.outbox)
-        self._emitted_at: dict[tuple[str, int], float] = {}
 
     # -- stages ---------------------------------------------------------------------------------
     def _run_source(self, camera: str, source: VideoSource) -> None:

@@ -46,7 +46,6 @@ class VideoSource:
         self._clock = clock
         self._sleep = sleep or (lambda s: self.stop.wait(s))
         self.declared_fps: float | None = None
-        self.frames_decoded = 0
         self.end_reason = "finished"
 
     def _open(self):
@@ -103,7 +102,6 @@ class VideoSource:
                                 self.end_reason = "stopped"
                                 return
                     last_ts = ts
-                    self.frames_decoded += 1
                     yield Decoded(seq, ts, time.time(), _bgr(frame))
                     seq += 1
             except av.FFmpegError as e:

@@ -123,7 +123,7 @@ class BaselineDetector:
                 if vals.size and vals.max() > score:
                     score, cat = float(vals.max()), name
                     if score > best:
-                        i, t = np.unravel_index(np.argmax(vals), vals.shape)
+                        i, _ = np.unravel_index(np.argmax(vals), vals.shape)
                         best = score
                         best_reason = self._reason(name, scene.tracks[i], score, start)
             seconds.append(SecondScore(start, end, score, cat))

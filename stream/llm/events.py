@@ -41,12 +41,14 @@ class EventTracker:
     def update(self, verdict: Verdict) -> list[Alert]:
         alerts = []
         span = max(verdict.end - verdict.start, _EPS)
+
+        def wall_at(t: float) -> float:   # wall clock of stream time t, interpolated over the window
+            return verdict.wall_start + (verdict.wall_end - verdict.wall_start) * (t - verdict.start) / span
+
         for sec in verdict.seconds:
             if sec.start < self._decided_until - _EPS:
                 continue
             self._decided_until = sec.end
-            # wall time of this second, interpolated over the window's wall span
-            wall_at = lambda t: verdict.wall_start + (verdict.wall_end - verdict.wall_start) * (t - verdict.start) / span  # noqa: E731
             if self._open is None:
                 if sec.score >= self.cfg.open_threshold and sec.start >= self._cooldown_until - _EPS:
                     if self._above_since is None:
