@@ -49,7 +49,8 @@ class GraphBuilder:
         return output
 
     def activation(self, x: str, kind: str, output: str | None = None) -> str:
-        """Apply a fused activation by its name (none, relu, relu6, relu_n1_to_1, tanh)."""
+        """Apply a fused activation by its name (none, relu, relu6, relu_n1_to_1, tanh); `output`
+        names the result (for "none" through an Identity, only needed for a graph output)."""
         if kind == "none":
             return self.node("Identity", [x], output) if output else x
         if kind == "relu":

@@ -121,12 +121,11 @@ def convert_tflite(path: str | Path) -> onnx.ModelProto:
                 w_oihw, group = w.transpose(0, 3, 1, 2), 1
             act = _ACTIVATIONS[o.FusedActivationFunction()]
             y = b.conv_nhwc(value(ins[0]), w_oihw, bias, strides=strides, pads=(pt, pl, pb, pr),
-                            dilations=dil, group=group, output=oname if act == "none" else None)
-            names[out] = b.activation(y, act, oname) if act != "none" else y
+                            dilations=dil, group=group)
+            names[out] = b.activation(y, act, oname)
         elif opname == "ADD":
             act = _ACTIVATIONS[_options(op, tflite.AddOptions).FusedActivationFunction()]
-            y = b.node("Add", [value(ins[0]), value(ins[1])], oname if act == "none" else None)
-            names[out] = b.activation(y, act, oname) if act != "none" else y
+            names[out] = b.activation(b.node("Add", [value(ins[0]), value(ins[1])]), act, oname)
         elif opname == "PAD":
             pads = const_of(ins[1]).astype(np.int64)  # (rank, 2): before, after
             names[out] = b.node("Pad", [value(ins[0]), b.const(np.concatenate([pads[:, 0], pads[:, 1]]))],
@@ -140,9 +139,8 @@ def convert_tflite(path: str | Path) -> onnx.ModelProto:
             else:
                 pt = pb = pl = pr = 0
             act = _ACTIVATIONS[o.FusedActivationFunction()]
-            y = b.maxpool_nhwc(value(ins[0]), kernel=k, strides=s, pads=(pt, pl, pb, pr),
-                               output=oname if act == "none" else None)
-            names[out] = b.activation(y, act, oname) if act != "none" else y
+            y = b.maxpool_nhwc(value(ins[0]), kernel=k, strides=s, pads=(pt, pl, pb, pr))
+            names[out] = b.activation(y, act, oname)
         elif opname == "RESIZE_BILINEAR":
             o = _options(op, tflite.ResizeBilinearOptions)
             ih, iw = src.shape(ins[0])[1:3]
@@ -158,8 +156,7 @@ def convert_tflite(path: str | Path) -> onnx.ModelProto:
         elif opname == "CONCATENATION":
             o = _options(op, tflite.ConcatenationOptions)
             act = _ACTIVATIONS[o.FusedActivationFunction()]
-            y = b.node("Concat", [value(i) for i in ins], oname if act == "none" else None, axis=o.Axis())
-            names[out] = b.activation(y, act, oname) if act != "none" else y
+            names[out] = b.activation(b.node("Concat", [value(i) for i in ins], axis=o.Axis()), act, oname)
         elif opname == "LOGISTIC":
             names[out] = b.node("Sigmoid", [value(ins[0])], oname)
         else:
