@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup demo test bench models data clean
+.PHONY: setup sysdeps demo test bench models data clean
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -17,11 +17,17 @@ demo: setup
 	$(PY) run_pipeline.py --config configs/demo.yaml $(ARGS); code=$$?; \
 	wait $$sub; exit $$code
 
-test: setup
+test: setup sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup sysdeps
 	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_ingest.py
+
+# Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,
+# installed only when missing.
+sysdeps:
+	scripts/install_system_deps.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -3,7 +3,8 @@
     python run_pipeline.py --config configs/demo.yaml [--replay realtime|fast] [--duration S] [--loop]
 
 Exit status: 0 at the end of finite input (or after a clean stop), 2 on a bad config,
-1 with a one-line reason on any other fatal error.
+1 with a one-line reason on any other fatal error. SIGHUP re-reads the config: cameras are added,
+removed or restarted without disturbing the others (a bad new config is logged and ignored).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = build_pipeline(cfg, stop=stop, replay=args.replay, loop=args.loop or None,
                                   duration_s=args.duration)
+        signal.signal(signal.SIGHUP, lambda *_: pipeline.request_reload(lambda: load_config(args.config)))
         code = pipeline.run()
     except Exception as e:  # noqa: BLE001 - the contract is one line, not a traceback
         logging.getLogger("hawkwatch").debug("fatal", exc_info=True)

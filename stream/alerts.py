@@ -38,6 +38,7 @@ def verdict_payload(v: Verdict) -> dict[str, Any]:
         "categories": _rounded(v.categories), "explanation": v.explanation,
         "seconds": [{"start": s.start, "end": s.end, "score": round(s.score, 4), "category": s.category}
                     for s in v.seconds],
+        "gaps": [[round(a, 3), round(b, 3)] for a, b in v.gaps],
         "latency_ms": _rounded(v.latency_ms),
     }
 

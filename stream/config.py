@@ -39,9 +39,44 @@ ModelFile = Annotated[Path, AfterValidator(
     lambda v, info: _resolve_path(v, info, "model file (bundled models: `make models`)"))]
 
 
+class IngestConfig(_Strict):
+    """How a live source is opened, watched and reopened. Set defaults under the top-level `ingest`
+    and override any field per camera (`cameras.<id>.ingest`)."""
+    rtsp_transport: Literal["tcp", "udp"] = Field(
+        "tcp", description="RTSP only: interleaved over the TCP connection, or RTP over UDP.")
+    open_timeout_s: float = Field(10.0, gt=0.0, le=600.0, description="Seconds to connect and read the stream header.")
+    probe_s: float = Field(1.0, gt=0.0, le=30.0,
+                           description="Seconds of a live stream FFmpeg reads to learn its format (latency at connect).")
+    watchdog_s: float = Field(5.0, gt=0.0, le=3600.0,
+                              description="No decoded frame for this long: the source is stalled and reconnects.")
+    backoff_initial_s: float = Field(0.5, gt=0.0, le=600.0, description="First wait before reconnecting.")
+    backoff_max_s: float = Field(10.0, gt=0.0, le=3600.0, description="The wait doubles per failed attempt up to this cap.")
+    backoff_jitter: float = Field(0.2, ge=0.0, le=1.0,
+                                  description="Each wait is scaled by a random factor in [1 - jitter, 1 + jitter].")
+    max_reconnects: int | None = Field(
+        None, ge=0, le=10_000_000,
+        description="Failed attempts in a row before the camera is given up (null: never give up).")
+    gap_s: float = Field(1.0, gt=0.0, le=3600.0,
+                         description="Stream time missing between two frames beyond this (or 2.5 frame intervals, "
+                                     "whichever is larger) is reported as a gap.")
+    options: dict[str, str] = Field(default_factory=dict,
+                                    description="Extra FFmpeg options for av.open, e.g. {fflags: nobuffer}.")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> IngestConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError(f"backoff_initial_s ({self.backoff_initial_s}) must not exceed "
+                             f"backoff_max_s ({self.backoff_max_s})")
+        return self
+
+
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
+    device: str | None = Field(None, description="A local camera device, e.g. /dev/video0 (Video4Linux2).")
+    ingest: IngestConfig = Field(default_factory=IngestConfig,
+                                 description="Live sources: transport, timeouts, watchdog, backoff (merged over "
+                                             "the top-level `ingest`).")
     replay: Literal["realtime", "fast"] = Field(
         "realtime", description="Files only: pace by the file's timestamps, or as fast as the pipeline takes "
                                 "frames (lossless). Defaults to the top-level `replay`.")
@@ -60,11 +95,22 @@ class CameraConfig(_Strict):
             raise ValueError(f"URL must start with one of {', '.join(URL_SCHEMES)}")
         return v
 
+    @field_validator("device")
+    @classmethod
+    def _device_path(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/dev/"):
+            raise ValueError("device must be a path under /dev/, e.g. /dev/video0")
+        return v
+
     @model_validator(mode="after")
     def _one_source(self) -> CameraConfig:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("give exactly one of `path` (a file) or `url` (a stream)")
+        if sum(x is not None for x in (self.path, self.url, self.device)) != 1:
+            raise ValueError("give exactly one of `path` (a file), `url` (a stream) or `device` (a local camera)")
         return self
+
+    @property
+    def target(self) -> str:
+        return str(self.path) if self.path is not None else (self.url or self.device)
 
 
 class WindowConfig(_Strict):
@@ -170,6 +216,9 @@ class AlertsConfig(_Strict):
 
 class QueuesConfig(_Strict):
     windows: int = Field(8, ge=1, le=10_000, description="Windows waiting for the scene stage.")
+    windows_policy: Literal["auto", "block", "drop_oldest"] = Field(
+        "auto", description="When the windows queue is full: `block` the source (lossless), `drop_oldest` "
+                            "(latency never grows; drops are counted), or `auto`: block for files, drop for live.")
     scenes: int = Field(8, ge=1, le=10_000, description="Scene graphs waiting for the detector.")
     outbox: int = Field(10_000, ge=1, le=1_000_000, description="Messages waiting to be published.")
 
@@ -178,6 +227,7 @@ class HawkwatchConfig(_Strict):
     version: Literal[1] = Field(1, description="Config schema version.")
     replay: Literal["realtime", "fast"] = Field("realtime", description="Default replay mode for file cameras.")
     cameras: dict[CameraId, CameraConfig] = Field(min_length=1, description="Cameras by id (used in topics).")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Defaults for every live camera.")
     windows: WindowConfig = Field(default_factory=WindowConfig)
     models: ModelsConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
@@ -189,11 +239,19 @@ class HawkwatchConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _camera_defaults(cls, data):
-        """Merge the top-level defaults into each camera, so runtime code sees resolved cameras."""
+        """Merge the top-level defaults (`replay`, `ingest`) into each camera, so runtime code sees
+        resolved cameras."""
         if isinstance(data, dict) and isinstance(data.get("cameras"), dict):
-            default = data.get("replay", "realtime")
-            data = {**data, "cameras": {
-                k: ({"replay": default, **v} if isinstance(v, dict) else v) for k, v in data["cameras"].items()}}
+            replay = data.get("replay", "realtime")
+            ingest = data.get("ingest") or {}
+
+            def merged(cam):
+                if not isinstance(cam, dict):
+                    return cam
+                own = cam.get("ingest") or {}
+                both = {**ingest, **own} if isinstance(ingest, dict) and isinstance(own, dict) else own
+                return {"replay": replay, **cam, **({"ingest": both} if both else {})}
+            data = {**data, "cameras": {k: merged(v) for k, v in data["cameras"].items()}}
         return data
 
     @model_validator(mode="after")

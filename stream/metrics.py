@@ -27,38 +27,49 @@ class Latency:
 class CameraStats:
     """Written by the stage threads, read by the health loop (under a lock)."""
 
-    COUNTERS = ("frames_decoded", "frames_sampled", "windows_emitted", "windows_dropped", "windows_done",
-                "alerts")
+    COUNTERS = ("frames_decoded", "frames_sampled", "windows_emitted", "windows_dropped", "windows_skipped",
+                "windows_done", "alerts", "reconnects", "decode_errors", "gaps")
 
-    def __init__(self, camera: str):
-        self.camera = camera
+    def __init__(self, camera: str, kind: str = "file", target: str = ""):
+        self.camera, self.kind, self.target = camera, kind, target
         self.state = "starting"
+        self.detail: str | None = None
         self.declared_fps: float | None = None
         self.stream_time = 0.0
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(self.COUNTERS, 0)
         self._latency: dict[str, Latency] = {}
-        self._last = (time.monotonic(), dict(self._counts))
+        self._last = (time.monotonic(), 0.0, dict(self._counts))
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
+
+    def set(self, name: str, value: int) -> None:
+        with self._lock:
+            self._counts[name] = value
 
     def latency(self, stage: str, ms: float) -> None:
         with self._lock:
             self._latency.setdefault(stage, Latency()).add(ms)
 
     def snapshot(self) -> dict:
-        """Totals, rates since the previous snapshot, and latency percentiles."""
+        """Totals, rates since the previous snapshot, and latency percentiles. `measured_fps` is
+        frames per second of stream time (what the camera really sends, against `declared_fps`);
+        `fps_in` is frames decoded per wall-clock second (above it during a fast replay)."""
         with self._lock:
-            now, counts = time.monotonic(), dict(self._counts)
-            then, before = self._last
-            self._last = (now, counts)
+            now, stream_time, counts = time.monotonic(), self.stream_time, dict(self._counts)
+            then, stream_then, before = self._last
+            self._last = (now, stream_time, counts)
             lat = {k: v.summary() for k, v in self._latency.items()}
         dt = max(now - then, 1e-6)
+        frames = counts["frames_decoded"] - before["frames_decoded"]
+        stream_dt = stream_time - stream_then
         return {
-            "state": self.state, "stream_time": round(self.stream_time, 3), "declared_fps": self.declared_fps,
-            "fps_in": round((counts["frames_decoded"] - before["frames_decoded"]) / dt, 2),
+            "state": self.state, "detail": self.detail, "source": self.kind, "target": self.target,
+            "stream_time": round(stream_time, 3), "declared_fps": self.declared_fps,
+            "measured_fps": round(frames / stream_dt, 2) if stream_dt > 0 else None,
+            "fps_in": round(frames / dt, 2),
             "fps_out": round((counts["frames_sampled"] - before["frames_sampled"]) / dt, 2),
             **counts, "latency_ms": {k: v for k, v in lat.items() if v},
         }

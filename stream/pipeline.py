@@ -1,9 +1,15 @@
 """Wire the stages: sources -> windows -> scene -> detector -> events -> publisher.
 
 One thread per camera source, one for the scene stage, one for the detector; the calling thread
-publishes (it owns the ZeroMQ socket) and sends health. Every arrow is a bounded queue: replay
-blocks (lossless), live streams drop the oldest window and count it. On stop, sources end their
-streams and everything already accepted flows through to the subscriber before the socket closes.
+publishes (it owns the ZeroMQ socket), sends health (at once on every source state change, and
+every `health_interval_s`) and applies config reloads. Every arrow is a bounded queue: replay
+blocks (lossless), live streams drop the oldest window and count it (`queues.windows_policy`).
+On stop, sources end their streams and everything already accepted flows through to the
+subscriber before the socket closes.
+
+Cameras come and go while running (`reload`): a removed camera's source stops and its end of
+stream flushes it through every stage; an added one starts; a changed one restarts once its old
+instance has flushed. The other cameras never notice.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from dataclasses import replace
 from typing import Callable
 
 from stream.alerts import Publisher, alert_payload, verdict_payload
-from stream.config import HawkwatchConfig
+from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler
 from stream.llm.events import EventTracker
@@ -78,15 +84,23 @@ class StageQueue:
 
 
 class Pipeline:
-    def __init__(self, cfg: HawkwatchConfig, sources: dict[str, VideoSource], scene: SceneBuilder,
-                 detector: Callable[[SceneGraph], Verdict], publisher: Publisher, stop: threading.Event):
-        self.cfg, self.sources, self.scene, self.detector = cfg, sources, scene, detector
+    def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource],
+                 scene: SceneBuilder, detector: Callable[[SceneGraph], Verdict], publisher: Publisher,
+                 stop: threading.Event):
+        self.cfg, self.make_source, self.scene, self.detector = cfg, make_source, scene, detector
         self.publisher, self.stop = publisher, stop
-        self.stats = {cam: CameraStats(cam) for cam in sources}
+        self.sources: dict[str, VideoSource] = {}
+        self.stats: dict[str, CameraStats] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._changes: queue.SimpleQueue = queue.SimpleQueue()   # (camera, state, detail) from source threads
+        self._restart: dict[str, CameraConfig] = {}   # changed cameras, started once the old instance ended
+        self._removed: set[str] = set()               # cameras being removed (their end is not a result)
+        self._reload: Callable[[], HawkwatchConfig] | None = None
         self._abort = threading.Event()          # a stage failed: unblock everyone, end now
+        self._finished = threading.Event()       # every camera has ended: stage threads exit
         self.fatal: str | None = None            # why a stage broke, if one did
         self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
-        self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason
+        self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason (cameras still configured)
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
 
         def dropped(window: Window) -> None:
@@ -96,23 +110,79 @@ class Pipeline:
         self.windows = StageQueue(cfg.queues.windows, on_drop=dropped)
         self.scenes = StageQueue(cfg.queues.scenes)
         self.outbox = StageQueue(cfg.queues.outbox)
+        for cam, c in cfg.cameras.items():
+            if c.enabled:
+                self._add_camera(cam, c)
+
+    # -- cameras ---------------------------------------------------------------------------------
+    def _add_camera(self, camera: str, cfg: CameraConfig) -> None:
+        def on_state(state: str, detail: str | None) -> None:
+            self._changes.put((camera, state, detail))
+        source = self.make_source(camera, cfg, on_state)
+        self.sources[camera] = source
+        self.stats[camera] = CameraStats(camera, source.kind, source.name)
+        self.ended.pop(camera, None)
+
+    def _start_camera(self, camera: str) -> None:
+        t = threading.Thread(target=self._run_source, args=(camera, self.sources[camera]),
+                             name=f"source-{camera}", daemon=True)
+        self._threads[camera] = t
+        t.start()
+
+    def request_reload(self, load: Callable[[], HawkwatchConfig]) -> None:
+        """Ask the running pipeline to re-read its config (thread- and signal-safe); applied by run()."""
+        self._reload = load
+
+    def _apply_reload(self, load: Callable[[], HawkwatchConfig]) -> None:
+        try:
+            new = load()
+        except ConfigError as e:
+            log.error("config reload rejected, keeping the running config: %s", e)
+            return
+        old = {c: cc for c, cc in self.cfg.cameras.items() if cc.enabled}
+        want = {c: cc for c, cc in new.cameras.items() if cc.enabled}
+        for cam in sorted(old.keys() | want.keys()):
+            if cam in want and cam not in old:
+                log.info("reload: adding camera %s", cam)
+                if cam in self.sources:       # still flushing an earlier removal: start after it
+                    self._restart[cam] = want[cam]
+                    self._removed.discard(cam)
+                else:
+                    self._add_camera(cam, want[cam])
+                    self._start_camera(cam)
+            elif cam in old and cam not in want:
+                log.info("reload: removing camera %s", cam)
+                self._restart.pop(cam, None)
+                self._removed.add(cam)
+                self.sources[cam].stop.set()
+            elif old[cam] != want[cam]:
+                log.info("reload: camera %s changed; restarting it", cam)
+                self._restart[cam] = want[cam]
+                self.sources[cam].stop.set()
+        ignored = [k for k in HawkwatchConfig.model_fields
+                   if k not in ("cameras", "ingest", "replay") and getattr(new, k) != getattr(self.cfg, k)]
+        if ignored:
+            log.warning("reload: changes to %s take effect only after a restart", ", ".join(ignored))
+        self.cfg = self.cfg.model_copy(update={"cameras": new.cameras, "ingest": new.ingest, "replay": new.replay})
 
     # -- stages ---------------------------------------------------------------------------------
     def _run_source(self, camera: str, source: VideoSource) -> None:
         stats = self.stats[camera]
         w = self.cfg.windows
         asm = WindowAssembler(camera, w.length_s, w.stride_s, w.sample_fps)
-        policy = "block" if source.is_file else "drop_oldest"
+        policy = self.cfg.queues.windows_policy
+        if policy == "auto":
+            policy = "drop_oldest" if source.live else "block"
         reason = "finished"
         try:
-            stats.state = "connecting"
             for frame in source.frames():
-                if stats.state != "streaming":
-                    stats.state, stats.declared_fps = "streaming", source.declared_fps
-                sampled = asm.sampled
-                windows = asm.push(frame.seq, frame.ts, frame.wall, frame.pixels)
+                stats.declared_fps = source.declared_fps
+                sampled, skipped = asm.sampled, asm.skipped
+                windows = asm.push(frame.seq, frame.ts, frame.wall, frame.pixels, frame.gap)
                 stats.count("frames_decoded")
                 stats.count("frames_sampled", asm.sampled - sampled)
+                stats.count("windows_skipped", asm.skipped - skipped)
+                stats.count("gaps", frame.gap is not None)
                 stats.stream_time = frame.ts
                 for window in windows:
                     self._emit(window, policy)
@@ -122,6 +192,9 @@ class Pipeline:
         except SourceError as e:
             log.error("%s", e)
             reason = f"failed: {e}"
+        except Exception as e:   # a bug in ingest must not take the other cameras down
+            log.exception("camera %s: ingest failed", camera)
+            reason = f"failed: {type(e).__name__}: {e}"
         for window in asm.finish():
             self._emit(window, policy)
         self.windows.put(EndOfStream(camera, reason), abort=self._abort)
@@ -132,10 +205,13 @@ class Pipeline:
         self.windows.put(window, policy=policy, abort=self._abort)
 
     def _run_scene(self) -> None:
-        self._stage_loop(self.windows, self.scenes, self.scene.build, "scene")
+        def end(eos: EndOfStream) -> list:
+            self.scene.forget(eos.camera)
+            return []
+        self._stage_loop(self.windows, self.scenes, self.scene.build, "scene", on_end=end)
 
     def _run_detector(self) -> None:
-        trackers = {cam: EventTracker(cam, self.cfg.events) for cam in self.sources}
+        trackers: dict[str, EventTracker] = {}
         last: dict[str, Verdict] = {}
 
         def decide(scene: SceneGraph) -> list:
@@ -145,18 +221,21 @@ class Pipeline:
                 verdict = replace(verdict, latency_ms={
                     **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
             last[scene.camera] = verdict
-            return [("verdict", verdict), *(("alert", a) for a in trackers[scene.camera].update(verdict))]
+            tracker = trackers.setdefault(scene.camera, EventTracker(scene.camera, self.cfg.events))
+            return [("verdict", verdict), *(("alert", a) for a in tracker.update(verdict))]
 
         def flush(end: EndOfStream) -> list:
-            return [("alert", a) for a in trackers[end.camera].flush(last.get(end.camera))]
+            tracker = trackers.pop(end.camera, None)
+            closing = tracker.flush(last.get(end.camera)) if tracker else []
+            last.pop(end.camera, None)
+            return [("alert", a) for a in closing]
 
         self._stage_loop(self.scenes, self.outbox, decide, "detector", on_end=flush, many=True)
 
     def _stage_loop(self, inbox: StageQueue, outbox: StageQueue, work, name: str, on_end=None,
                     many: bool = False) -> None:
-        open_cams = set(self.sources)
         try:
-            while open_cams and not self._abort.is_set():
+            while not self._finished.is_set() and not self._abort.is_set():
                 try:
                     item = inbox.get(timeout=0.1)
                 except queue.Empty:
@@ -164,7 +243,6 @@ class Pipeline:
                 if isinstance(item, EndOfStream):
                     for out in (on_end(item) if on_end else []):
                         outbox.put(out, abort=self._abort)
-                    open_cams.discard(item.camera)
                     outbox.put(item, abort=self._abort)
                     continue
                 result = work(item)
@@ -176,18 +254,47 @@ class Pipeline:
             self._abort.set()
 
     # -- publishing (the calling thread) --------------------------------------------------------
-    def _health(self, camera: str) -> None:
-        snap = self.stats[camera].snapshot()
+    def _health(self, camera: str, state: str | None = None, detail: str | None = None) -> None:
+        stats, source = self.stats[camera], self.sources[camera]
+        stats.set("reconnects", source.reconnects)
+        stats.set("decode_errors", source.decode_errors)
+        snap = stats.snapshot()
+        if state is not None:             # a state change: say the state it changed to, even if it moved on
+            snap["state"], snap["detail"] = state, detail
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
                           "outbox": self.outbox.qsize()}
         self.publisher.publish("health", camera, snap)
 
+    def _publish_state_changes(self) -> None:
+        while True:
+            try:
+                camera, state, detail = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            stats = self.stats.get(camera)
+            if stats is None:
+                continue
+            if state != "stopped" and state != "failed":   # final states are published at the end of stream
+                stats.state, stats.detail = state, detail
+                self._health(camera, state, detail)
+
     def _deliver(self, item) -> None:
         if isinstance(item, EndOfStream):
-            self.ended[item.camera] = item.reason
-            stats = self.stats[item.camera]
+            self._publish_state_changes()
+            cam = item.camera
+            stats = self.stats[cam]
             stats.state = "failed" if item.reason.startswith("failed") else "stopped"
-            self._health(item.camera)
+            stats.detail = item.reason
+            self._health(cam)
+            self._threads.pop(cam).join(timeout=5.0)
+            if cam in self._removed or cam in self._restart:
+                self._removed.discard(cam)
+                del self.sources[cam], self.stats[cam]
+                if cam in self._restart:
+                    self._add_camera(cam, self._restart.pop(cam))
+                    self._start_camera(cam)
+            else:
+                self.ended[cam] = item.reason
             return
         kind, obj = item
         if kind == "verdict":
@@ -202,25 +309,31 @@ class Pipeline:
             self.publisher.publish("alert", obj.camera, alert_payload(obj))
             log.info("alert %s %s on %s: %s %.2f", obj.state, obj.alert_id[:8], obj.camera, obj.category, obj.score)
 
+    def _running(self) -> bool:
+        return any(cam not in self.ended for cam in self.sources) and not self._abort.is_set()
+
     def run(self) -> int:
         """Run until every camera has ended; 0 if all ended normally, 1 on a failure."""
         if self.cfg.alerts.wait_for_subscriber_s > 0:
             if not self.publisher.wait_for_subscriber(self.cfg.alerts.wait_for_subscriber_s):
                 log.warning("no subscriber after %.1f s; starting anyway", self.cfg.alerts.wait_for_subscriber_s)
-        threads = [threading.Thread(target=self._run_source, args=(cam, src), name=f"source-{cam}", daemon=True)
-                   for cam, src in self.sources.items()]
-        threads += [threading.Thread(target=self._run_scene, name="scene", daemon=True),
-                    threading.Thread(target=self._run_detector, name="detector", daemon=True)]
-        for t in threads:
+        stages = [threading.Thread(target=self._run_scene, name="scene", daemon=True),
+                  threading.Thread(target=self._run_detector, name="detector", daemon=True)]
+        for t in stages:
             t.start()
-        for cam in self.sources:
-            self._health(cam)
+        for cam in list(self.sources):
+            self._start_camera(cam)
         interval = self.cfg.alerts.health_interval_s
         next_health = time.monotonic() + interval
-        while len(self.ended) < len(self.sources) and not self._abort.is_set():
+        while self._running():
             if self.stop.is_set():
                 for src in self.sources.values():
                     src.stop.set()
+            if self._reload is not None:
+                load, self._reload = self._reload, None
+                if not self.stop.is_set():
+                    self._apply_reload(load)
+            self._publish_state_changes()
             try:
                 self._deliver(self.outbox.get(timeout=0.1))
             except queue.Empty:
@@ -230,13 +343,15 @@ class Pipeline:
                 for cam in self.sources:
                     if cam not in self.ended:
                         self._health(cam)
+        self._finished.set()
         if self._abort.is_set():
             for src in self.sources.values():
                 src.stop.set()
-        for t in threads:
+        for t in [*stages, *self._threads.values()]:
             t.join(timeout=5.0)
         self.publisher.close()
-        failed = [f"camera {c}: {r.removeprefix('failed: ')}" for c, r in self.ended.items() if r.startswith("failed")]
+        failed = [f"camera {c}: {r.removeprefix('failed: ').removeprefix(f'camera {c}: ')}"
+                  for c, r in self.ended.items() if r.startswith("failed")]
         if self.fatal:
             failed.insert(0, self.fatal)
         self.failure = "; ".join(failed) if failed else None
@@ -251,15 +366,11 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
     from stream.scene.people import PersonDetector
     from stream.scene.pose import PoseEstimator
 
-    stop = stop or threading.Event()
-    sources = {}
-    for cam, c in cfg.cameras.items():
-        if not c.enabled:
-            continue
-        is_file = c.path is not None
-        sources[cam] = VideoSource(cam, str(c.path) if is_file else c.url, is_file=is_file,
-                                   replay=replay or c.replay, loop=c.loop if loop is None else loop,
-                                   stop=threading.Event(), max_stream_s=duration_s)
+    def make_source(camera: str, c: CameraConfig, on_state: Callable[[str, str | None], None]) -> VideoSource:
+        return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
+                           replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
+                           stop=threading.Event(), max_stream_s=duration_s, on_state=on_state)
+
     m = cfg.models
     detector = PersonDetector(create_engine(m.backend, m.person_detector.path, threads=m.threads),
                               score_threshold=m.person_detector.score_threshold, nms_iou=m.person_detector.nms_iou,
@@ -271,4 +382,4 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
                          max_age_s=cfg.tracking.max_age_s, max_jump=cfg.tracking.max_jump)
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline)}[cfg.detector.name]()
     publisher = Publisher(cfg.alerts.endpoint, send_hwm=cfg.alerts.send_hwm)
-    return Pipeline(cfg, sources, scene, verdicts, publisher, stop)
+    return Pipeline(cfg, make_source, scene, verdicts, publisher, stop)

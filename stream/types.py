@@ -39,6 +39,9 @@ class Window:
     frames: tuple[Frame, ...]   # the sampled frames in [start, end), in time order
     dropped_frames: int = 0     # frames of this span that ingest lost (never sampled)
     final: bool = False         # the last window of a finite stream
+    gaps: tuple[tuple[float, float], ...] = ()   # parts of [start, end) the camera sent nothing for
+    wall_start: float = 0.0     # wall-clock time of `start` and `end` (from the nearest frame's capture time)
+    wall_end: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class SceneGraph:
     tracks: tuple[PersonTrack, ...]
     latency_ms: dict[str, float] = field(default_factory=dict)
     final: bool = False
+    gaps: tuple[tuple[float, float], ...] = ()   # stream time inside [start, end) with no frames
+    wall_start: float = 0.0
+    wall_end: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class Verdict:
     people: int
     latency_ms: dict[str, float] = field(default_factory=dict)
     final: bool = False
+    gaps: tuple[tuple[float, float], ...] = ()   # stream time inside [start, end) with no frames
 
 
 @dataclass(frozen=True)

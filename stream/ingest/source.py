@@ -1,12 +1,24 @@
-"""Decode a camera's video with PyAV into timestamped frames: files (paced or fast, looped) and URLs.
+"""Decode one camera with PyAV into timestamped frames: files, RTSP, MPEG-TS over UDP, SRT, HLS and
+local devices, surviving what real networks do.
 
-Stream time starts at 0 with the camera's first frame, is monotonic, and continues across loops.
-Frames come out as `Decoded` (timestamp + a way to make the BGR image), so that frames which
-will not be sampled are never converted.
+Files replay paced or fast, looped or not, and end. Live sources never end on their own: when the
+stream breaks, stalls (the watchdog: no frame for `watchdog_s`) or cannot be opened, the source
+waits out an exponential backoff and reconnects, forever unless `max_reconnects` says otherwise.
+Every state change goes to `on_state` (the pipeline publishes it on `health/<camera>`); errors
+are logged at most once per 30 s per kind; credentials in URLs are never printed.
+
+Stream time (stream/ingest/clock.py) starts at 0 with the first frame and stays monotonic and
+continuous across reconnects, loops and PTS resets; outages come out as gaps. Frames come out as
+`Decoded`, whose pixels are converted to BGR only if a later stage reads them.
 """
 from __future__ import annotations
 
 import logging
+import os
+import re
+import select
+import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +28,11 @@ import av
 import cv2
 import numpy as np
 
+from stream.config import IngestConfig
+from stream.ingest.clock import StreamClock
+from stream.ingest.lifecycle import (CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff,
+                                     RateLimitedLog)
+
 log = logging.getLogger(__name__)
 
 
@@ -23,95 +40,306 @@ log = logging.getLogger(__name__)
 class Decoded:
     seq: int
     ts: float                            # stream seconds
-    wall: float                          # wall-clock time the frame was captured (emitted)
+    wall: float                          # wall-clock time the frame was captured (decoded, for live sources)
     pixels: Callable[[], np.ndarray]     # makes the (H, W, 3) uint8 BGR image (deferred)
+    gap: tuple[float, float] | None = None   # stream time with no frames just before this one
 
 
 class SourceError(RuntimeError):
     """The source cannot be opened or decoded; the message names the camera and the cause."""
 
 
-class VideoSource:
-    """One camera's decoder. `frames()` yields until the input ends, `stop` is set, or
-    `max_stream_s` of stream time has passed."""
+class _Stalled(Exception):
+    """The watchdog fired: no frame for watchdog_s."""
 
-    def __init__(self, camera: str, target: str, *, is_file: bool, replay: str = "realtime", loop: bool = False,
+
+def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) -> str:
+    """file | device | rtsp | udp | srt | http | rtmp: what the target is, from its scheme."""
+    if is_file:
+        return "file"
+    if is_device:
+        return "device"
+    scheme = target.partition("://")[0].lower()
+    return {"rtsps": "rtsp", "https": "http", "file": "file"}.get(scheme, scheme)
+
+
+class VideoSource:
+    """One camera's decoder. `frames()` yields until a file ends, `stop` is set, `max_stream_s` of
+    stream time has passed, or a live source is given up (`max_reconnects`)."""
+
+    def __init__(self, camera: str, target: str, *, is_file: bool, is_device: bool = False,
+                 replay: str = "realtime", loop: bool = False, ingest: IngestConfig | None = None,
                  stop: threading.Event | None = None, max_stream_s: float | None = None,
+                 on_state: Callable[[str, str | None], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None):
         self.camera, self.target, self.is_file = camera, target, is_file
-        self.paced = is_file and replay == "realtime"
-        self.loop = loop and is_file
+        self.kind = source_kind(target, is_file=is_file, is_device=is_device)
+        self.live = self.kind != "file"
+        self.paced = not self.live and replay == "realtime"
+        self.loop = loop and not self.live
+        self.ingest = ingest or IngestConfig()
         self.stop = stop or threading.Event()
         self.max_stream_s = max_stream_s
+        self.on_state = on_state             # called with (state, detail) on every change, from this thread
         self._clock = clock
         self._sleep = sleep or (lambda s: self.stop.wait(s))
+        self._log = RateLimitedLog(log)
         self.declared_fps: float | None = None
+        self.state: str | None = None        # lifecycle.STATES once frames() runs
+        self.detail: str | None = None       # why the source is in its state (redacted)
         self.end_reason = "finished"
+        self.reconnects = 0                  # connections after the first
+        self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
+        self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
+
+    @property
+    def name(self) -> str:
+        return _redact(self.target)
+
+    def _set_state(self, state: str, detail: str | None = None) -> None:
+        if state == self.state and detail == self.detail:
+            return
+        self.state, self.detail = state, detail
+        if self.on_state:
+            self.on_state(state, detail)
+
+    # -- opening -----------------------------------------------------------------------------------
+    def _options(self) -> dict[str, str]:
+        probe_us = str(int(self.ingest.probe_s * 1_000_000))
+        opts: dict[str, str] = {}
+        if self.kind == "rtsp":
+            opts = {"rtsp_transport": self.ingest.rtsp_transport, "analyzeduration": probe_us}
+        elif self.kind in ("udp", "srt"):
+            # a drone's MPEG-TS: never die on a receive-buffer overrun, read a large socket buffer
+            opts = {"analyzeduration": probe_us, "overrun_nonfatal": "1", "fifo_size": "278876",
+                    "buffer_size": str(8 << 20)}
+        elif self.kind in ("http", "rtmp"):
+            opts = {"analyzeduration": probe_us}
+        return {**opts, **self.ingest.options}
 
     def _open(self):
-        try:
-            container = av.open(self.target, options={} if self.is_file else {"rtsp_transport": "tcp"},
-                                timeout=None if self.is_file else 10.0)
-        except (av.FFmpegError, OSError) as e:
-            raise SourceError(f"camera {self.camera}: cannot open {_redact(self.target)}: {e}") from e
+        if not self.live:
+            container = self._open_container(self.target, options={}, timeout=None)
+        elif self.kind == "device":
+            container = self._open_container(self.target, options=dict(self.ingest.options), format="v4l2",
+                                              timeout=(self.ingest.open_timeout_s, self.ingest.watchdog_s))
+        else:
+            timeout = (self.ingest.open_timeout_s, self.ingest.watchdog_s)
+            try:
+                container = self._open_container(self.target, options=self._options(), timeout=timeout)
+            except _NoProtocol:
+                container = _FfmpegRelay(self).open()
         if not container.streams.video:
             container.close()
-            raise SourceError(f"camera {self.camera}: {_redact(self.target)} has no video stream")
+            raise SourceError(f"camera {self.camera}: {self.name} has no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None or not stream.codec_context.name:
+            container.close()
+            raise SourceError(f"camera {self.camera}: {self.name}: unsupported video codec "
+                              f"({stream.codec_context.name if stream.codec_context else 'unknown'})")
         stream.thread_type = "AUTO"   # frame + slice threads inside FFmpeg
         if stream.average_rate:
             self.declared_fps = float(stream.average_rate)
+            self.stamps.set_nominal_fps(self.declared_fps)
         return container, stream
+
+    def _open_container(self, target, **kwargs):
+        try:
+            return av.open(target, **kwargs)
+        except av.ProtocolNotFoundError:
+            raise _NoProtocol from None
+        except av.ExitError:
+            raise SourceError(f"camera {self.camera}: {self.name}: no answer within "
+                              f"{self.ingest.open_timeout_s:g} s") from None
+        except (av.FFmpegError, OSError) as e:
+            raise SourceError(f"camera {self.camera}: cannot open {self.name}: {_redact(str(e))}") from None
+
+    # -- decoding ----------------------------------------------------------------------------------
+    def _decode(self, container, stream) -> Iterator[av.VideoFrame]:
+        """Frames of one connection. Packets the decoder rejects are skipped and counted; for a live
+        source, no frame for watchdog_s raises _Stalled (a blocked read ends by PyAV's read timeout)."""
+        last_frame = last_packet = self._clock()
+        watchdog = self.ingest.watchdog_s
+        try:
+            for packet in container.demux(stream):
+                if self.stop.is_set():
+                    return
+                now = self._clock()
+                if self.live and now - last_packet > watchdog:
+                    # PyAV's read timeout interrupted a blocked read, and the demuxer handed out what
+                    # it still held instead of failing: that is a stall too
+                    raise _Stalled(f"no data for {now - last_packet:.1f} s (watchdog {watchdog:g} s)")
+                last_packet = now
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as e:
+                    if isinstance(e, av.ExitError):
+                        raise
+                    self.decode_errors += 1
+                    self._log(logging.WARNING, "decode", "camera %s: skipping corrupt data in %s: %s",
+                              self.camera, self.name, e)
+                    frames = []
+                for frame in frames:
+                    last_frame = self._clock()
+                    yield frame
+                if self.live and self._clock() - last_frame > watchdog:
+                    raise _Stalled(f"data but no decodable frame for {watchdog:g} s")
+        except av.ExitError:
+            if self.stop.is_set():
+                return
+            raise _Stalled(f"no data for {watchdog:g} s") from None
+        except av.FFmpegError as e:
+            if not self.live:   # a damaged file: keep what decoded, say why it ended
+                self._log(logging.WARNING, "read", "camera %s: %s ends early: %s", self.camera, self.name, e)
+                return
+            raise SourceError(f"camera {self.camera}: {self.name} broke: {_redact(str(e))}") from None
 
     def frames(self) -> Iterator[Decoded]:
         seq = 0
-        offset = 0.0                    # stream time added for each loop of a file
-        last_ts: float | None = None
-        t0_clock: float | None = None
-        while True:
-            container, stream = self._open()
-            step = 1.0 / (self.declared_fps or 25.0)
-            first_pts_time: float | None = None
-            try:
-                for frame in container.decode(stream):
-                    if self.stop.is_set():
-                        self.end_reason = "stopped"
+        backoff = Backoff(self.ingest.backoff_initial_s, self.ingest.backoff_max_s, self.ingest.backoff_jitter)
+        t0_clock: float | None = None          # realtime replay: the clock reading at stream time 0
+        connected_once = False
+        try:
+            while not self.stop.is_set():
+                self._set_state(CONNECTING)
+                try:
+                    container, stream = self._open()
+                except SourceError as e:
+                    if not self.live:
+                        raise
+                    self._wait_to_reconnect(backoff, str(e))
+                    continue
+                if connected_once:
+                    self.reconnects += 1
+                connected_once = True
+                self.stamps.new_segment()
+                streamed = False
+                problem = "the stream ended"
+                try:
+                    for frame in self._decode(container, stream):
+                        stamp = self.stamps.stamp(frame.time, self._clock())
+                        if self.max_stream_s is not None and stamp.ts >= self.max_stream_s - 1e-6:
+                            self.end_reason = "duration"
+                            return
+                        if self.paced:
+                            now = self._clock()
+                            t0_clock = now - stamp.ts if t0_clock is None else t0_clock
+                            if t0_clock + stamp.ts > now:
+                                self._sleep(t0_clock + stamp.ts - now)
+                        if self.stop.is_set():
+                            break
+                        if not streamed:
+                            streamed = True
+                            backoff.reset()
+                            self._set_state(STREAMING)
+                        yield Decoded(seq, stamp.ts, time.time(), _bgr(frame), stamp.gap)
+                        seq += 1
+                except _Stalled as e:
+                    problem = str(e)
+                    self._log(logging.WARNING, "stalled", "camera %s: %s stalled: %s; reconnecting",
+                              self.camera, self.name, e)
+                    self._set_state(STALLED, problem)
+                except SourceError as e:
+                    problem = str(e)
+                finally:
+                    container.close()
+                if self.stop.is_set():
+                    break
+                if not self.live:
+                    if not self.loop or self.stamps.last_ts is None:
                         return
-                    t = frame.time
-                    if t is None:                       # no timestamp: continue at the nominal rate
-                        ts = (last_ts + step) if last_ts is not None else 0.0
-                    else:
-                        if first_pts_time is None:
-                            first_pts_time = t
-                        ts = offset + (t - first_pts_time)
-                        if last_ts is not None and ts <= last_ts:  # repeated or backwards PTS
-                            ts = last_ts + step
-                    if last_ts is not None and ts - last_ts > 0:
-                        step = min(ts - last_ts, 1.0)
-                    if self.max_stream_s is not None and ts >= self.max_stream_s - 1e-6:
-                        self.end_reason = "duration"
-                        return
-                    if self.paced:
-                        now = self._clock()
-                        if t0_clock is None:
-                            t0_clock = now - ts
-                        delay = t0_clock + ts - now
-                        if delay > 0:
-                            self._sleep(delay)
-                            if self.stop.is_set():
-                                self.end_reason = "stopped"
-                                return
-                    last_ts = ts
-                    yield Decoded(seq, ts, time.time(), _bgr(frame))
-                    seq += 1
-            except av.FFmpegError as e:
-                raise SourceError(f"camera {self.camera}: decoding {_redact(self.target)} failed: {e}") from e
-            finally:
-                container.close()
-            if not self.loop or last_ts is None:
-                return
-            offset = last_ts + step
-            log.info("camera %s: looping %s at stream time %.2f s", self.camera, _redact(self.target), offset)
+                    log.info("camera %s: looping %s at stream time %.2f s", self.camera, self.name,
+                             self.stamps.last_ts)
+                    continue
+                self._wait_to_reconnect(backoff, problem)
+            self.end_reason = "stopped"
+        except SourceError as e:
+            self.end_reason = f"failed: {e}"
+            self._set_state(FAILED, str(e))
+            raise
+        finally:
+            if self.state != FAILED:
+                self._set_state(STOPPED, self.end_reason)
+
+    def _wait_to_reconnect(self, backoff: Backoff, problem: str) -> None:
+        limit = self.ingest.max_reconnects
+        if limit is not None and backoff.failures >= limit:
+            raise SourceError(f"camera {self.camera}: gave up after {backoff.failures + 1} failed attempts: {problem}")
+        delay = backoff.next_delay()
+        self._log(logging.WARNING, "reconnect", "camera %s: %s; reconnecting in %.1f s", self.camera,
+                  problem.removeprefix(f"camera {self.camera}: "), delay)
+        self._set_state(RECONNECTING, problem.removeprefix(f"camera {self.camera}: "))
+        self._sleep(delay)
+
+
+class _NoProtocol(Exception):
+    """PyAV's FFmpeg build lacks the URL's protocol (its wheels have no SRT)."""
+
+
+class _FfmpegRelay:
+    """For a protocol PyAV's own FFmpeg lacks (SRT in the PyPI wheels): the system `ffmpeg` receives
+    the stream and copies it, undecoded, as MPEG-TS into a pipe that PyAV demuxes and decodes.
+    A pipe read that waits longer than the watchdog counts as the end of the stream."""
+
+    def __init__(self, source: VideoSource):
+        self.source = source
+
+    def open(self):
+        src = self.source
+        exe = shutil.which("ffmpeg")
+        if exe is None:
+            raise SourceError(f"camera {src.camera}: PyAV's FFmpeg cannot open {src.kind}:// and no system ffmpeg "
+                              "is installed to relay it (Debian: apt install ffmpeg)")
+        cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src.target,
+               "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "pipe:1"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        reader = _PipeReader(proc, first_timeout=src.ingest.open_timeout_s, timeout=src.ingest.watchdog_s)
+        try:
+            container = av.open(reader, format="mpegts", options={"analyzeduration": str(int(src.ingest.probe_s * 1e6))})
+        except (av.FFmpegError, OSError) as e:
+            err = reader.close()
+            raise SourceError(f"camera {src.camera}: cannot open {src.name} through ffmpeg: "
+                              f"{_redact(err or str(e))}") from None
+        def close_both():
+            container.close()
+            reader.close()
+        return _Container(container, close_both)
+
+
+class _Container:
+    """A container whose close() also ends the relay process behind it."""
+
+    def __init__(self, container, close):
+        self._c, self.close = container, close
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+
+class _PipeReader:
+    """A file-like view of a relay's stdout whose reads give up (EOF) after `timeout` seconds."""
+
+    def __init__(self, proc: subprocess.Popen, first_timeout: float, timeout: float):
+        self._proc, self._timeout, self._next_timeout = proc, timeout, first_timeout
+        self._fd = proc.stdout.fileno()
+
+    def read(self, n: int = -1) -> bytes:
+        ready, _, _ = select.select([self._fd], [], [], self._next_timeout)
+        self._next_timeout = self._timeout
+        if not ready:
+            return b""
+        return os.read(self._fd, n if n > 0 else 1 << 16)
+
+    def close(self) -> str:
+        """Stops the relay; returns what it printed on stderr (its last error), if anything."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        try:
+            _, err = self._proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            return ""
+        lines = (err or b"").decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
 
 
 def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
@@ -121,9 +349,6 @@ def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
     return lambda: frame.to_ndarray(format="bgr24")
 
 
-def _redact(target: str) -> str:
-    """Never print credentials: rtsp://user:pass@host/ -> rtsp://***@host/."""
-    scheme, sep, rest = target.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return target
+def _redact(text: str) -> str:
+    """Never print credentials: rtsp://user:pass@host/ -> rtsp://***@host/, wherever a URL appears."""
+    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]*@", r"\1***@", text)

@@ -130,10 +130,9 @@ class BaselineDetector:
             start = end
         categories = {name: float(cues[name].max()) if cues[name].size else 0.0 for name in CATEGORIES}
         score = max((s.score for s in seconds), default=0.0)
-        walls = scene.walls
         return Verdict(
             camera=scene.camera, window_id=scene.window_id, start=scene.start, end=scene.end,
-            wall_start=float(walls[0]) if len(walls) else 0.0, wall_end=float(walls[-1]) if len(walls) else 0.0,
+            wall_start=scene.wall_start, wall_end=scene.wall_end, gaps=scene.gaps,
             score=score, seconds=tuple(seconds), categories=categories,
             explanation=best_reason if score >= 0.5 else "", detector=self.name,
             people=len(scene.tracks),

@@ -33,6 +33,11 @@ class SceneBuilder:
         self._trackers: dict[str, IouTracker] = {}
         self._cache: dict[str, dict[int, FrameScene]] = {}
 
+    def forget(self, camera: str) -> None:
+        """The camera's stream ended: drop its cached frames and its tracks."""
+        self._cache.pop(camera, None)
+        self._trackers.pop(camera, None)
+
     def analyse(self, window: Window) -> dict[int, FrameScene]:
         """Per-frame results for the window's frames (seq -> FrameScene), computing only new ones."""
         cache = self._cache.setdefault(window.camera, {})
@@ -71,4 +76,5 @@ class SceneBuilder:
             timestamps=np.array([f.ts for f in window.frames], np.float64),
             walls=np.array([f.wall for f in window.frames], np.float64),
             frame_size=(w, h), tracks=tuple(tracks),
-            latency_ms={"scene": (time.perf_counter() - t0) * 1000.0}, final=window.final)
+            latency_ms={"scene": (time.perf_counter() - t0) * 1000.0}, final=window.final,
+            gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end)
