@@ -1,0 +1,64 @@
+"""Driving the command line end to end: configs, the process, and a real ZeroMQ subscriber."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+import zmq
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path, replay="fast", **sections) -> Path:
+    """A config for `cameras` ({id: video file, or a camera mapping}); `sections` replace defaults."""
+    cfg = {
+        "version": 1, "replay": replay,
+        "cameras": {cam: (c if isinstance(c, dict) else {"path": str(c)}) for cam, c in cameras.items()},
+        "windows": {"length_s": 4.0, "stride_s": 2.0, "sample_fps": 2.0},
+        "models": {"threads": 2, "person_detector": {"path": str(models_dir / "ssdlite_person.onnx")},
+                   "pose": {"path": str(models_dir / "pose_landmark_full.onnx")}},
+        "alerts": {"endpoint": endpoint, "health_interval_s": 0.5, "wait_for_subscriber_s": 20},
+        **sections,
+    }
+    path = tmp_path / "hawkwatch.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class Subscriber:
+    def __init__(self, endpoint: str):
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.messages: list[tuple[str, dict]] = []
+
+    def receive_until(self, done, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done(self.messages):
+            assert time.monotonic() < deadline, f"timed out; got {len(self.messages)} messages"
+            if self.sock.poll(200):
+                topic, body = self.sock.recv_multipart()
+                self.messages.append((topic.decode(), json.loads(body)))
+
+    def of(self, kind: str, camera: str | None = None) -> list[dict]:
+        return [m for t, m in self.messages if m["type"] == kind and (camera is None or m["camera"] == camera)]
+
+    def close(self):
+        self.sock.close()
+
+
+def all_stopped(cameras):
+    def done(msgs):
+        final = {m["camera"] for _, m in msgs if m["type"] == "health" and m["state"] in ("stopped", "failed")}
+        return final >= set(cameras)
+    return done
+
+
+def start(config: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
