@@ -31,9 +31,13 @@ def format_message(topic: str, msg: dict) -> str:
     if kind == "health":
         lat = msg.get("latency_ms", {})
         lat_txt = "  ".join(f"{k} p50 {v['p50']:.0f} ms p95 {v['p95']:.0f} ms" for k, v in lat.items())
-        return (f"{head} {msg['state']}  t={msg['stream_time']:.1f} s  in {msg['fps_in']:.1f} fps  "
+        why = f" ({msg['detail']})" if msg.get("detail") and msg["state"] != "streaming" else ""
+        faults = "  ".join(f"{k.replace('_', ' ')} {msg[k]}" for k in ("reconnects", "gaps", "decode_errors")
+                           if msg.get(k))
+        return (f"{head} {msg['state']}{why}  t={msg['stream_time']:.1f} s  in {msg['fps_in']:.1f} fps  "
                 f"out {msg['fps_out']:.1f} fps  windows {msg['windows_done']}/{msg['windows_emitted']} "
-                f"({msg['windows_dropped']} dropped)  alerts {msg['alerts']}" + (f"  {lat_txt}" if lat_txt else ""))
+                f"({msg['windows_dropped']} dropped)  alerts {msg['alerts']}" + (f"  {faults}" if faults else "")
+                + (f"  {lat_txt}" if lat_txt else ""))
     return f"{head} {json.dumps(msg)}"
 
 

@@ -7,8 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 import zmq
+
+from stream.types import SceneGraph, Window
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +65,21 @@ def all_stopped(cameras):
 def start(config: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class StubScene:
+    """A scene stage without models, optionally slow (a stand-in where a test is about the wiring
+    around the scene stage, not its models: the real models cannot be made slow on demand)."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.seconds = seconds
+
+    def build(self, window: Window) -> SceneGraph:
+        time.sleep(self.seconds)
+        return SceneGraph(window.camera, window.window_id, window.start, window.end,
+                          np.array([f.ts for f in window.frames]), np.array([f.wall for f in window.frames]),
+                          (0, 0), (), latency_ms={"scene": self.seconds * 1000}, final=window.final,
+                          gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end)
+
+    def forget(self, camera: str) -> None:
+        pass

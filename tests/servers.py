@@ -33,12 +33,13 @@ def h264_clip(src: Path, dst: Path, seconds: float, *, size: tuple[int, int] | N
         s_out = out.add_stream("libx264", rate=rate, options={"g": str(round(rate)), "bf": "0", "preset": "veryfast", "threads": "1"})
         s_out.width, s_out.height = size or (s_in.width, s_in.height)
         s_out.pix_fmt = "yuv420p"
+        s_out.codec_context.time_base = 1 / rate
         for i, frame in enumerate(inp.decode(s_in)):
             if i >= seconds * rate:
                 break
             if size:
                 frame = frame.reformat(width=size[0], height=size[1])
-            frame.pts = None
+            frame.pts, frame.time_base = i, 1 / rate    # frame i shows at i / rate
             out.mux(s_out.encode(frame))
         out.mux(s_out.encode(None))
     return dst

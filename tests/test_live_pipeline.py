@@ -16,8 +16,7 @@ from stream.config import parse_config
 from stream.ingest.source import VideoSource
 from stream.llm.baseline import BaselineDetector
 from stream.pipeline import Pipeline
-from stream.types import SceneGraph, Window
-from tests.harness import Subscriber, start, write_config
+from tests.harness import StubScene, Subscriber, start, write_config
 from tests.servers import RtspServer, free_port, h264_clip
 
 pytestmark = pytest.mark.slow
@@ -86,23 +85,6 @@ def test_a_failing_camera_leaves_the_others_at_full_rate_and_sighup_adds_and_rem
     assert "hunter2" not in err and all("hunter2" not in str(m) for _, m in sub.messages)
 
 
-class SlowScene:
-    """A deliberately slow scene stage (a stand-in: the real models are not slow enough on demand)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    def build(self, window: Window) -> SceneGraph:
-        time.sleep(self.seconds)
-        return SceneGraph(window.camera, window.window_id, window.start, window.end,
-                          np.array([f.ts for f in window.frames]), np.array([f.wall for f in window.frames]),
-                          (0, 0), (), latency_ms={"scene": self.seconds * 1000}, final=window.final,
-                          gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end)
-
-    def forget(self, camera: str) -> None:
-        pass
-
-
 def test_a_slow_stage_drops_the_oldest_live_windows_and_latency_stays_bounded(h264_40s, free_endpoint):
     with RtspServer({"/lobby": h264_40s}) as server:
         cfg = parse_config({
@@ -116,7 +98,7 @@ def test_a_slow_stage_drops_the_oldest_live_windows_and_latency_stays_bounded(h2
 
         def make_source(camera, c, on_state):
             return VideoSource(camera, c.target, is_file=False, ingest=c.ingest, on_state=on_state)
-        pipeline = Pipeline(cfg, make_source, SlowScene(1.0), BaselineDetector(cfg.detector.baseline),
+        pipeline = Pipeline(cfg, make_source, StubScene(seconds=1.0), BaselineDetector(cfg.detector.baseline),
                             Publisher(free_endpoint), stop)
         sub = Subscriber(free_endpoint)
         threading.Timer(12.0, stop.set).start()

@@ -201,7 +201,8 @@ class VideoSource:
         connected_once = False
         try:
             while not self.stop.is_set():
-                self._set_state(CONNECTING)
+                if self.live or not connected_once:     # a file's next loop is not a new connection
+                    self._set_state(CONNECTING)
                 try:
                     container, stream = self._open()
                 except SourceError as e:
