@@ -19,6 +19,7 @@ import re
 import select
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -293,8 +294,9 @@ class _FfmpegRelay:
                               "is installed to relay it (Debian: apt install ffmpeg)")
         cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src.target,
                "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "pipe:1"]
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        reader = _PipeReader(proc, first_timeout=src.ingest.open_timeout_s, timeout=src.ingest.watchdog_s)
+        errors = tempfile.TemporaryFile()     # not a pipe: a chatty relay must never block on it
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        reader = _PipeReader(proc, errors, first_timeout=src.ingest.open_timeout_s, timeout=src.ingest.watchdog_s)
         try:
             container = av.open(reader, format="mpegts", options={"analyzeduration": str(int(src.ingest.probe_s * 1e6))})
         except (av.FFmpegError, OSError) as e:
@@ -320,8 +322,8 @@ class _Container:
 class _PipeReader:
     """A file-like view of a relay's stdout whose reads give up (EOF) after `timeout` seconds."""
 
-    def __init__(self, proc: subprocess.Popen, first_timeout: float, timeout: float):
-        self._proc, self._timeout, self._next_timeout = proc, timeout, first_timeout
+    def __init__(self, proc: subprocess.Popen, errors, first_timeout: float, timeout: float):
+        self._proc, self._errors, self._timeout, self._next_timeout = proc, errors, timeout, first_timeout
         self._fd = proc.stdout.fileno()
 
     def read(self, n: int = -1) -> bytes:
@@ -335,11 +337,11 @@ class _PipeReader:
         """Stops the relay; returns what it printed on stderr (its last error), if anything."""
         if self._proc.poll() is None:
             self._proc.kill()
-        try:
-            _, err = self._proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            return ""
-        lines = (err or b"").decode(errors="replace").strip().splitlines()
+        self._proc.wait()
+        self._proc.stdout.close()
+        self._errors.seek(max(0, self._errors.seek(0, os.SEEK_END) - 4096))
+        lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        self._errors.close()
         return lines[-1] if lines else ""
 
 

@@ -2,9 +2,12 @@
 frozen), ffmpeg sending MPEG-TS over UDP and SRT, damaged files, refused connections."""
 from __future__ import annotations
 
+import functools
+import http.server
 import logging
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -178,6 +181,22 @@ def test_srt_feed_is_relayed_through_ffmpeg(h264_20s):
             assert rec.wait(lambda: len(rec.frames) > 20, timeout=20), (rec.states, rec.error)
     ts = np.array([t for t, _ in rec.frames])
     assert np.all(np.diff(ts) > 0) and np.median(np.diff(ts)) == pytest.approx(0.1, abs=0.01)
+
+
+def test_hls_over_http(h264_20s, tmp_path):
+    """An HLS playlist cut by ffmpeg, served by a real HTTP server on loopback."""
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(h264_20s), "-c", "copy", "-f", "hls",
+                    "-hls_time", "1", "-hls_list_size", "0", str(tmp_path / "live.m3u8")], check=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        src = live(f"http://127.0.0.1:{httpd.server_address[1]}/live.m3u8")
+        src.max_stream_s = 5.0
+        frames = list(src.frames())
+        httpd.shutdown()
+    ts = np.array([f.ts for f in frames])
+    assert len(frames) == 50 and np.allclose(np.diff(ts), 0.1) and src.kind == "http"
+    assert src.end_reason == "duration" and frames[-1].pixels().std() > 10
 
 
 def test_refused_connection_retries_with_backoff_then_gives_up_when_told(caplog):
