@@ -44,6 +44,12 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
     (lambda d: d["alerts"].update(endpoint="127.0.0.1:5556"), "alerts.endpoint: endpoint must be"),
     (lambda d: d.update(cameras={}), "cameras: Dictionary should have at least 1 item"),
     (lambda d: d.update(colour="red"), "colour: unknown key"),
+    (lambda d: d["cameras"].update(desk={"device": "video0"}), "cameras.desk.device: device must be a path under /dev/"),
+    (lambda d: d["cameras"].update(yard={"url": "rtsp://c/1", "ingest": {"rtsp_transport": "http"}}),
+     "cameras.yard.ingest.rtsp_transport: Input should be 'tcp' or 'udp'"),
+    (lambda d: d.update(ingest={"backoff_initial_s": 20}), "backoff_initial_s .* must not exceed backoff_max_s"),
+    (lambda d: d.update(ingest={"watchdog_s": 0}), "ingest.watchdog_s: Input should be greater than 0"),
+    (lambda d: d.update(queues={"windows_policy": "newest"}), "queues.windows_policy: Input should be 'auto', 'block' or"),
 ])
 def test_bad_config_is_one_line_naming_the_field_path(demo, mutate, expected):
     data = copy.deepcopy(demo)
@@ -53,6 +59,17 @@ def test_bad_config_is_one_line_naming_the_field_path(demo, mutate, expected):
     assert msg.startswith("demo.yaml: ")
     import re
     assert re.search(expected, msg), msg
+
+
+def test_ingest_defaults_merge_into_each_camera_field_by_field(demo):
+    data = copy.deepcopy(demo)
+    data["ingest"] = {"watchdog_s": 3.0, "rtsp_transport": "udp"}
+    data["cameras"]["yard"] = {"url": "rtsp://10.0.0.8/main", "ingest": {"rtsp_transport": "tcp"}}
+    cfg = parse_config(data, DEMO.parent)
+    yard, lobby = cfg.cameras["yard"].ingest, cfg.cameras["lobby"].ingest
+    assert (yard.watchdog_s, yard.rtsp_transport) == (3.0, "tcp")     # the camera's own value wins
+    assert (lobby.watchdog_s, lobby.rtsp_transport) == (3.0, "udp")
+    assert yard.max_reconnects is None and cfg.cameras["yard"].target == "rtsp://10.0.0.8/main"
 
 
 def test_invalid_yaml_names_the_line(tmp_path):

@@ -222,6 +222,15 @@ def test_a_wrong_url_keeps_retrying_with_the_reason_in_the_state():
     assert "refused" in next(d for _, s, d in rec.states if s == "reconnecting")
 
 
+def test_a_missing_camera_device_is_a_clear_error():
+    src = VideoSource("desk", "/dev/video-hawkwatch-none", is_file=False, is_device=True,
+                      ingest=IngestConfig(max_reconnects=0))
+    with pytest.raises(SourceError, match="camera desk: gave up after 1 failed attempts: .*"
+                                          "cannot open /dev/video-hawkwatch-none: .*No such file"):
+        list(src.frames())
+    assert src.kind == "device" and src.state == "failed"
+
+
 def test_corrupted_and_truncated_files_yield_what_they_hold(h264_20s, vtest, tmp_path, caplog):
     data = bytearray(h264_20s.read_bytes())
     rng = np.random.default_rng(1)
