@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup sysdeps demo test bench models data clean
+.PHONY: setup sysdeps demo demo-live test bench models data clean
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -16,6 +16,17 @@ demo: setup
 	@$(PY) -m stream.subscribe --endpoint $(ENDPOINT) --until-stopped & sub=$$!; \
 	$(PY) run_pipeline.py --config configs/demo.yaml $(ARGS); code=$$?; \
 	wait $$sub; exit $$code
+
+# The same footage as a live RTSP camera on loopback (gst-rtsp-server), through the whole pipeline.
+demo-live: setup sysdeps data/vtest_h264.mp4
+	@/usr/bin/python3 scripts/rtsp_server.py --port 8554 /lobby=data/vtest_h264.mp4 >/dev/null & srv=$$!; \
+	sleep 1; kill -0 $$srv 2>/dev/null || { echo "the RTSP server did not start (is port 8554 taken?)"; exit 1; }; \
+	$(PY) -m stream.subscribe --endpoint $(ENDPOINT) --until-stopped & sub=$$!; \
+	$(PY) run_pipeline.py --config configs/live-demo.yaml --duration 90 $(ARGS); code=$$?; \
+	kill $$srv; wait $$sub; exit $$code
+
+data/vtest_h264.mp4: data/vtest.avi $(VENV)/.installed
+	$(PY) -m stream.ingest.clips data/vtest.avi $@
 
 test: setup sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.config import IngestConfig  # noqa: E402
+from stream.ingest.clips import camera_clip  # noqa: E402
 from stream.ingest.source import VideoSource  # noqa: E402
 from stream.ingest.windows import WindowAssembler  # noqa: E402
-from tests.servers import RtspServer, h264_clip  # noqa: E402
+from tests.servers import RtspServer  # noqa: E402
 
 CACHE = ROOT / "out" / "bench"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -39,7 +40,7 @@ def clip(name: str, seconds: float, **kw) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / name
     if not path.exists():
-        h264_clip(ROOT / "data" / "vtest.avi", path, seconds, **kw)
+        camera_clip(ROOT / "data" / "vtest.avi", path, seconds, **kw)
     return path
 
 

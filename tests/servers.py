@@ -8,10 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from fractions import Fraction
 from pathlib import Path
-
-import av
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -21,28 +18,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def h264_clip(src: Path, dst: Path, seconds: float, *, size: tuple[int, int] | None = None,
-              fps: float | None = None) -> Path:
-    """Re-encode the first `seconds` of a real video as H.264 (a keyframe every second, no
-    B-frames: what IP cameras send). With `fps`, the source frames are played at that rate."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        s_in = inp.streams.video[0]
-        rate = Fraction(fps).limit_denominator(1000) if fps else s_in.average_rate
-        s_out = out.add_stream("libx264", rate=rate, options={"g": str(round(rate)), "bf": "0", "preset": "veryfast", "threads": "1"})
-        s_out.width, s_out.height = size or (s_in.width, s_in.height)
-        s_out.pix_fmt = "yuv420p"
-        s_out.codec_context.time_base = 1 / rate
-        for i, frame in enumerate(inp.decode(s_in)):
-            if i >= seconds * rate:
-                break
-            if size:
-                frame = frame.reformat(width=size[0], height=size[1])
-            frame.pts, frame.time_base = i, 1 / rate    # frame i shows at i / rate
-            out.mux(s_out.encode(frame))
-        out.mux(s_out.encode(None))
-    return dst
 
 
 class RtspServer:

@@ -13,11 +13,12 @@ import yaml
 
 from stream.alerts import Publisher
 from stream.config import parse_config
+from stream.ingest.clips import camera_clip
 from stream.ingest.source import VideoSource
 from stream.llm.baseline import BaselineDetector
 from stream.pipeline import Pipeline
 from tests.harness import StubScene, Subscriber, start, write_config
-from tests.servers import RtspServer, free_port, h264_clip
+from tests.servers import RtspServer, free_port
 
 pytestmark = pytest.mark.slow
 FAST_RETRY = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0, "probe_s": 0.5}
@@ -25,7 +26,7 @@ FAST_RETRY = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0, "probe_s": 0.5}
 
 @pytest.fixture(scope="module")
 def h264_40s(vtest, tmp_path_factory) -> Path:
-    return h264_clip(vtest, tmp_path_factory.mktemp("live") / "vtest40.mp4", 40.0)
+    return camera_clip(vtest, tmp_path_factory.mktemp("live") / "vtest40.mp4", 40.0)
 
 
 def health(sub: Subscriber, camera: str) -> list[dict]:

@@ -93,6 +93,8 @@ class WindowAssembler:
         while self._next_window * self.stride < end - _EPS:
             out.append(self._window(self._next_window, end_of_stream=end))
             self._next_window += 1
+        while out and not out[-1].frames and len(out) > 1:   # a sliver past the last sample: nothing to see
+            out.pop()
         if out:
             out[-1] = replace(out[-1], final=True)
         self._frames.clear()

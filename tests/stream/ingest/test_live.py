@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 from stream.config import IngestConfig
+from stream.ingest.clips import camera_clip
 from stream.ingest.source import SourceError, VideoSource, _bgr
-from tests.servers import FfmpegSender, RtspServer, free_port, h264_clip
+from tests.servers import FfmpegSender, RtspServer, free_port
 
 
 @pytest.fixture(scope="session")
 def h264_20s(vtest, tmp_path_factory) -> Path:
     """20 s of vtest.avi as H.264 (10 fps, a keyframe a second), what an IP camera sends."""
-    return h264_clip(vtest, tmp_path_factory.mktemp("live") / "vtest20.mp4", 20.0)
+    return camera_clip(vtest, tmp_path_factory.mktemp("live") / "vtest20.mp4", 20.0)
 
 
 @pytest.fixture(scope="session")
@@ -238,7 +239,7 @@ def test_corrupted_and_truncated_files_yield_what_they_hold(h264_20s, vtest, tmp
         data[at:at + 20_000] = rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes()
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(bytes(data))
-    mkv = h264_clip(vtest, tmp_path / "rec.mkv", 20.0).read_bytes()   # a streamable recording, cut short
+    mkv = camera_clip(vtest, tmp_path / "rec.mkv", 20.0).read_bytes()   # a streamable recording, cut short
     truncated = tmp_path / "truncated.mkv"
     truncated.write_bytes(mkv[: len(mkv) // 2])
     with caplog.at_level(logging.WARNING, logger="stream.ingest.source"):
@@ -257,7 +258,7 @@ def test_corrupted_and_truncated_files_yield_what_they_hold(h264_20s, vtest, tmp
 
 
 def test_an_unsupported_codec_is_named(h264_20s, tmp_path):
-    clip = h264_clip(h264_20s, tmp_path / "c.mkv", 2.0)
+    clip = camera_clip(h264_20s, tmp_path / "c.mkv", 2.0)
     bad = tmp_path / "unknown_codec.mkv"
     bad.write_bytes(clip.read_bytes().replace(b"V_MPEG4/ISO/AVC", b"V_HAWK/ISO/XYZ\x00"))
     with pytest.raises(SourceError, match="camera cam: .*unknown_codec.mkv: unsupported video codec"):

@@ -56,6 +56,29 @@ def test_a_gap_in_the_stream_leaves_windows_with_fewer_frames_not_a_hole():
     assert [len(w.frames) for w in windows] == [4, 2, 0, 0, 2, 4]
 
 
+def test_a_reported_gap_is_listed_by_the_windows_it_touches_and_windows_inside_it_are_skipped():
+    asm = WindowAssembler("cam", 2.0, 1.0, 2.0)
+    windows = []
+    for seq, ts in enumerate(np.arange(0, 3, 0.1)):          # 0 - 2.9 s, then a camera outage
+        windows += asm.push(seq, ts, 1000.0 + ts, np.zeros((2, 2, 3), np.uint8))
+    windows += asm.push(99, 9.0, 1009.0, np.zeros((2, 2, 3), np.uint8), gap=(3.0, 9.0))
+    for seq, ts in enumerate(np.arange(9.1, 11.95, 0.1), start=100):
+        windows += asm.push(seq, ts, 1000.0 + ts, np.zeros((2, 2, 3), np.uint8))
+    windows += asm.finish()
+    by_id = {w.window_id: w for w in windows}
+    assert sorted(by_id) == [0, 1, 2, 8, 9, 10, 11] and asm.skipped == 5   # windows 3-7 lie inside the gap
+    assert by_id[2].gaps == ((3.0, 4.0),) and len(by_id[2].frames) == 2
+    assert by_id[8].gaps == ((8.0, 9.0),) and len(by_id[8].frames) == 2      # half gap: it says so
+    assert by_id[9].gaps == () and by_id[11].final
+    assert by_id[8].wall_start == pytest.approx(1008.0) and by_id[8].wall_end == pytest.approx(1010.0)
+
+
+def test_no_empty_sliver_window_at_the_end():
+    ts = np.append(np.arange(0, 5.95, 0.1), 5.98)     # the last frame lasts until 6.06 s, past window 3's start
+    windows, _ = _run(WindowAssembler("cam", 4.0, 2.0, 2.0), ts)
+    assert windows[-1].frames and windows[-1].final and windows[-1].start == 4.0
+
+
 def test_timestamps_must_increase():
     asm = WindowAssembler("cam", 2.0, 1.0, 2.0)
     asm.push(0, 1.0, 0.0, lambda: np.zeros((1, 1, 3), np.uint8))
