@@ -2,9 +2,15 @@
 
     engine = create_engine("onnxruntime", "models/ssdlite_person.onnx", threads=2)
     outputs = engine.run({"image": batch})          # name -> array, batch first
+
+Backends: `onnxruntime` (CPU; CUDA where a GPU and onnxruntime-gpu exist), `tensorrt` (a plan
+built from the same ONNX file, cached; engines/tensorrt_backend.py). A backend that cannot run
+here raises BackendUnavailable naming the alternatives, unless `fallback` lists backends to try
+next.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -17,6 +23,9 @@ class Engine(Protocol):
     output_names: list[str]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+log = logging.getLogger(__name__)
 
 
 class BackendUnavailable(RuntimeError):
@@ -37,13 +46,29 @@ def backend_names() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def create_engine(backend: str, model_path: str | Path, *, threads: int | None = None) -> Engine:
-    if backend not in _BACKENDS:
-        raise ValueError(f"unknown engine backend {backend!r}; choose one of {', '.join(backend_names())}")
+def create_engine(backend: str, model_path: str | Path, *, threads: int | None = None,
+                  options: dict[str, dict] | None = None, fallback: tuple[str, ...] | list[str] = ()) -> Engine:
+    """An engine for the model; `options` holds per-backend settings ({"tensorrt": {...}}), and
+    `fallback` the backends to try, in order, when `backend` cannot run on this machine."""
+    for name in (backend, *fallback):
+        if name not in _BACKENDS:
+            raise ValueError(f"unknown engine backend {name!r}; choose one of {', '.join(backend_names())}")
     path = Path(model_path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist (bundled models: `make models`)")
-    return _BACKENDS[backend](path, threads=threads)
+    reasons = []
+    for name in (backend, *fallback):
+        try:
+            engine = _BACKENDS[name](path, threads=threads, **(options or {}).get(name, {}))
+        except BackendUnavailable as e:
+            reasons.append(f"{name}: {e}")
+            continue
+        if reasons:
+            log.warning("%s: using the %s backend (%s)", path.name, name, "; ".join(reasons))
+        return engine
+    others = [b for b in backend_names() if b not in (backend, *fallback)]
+    raise BackendUnavailable("; ".join(reasons) + (f". Choose another backend ({', '.join(others)}) or list one "
+                                                   "in models.fallback" if others else ""))
 
 
-from engines import onnxruntime_backend  # noqa: E402,F401  (registers itself)
+from engines import onnxruntime_backend, tensorrt_backend  # noqa: E402,F401  (they register themselves)

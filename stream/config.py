@@ -140,8 +140,38 @@ class PoseConfig(_Strict):
     min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="People shorter than this (px) get no pose.")
 
 
+class TensorRTConfig(_Strict):
+    precision: Literal["fp32", "fp16", "int8"] = Field("fp16", description="Plan precision.")
+    opt_batch: int = Field(8, ge=1, le=1024, description="The batch size TensorRT tunes the plan for.")
+    workspace_mb: int = Field(2048, ge=64, le=1_000_000, description="Builder workspace (scratch GPU memory).")
+    cache_dir: Path | None = Field(None, description="Where built plans are kept (default "
+                                                     "~/.cache/hawkwatch/tensorrt, or $HAWKWATCH_TRT_CACHE).")
+    calibration_cache: Path | None = Field(None, description="int8 only: a TensorRT calibration cache file.")
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_dir(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base_dir")
+        return None if v is None else (v if v.is_absolute() or base is None else Path(base) / v).resolve()
+
+    @field_validator("calibration_cache")
+    @classmethod
+    def _calibration_exists(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else _resolve_path(v, info, "calibration cache")
+
+    @model_validator(mode="after")
+    def _int8_needs_calibration(self) -> TensorRTConfig:
+        if self.precision == "int8" and self.calibration_cache is None:
+            raise ValueError("precision int8 needs calibration_cache")
+        return self
+
+
 class ModelsConfig(_Strict):
     backend: str = Field("onnxruntime", description="Engine backend by name (see engines.backend_names()).")
+    fallback: list[str] = Field(default_factory=list,
+                                description="Backends to try, in order, when `backend` cannot run on this machine "
+                                            "(e.g. [onnxruntime] behind tensorrt). Empty: a clear error instead.")
+    tensorrt: TensorRTConfig = Field(default_factory=TensorRTConfig, description="Settings of the tensorrt backend.")
     threads: int = Field(2, ge=1, le=256, description="CPU threads per engine.")
     max_batch: int = Field(16, ge=1, le=1024, description="Most images (frames or crops) in one engine call.")
     person_detector: PersonDetectorConfig
@@ -154,6 +184,24 @@ class ModelsConfig(_Strict):
         if v not in backend_names():
             raise ValueError(f"unknown backend {v!r}; choose one of {', '.join(backend_names())}")
         return v
+
+    @field_validator("fallback")
+    @classmethod
+    def _known_fallbacks(cls, v: list[str]) -> list[str]:
+        from engines import backend_names
+        for name in v:
+            if name not in backend_names():
+                raise ValueError(f"unknown backend {name!r}; choose from {', '.join(backend_names())}")
+        return v
+
+    def engine_options(self) -> dict[str, dict]:
+        """Per-backend options for engines.create_engine."""
+        t = self.tensorrt
+        trt = {"precision": t.precision, "opt_batch": min(t.opt_batch, self.max_batch), "max_batch": self.max_batch,
+               "workspace_mb": t.workspace_mb, "calibration_cache": t.calibration_cache}
+        if t.cache_dir is not None:
+            trt["cache_dir"] = t.cache_dir
+        return {"tensorrt": trt}
 
 
 class TrackingConfig(_Strict):

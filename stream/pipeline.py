@@ -384,10 +384,13 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
                            stop=threading.Event(), max_stream_s=duration_s, on_state=on_state)
 
     m = cfg.models
-    detector = PersonDetector(create_engine(m.backend, m.person_detector.path, threads=m.threads),
+
+    def engine(path):
+        return create_engine(m.backend, path, threads=m.threads, options=m.engine_options(), fallback=m.fallback)
+    detector = PersonDetector(engine(m.person_detector.path),
                               score_threshold=m.person_detector.score_threshold, nms_iou=m.person_detector.nms_iou,
                               max_people=m.person_detector.max_people, max_batch=m.max_batch)
-    pose = PoseEstimator(create_engine(m.backend, m.pose.path, threads=m.threads),
+    pose = PoseEstimator(engine(m.pose.path),
                          presence_threshold=m.pose.presence_threshold, crop_scale=m.pose.crop_scale,
                          min_box_height=m.pose.min_box_height, max_batch=m.max_batch)
     scene = SceneBuilder(detector, pose, iou_threshold=cfg.tracking.iou_threshold,

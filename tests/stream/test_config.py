@@ -49,6 +49,10 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
      "cameras.yard.ingest.rtsp_transport: Input should be 'tcp' or 'udp'"),
     (lambda d: d.update(ingest={"backoff_initial_s": 20}), "backoff_initial_s .* must not exceed backoff_max_s"),
     (lambda d: d.update(ingest={"watchdog_s": 0}), "ingest.watchdog_s: Input should be greater than 0"),
+    (lambda d: d["models"].update(fallback=["onnx"]), "models.fallback: unknown backend 'onnx'; choose from"),
+    (lambda d: d["models"].update(tensorrt={"precision": "int8"}), "models.tensorrt: precision int8 needs calibration_cache"),
+    (lambda d: d["models"].update(tensorrt={"precision": "int8", "calibration_cache": "no.cache"}),
+     "models.tensorrt.calibration_cache: calibration cache .*no.cache does not exist"),
     (lambda d: d.update(queues={"windows_policy": "newest"}), "queues.windows_policy: Input should be 'auto', 'block' or"),
 ])
 def test_bad_config_is_one_line_naming_the_field_path(demo, mutate, expected):
