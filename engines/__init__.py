@@ -71,4 +71,4 @@ def create_engine(backend: str, model_path: str | Path, *, threads: int | None =
                                                    "in models.fallback" if others else ""))
 
 
-from engines import onnxruntime_backend, tensorrt_backend  # noqa: E402,F401  (they register themselves)
+from engines import onnxruntime_backend, tensorrt_backend, torch_backend  # noqa: E402,F401  (they register themselves)
