@@ -212,6 +212,13 @@ class TrackingConfig(_Strict):
                                         "heights from where it was predicted (0: overlap only).")
 
 
+class MotionConfig(_Strict):
+    enabled: bool = Field(True, description="Compute Farneback optical flow between sampled frames (Hawk's motion).")
+    width: int = Field(160, ge=32, le=4096, description="Flow is computed on frames scaled to this width (px).")
+    min_speed: float = Field(0.02, gt=0.0, le=10.0,
+                             description="Pixels moving faster than this (frame heights per second) count as moving.")
+
+
 class BaselineConfig(_Strict):
     run_speed: float = Field(1.6, gt=0.0, le=20.0,
                              description="Speed (body heights per second) at which `running` scores 0.5.")
@@ -279,6 +286,7 @@ class HawkwatchConfig(_Strict):
     windows: WindowConfig = Field(default_factory=WindowConfig)
     models: ModelsConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

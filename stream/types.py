@@ -54,6 +54,23 @@ class PersonTrack:
 
 
 @dataclass(frozen=True)
+class MotionSummary:
+    """Per window: what moved between consecutive sampled frames, how fast and which way."""
+    energy: np.ndarray          # (T-1,) mean speed over the frame, frame heights per second
+    moving: np.ndarray          # (T-1,) fraction of the frame that moves
+    directions: np.ndarray      # (8,) share of moving pixels per direction (sums to 1, or all 0)
+    speeds: np.ndarray          # (len(SPEED_BINS) + 1,) share of moving pixels per speed band
+    masks: np.ndarray           # (T-1, h, w) bool, at the reduced size
+
+    def vector(self) -> np.ndarray:
+        """A fixed-length feature vector for the model: energy and moving share (mean, max), then the
+        direction and speed histograms."""
+        stats = [self.energy.mean(), self.energy.max(), self.moving.mean(), self.moving.max()] if len(self.energy) \
+            else [0.0] * 4
+        return np.concatenate([np.asarray(stats, np.float32), self.directions, self.speeds]).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class SceneGraph:
     camera: str
     window_id: int
@@ -68,6 +85,7 @@ class SceneGraph:
     gaps: tuple[tuple[float, float], ...] = ()   # stream time inside [start, end) with no frames
     wall_start: float = 0.0
     wall_end: float = 0.0
+    motion: MotionSummary | None = None   # flow between the sampled frames (stream/scene/motion.py), if computed
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream.scene.motion import MotionExtractor, MotionSummary, PairMotion
 from stream.scene.people import PersonDetector
 from stream.scene.pose import PoseEstimator
 from stream.scene.tracking import IouTracker
@@ -27,8 +28,9 @@ class FrameScene:
 
 class SceneBuilder:
     def __init__(self, detector: PersonDetector, pose: PoseEstimator, *, iou_threshold: float = 0.3,
-                 max_age_s: float = 2.0, max_jump: float = 0.6):
-        self.detector, self.pose = detector, pose
+                 max_age_s: float = 2.0, max_jump: float = 0.6, motion: MotionExtractor | None = None):
+        self.detector, self.pose, self.motion = detector, pose, motion
+        self._flows: dict[str, dict[tuple[int, int], PairMotion]] = {}   # per camera: (seq a, seq b) -> flow
         self._tracker_args = (iou_threshold, max_age_s, max_jump)
         self._trackers: dict[str, IouTracker] = {}
         self._cache: dict[str, dict[int, FrameScene]] = {}
@@ -37,6 +39,24 @@ class SceneBuilder:
         """The camera's stream ended: drop its cached frames and its tracks."""
         self._cache.pop(camera, None)
         self._trackers.pop(camera, None)
+        self._flows.pop(camera, None)
+
+    def motion_of(self, window: Window) -> MotionSummary | None:
+        """Flow between each pair of consecutive sampled frames (each pair computed once, shared
+        by overlapping windows), summarised for the window."""
+        if self.motion is None:
+            return None
+        flows = self._flows.setdefault(window.camera, {})
+        pairs = []
+        for a, b in zip(window.frames, window.frames[1:]):
+            if (a.seq, b.seq) not in flows:
+                flows[(a.seq, b.seq)] = self.motion.pair(a.image, b.image, b.ts - a.ts)
+            pairs.append(flows[(a.seq, b.seq)])
+        first = window.frames[0].seq if window.frames else None
+        for key in [k for k in flows if first is None or k[0] < first]:
+            del flows[key]     # later windows start later: they never need these pairs again
+        h = window.frames[0].image.shape[0] if window.frames else 1
+        return self.motion.summarise(pairs, h)
 
     def analyse(self, window: Window) -> dict[int, FrameScene]:
         """Per-frame results for the window's frames (seq -> FrameScene), computing only new ones."""
@@ -77,4 +97,4 @@ class SceneBuilder:
             walls=np.array([f.wall for f in window.frames], np.float64),
             frame_size=(w, h), tracks=tuple(tracks),
             latency_ms={"scene": (time.perf_counter() - t0) * 1000.0}, final=window.final,
-            gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end)
+            gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end, motion=self.motion_of(window))

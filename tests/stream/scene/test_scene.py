@@ -5,9 +5,18 @@ import pytest
 from engines import create_engine
 from stream.ingest.windows import WindowAssembler
 from stream.scene.graph import SceneBuilder
+from stream.scene.motion import MotionExtractor
 from stream.scene.people import PersonDetector
 from stream.scene.pose import PoseEstimator
 from stream.scene.tracking import IouTracker
+
+
+class CountingMotion(MotionExtractor):
+    pairs = 0
+
+    def pair(self, a, b, dt):
+        self.pairs += 1
+        return super().pair(a, b, dt)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +92,8 @@ def test_tracker_keeps_ids_for_walkers_and_separates_crossing_people():
 def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pose, clip12):
     from stream.ingest.source import VideoSource
     asm = WindowAssembler("lobby", 4.0, 2.0, 2.0)
-    builder = SceneBuilder(detector, pose)
+    motion = CountingMotion()
+    builder = SceneBuilder(detector, pose, motion=motion)
     graphs = []
     for f in VideoSource("lobby", str(clip12), is_file=True, replay="fast").frames():
         for w in asm.push(f.seq, f.ts, f.wall, f.pixels):
@@ -101,3 +111,6 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     shared = set(graphs[0].timestamps) & set(graphs[1].timestamps)
     ids_at = lambda gr, ts: {t.track_id for t in gr.tracks if t.present[list(gr.timestamps).index(ts)]}  # noqa: E731
     assert all(ids_at(graphs[0], ts) == ids_at(graphs[1], ts) for ts in shared)
+    # motion: one flow per pair of consecutive sampled frames, shared by overlapping windows
+    assert len(g.motion.energy) == 7 and g.motion.masks.shape[0] == 7 and 0 < g.motion.moving.max() < 0.5
+    assert motion.pairs == 23                             # 24 sampled frames in 12 s: 23 pairs, each computed once
