@@ -210,6 +210,10 @@ class TrackingConfig(_Strict):
     max_jump: float = Field(0.6, ge=0.0, le=10.0,
                             description="With no overlap, a track continues to a detection this many body "
                                         "heights from where it was predicted (0: overlap only).")
+    high_score: float = Field(0.5, ge=0.0, le=1.0,
+                              description="Detections at least this confident start tracks and match first; weaker "
+                                          "ones (down to person_detector.score_threshold) only continue tracks "
+                                          "(ByteTrack's second round).")
 
 
 class MotionConfig(_Strict):

@@ -13,7 +13,7 @@ import numpy as np
 from stream.scene.motion import MotionExtractor, MotionSummary, PairMotion
 from stream.scene.people import PersonDetector
 from stream.scene.pose import PoseEstimator
-from stream.scene.tracking import IouTracker
+from stream.scene.tracking import PersonTracker
 from stream.types import PersonTrack, SceneGraph, Window
 
 
@@ -28,11 +28,12 @@ class FrameScene:
 
 class SceneBuilder:
     def __init__(self, detector: PersonDetector, pose: PoseEstimator, *, iou_threshold: float = 0.3,
-                 max_age_s: float = 2.0, max_jump: float = 0.6, motion: MotionExtractor | None = None):
+                 max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5,
+                 motion: MotionExtractor | None = None):
         self.detector, self.pose, self.motion = detector, pose, motion
         self._flows: dict[str, dict[tuple[int, int], PairMotion]] = {}   # per camera: (seq a, seq b) -> flow
-        self._tracker_args = (iou_threshold, max_age_s, max_jump)
-        self._trackers: dict[str, IouTracker] = {}
+        self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score)
+        self._trackers: dict[str, PersonTracker] = {}
         self._cache: dict[str, dict[int, FrameScene]] = {}
 
     def forget(self, camera: str) -> None:
@@ -61,14 +62,14 @@ class SceneBuilder:
     def analyse(self, window: Window) -> dict[int, FrameScene]:
         """Per-frame results for the window's frames (seq -> FrameScene), computing only new ones."""
         cache = self._cache.setdefault(window.camera, {})
-        tracker = self._trackers.setdefault(window.camera, IouTracker(*self._tracker_args))
+        tracker = self._trackers.setdefault(window.camera, PersonTracker(*self._tracker_args))
         new = [f for f in window.frames if f.seq not in cache]
         if new:
             images = [f.image for f in new]
             dets = self.detector.detect(images)
             poses = self.pose.estimate(images, [d.boxes for d in dets])
             for f, d, kp in zip(new, dets, poses):   # frames arrive in time order: track in order
-                cache[f.seq] = FrameScene(f.ts, d.boxes, d.scores, tracker.update(d.boxes, f.ts), kp)
+                cache[f.seq] = FrameScene(f.ts, d.boxes, d.scores, tracker.update(d.boxes, f.ts, d.scores), kp)
         for seq in [s for s, fs in cache.items() if fs.ts < window.start]:
             del cache[seq]       # later windows start later: they never need these frames again
         return {f.seq: cache[f.seq] for f in window.frames}
@@ -77,7 +78,7 @@ class SceneBuilder:
         t0 = time.perf_counter()
         scenes = self.analyse(window)
         T = len(window.frames)
-        ids = sorted({int(i) for s in scenes.values() for i in s.track_ids})
+        ids = sorted({int(i) for s in scenes.values() for i in s.track_ids} - {0})   # 0: a weak, untracked detection
         tracks = []
         for tid in ids:
             present = np.zeros(T, bool)

@@ -1,8 +1,16 @@
-"""Person tracking: greedy matching of predicted track boxes to detections, stable ids per camera.
+"""Person tracking, ByteTrack-style: stable ids per camera from matching predicted track boxes to
+detections in two rounds.
 
-Boxes overlap first (IoU); at low sampling rates (2 fps) a walker's box can move past any overlap,
-so a track may also continue to the detection nearest its predicted centre, within `max_jump`
-body heights and a plausible change of height. Overlaps always rank before distances."""
+1. Confident detections (score >= `high_score`) match the tracks first. Boxes overlap first (IoU).
+   At low sampling rates (2 fps) a walker's box can move past any overlap, so a track may also
+   continue to the detection nearest its predicted centre, within `max_jump` body heights and a
+   plausible change of height. Overlaps always rank before distances.
+2. Weak detections (below `high_score`: a person half hidden, blurred, far) may then continue the
+   tracks still unmatched, by overlap only. This is ByteTrack's point: an occluded person keeps
+   their id instead of being lost and reborn. A weak detection never starts a track: unmatched, it
+   gets id 0, which means "not a tracked person".
+
+Tracks move with a smoothed velocity between frames and end after `max_age_s` unseen."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,39 +39,50 @@ class _Track:
     last_ts: float
 
 
-class IouTracker:
-    def __init__(self, iou_threshold: float = 0.3, max_age_s: float = 2.0, max_jump: float = 0.6):
+class PersonTracker:
+    def __init__(self, iou_threshold: float = 0.3, max_age_s: float = 2.0, max_jump: float = 0.6,
+                 high_score: float = 0.5):
         self.iou_threshold, self.max_age_s, self.max_jump = iou_threshold, max_age_s, max_jump
+        self.high_score = high_score
         self._tracks: list[_Track] = []
         self._next_id = 1
 
-    def update(self, boxes: np.ndarray, ts: float) -> np.ndarray:
-        """Assign a track id to each box of the frame at `ts`; returns (P,) int ids."""
+    def update(self, boxes: np.ndarray, ts: float, scores: np.ndarray | None = None) -> np.ndarray:
+        """Assign a track id to each box of the frame at `ts`; returns (P,) int ids, 0 for a weak
+        detection that continued no track. Without `scores` every detection counts as confident."""
         self._tracks = [t for t in self._tracks if ts - t.last_ts <= self.max_age_s]
         predicted = np.array([t.box + t.velocity * (ts - t.last_ts) for t in self._tracks]).reshape(-1, 4)
-        affinity = self._affinity(predicted, boxes)
+        strong = np.ones(len(boxes), bool) if scores is None else np.asarray(scores) >= self.high_score
         ids = np.zeros(len(boxes), np.int64)
-        taken_t, taken_b = set(), set()
-        for flat in np.argsort(-affinity, axis=None):   # greedy: best first
+        taken_t: set[int] = set()
+        affinity = self._affinity(predicted, boxes)
+        affinity[:, ~strong] = 0.0
+        self._match(affinity, boxes, ts, ids, taken_t)                       # round 1: confident detections
+        weak = iou_matrix(predicted, boxes)
+        weak[:, strong] = 0.0
+        weak[weak < self.iou_threshold] = 0.0
+        self._match(weak, boxes, ts, ids, taken_t)                           # round 2: weak ones, overlap only
+        for bi in np.flatnonzero(strong & (ids == 0)):
+            self._tracks.append(_Track(self._next_id, boxes[bi].copy(), np.zeros(4, np.float32), ts))
+            ids[bi] = self._next_id
+            self._next_id += 1
+        return ids
+
+    def _match(self, affinity: np.ndarray, boxes: np.ndarray, ts: float, ids: np.ndarray, taken_t: set[int]) -> None:
+        """Greedy, best pair first; updates the matched tracks and writes their ids."""
+        for flat in np.argsort(-affinity, axis=None):
             ti, bi = divmod(int(flat), len(boxes))
             if affinity[ti, bi] <= 0:
                 break
-            if ti in taken_t or bi in taken_b:
+            if ti in taken_t or ids[bi]:
                 continue
             taken_t.add(ti)
-            taken_b.add(bi)
             t = self._tracks[ti]
             dt = ts - t.last_ts
             if dt > 0:
                 t.velocity = 0.5 * t.velocity + 0.5 * (boxes[bi] - t.box) / dt
             t.box, t.last_ts = boxes[bi].copy(), ts
             ids[bi] = t.track_id
-        for bi in range(len(boxes)):
-            if bi not in taken_b:
-                self._tracks.append(_Track(self._next_id, boxes[bi].copy(), np.zeros(4, np.float32), ts))
-                ids[bi] = self._next_id
-                self._next_id += 1
-        return ids
 
     def _affinity(self, tracks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """IoU where it reaches the threshold (1 >= a >= thr); otherwise a distance score in (0, thr)

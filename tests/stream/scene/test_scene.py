@@ -8,7 +8,7 @@ from stream.scene.graph import SceneBuilder
 from stream.scene.motion import MotionExtractor
 from stream.scene.people import PersonDetector
 from stream.scene.pose import PoseEstimator
-from stream.scene.tracking import IouTracker
+from stream.scene.tracking import PersonTracker
 
 
 class CountingMotion(MotionExtractor):
@@ -78,7 +78,7 @@ def test_crop_and_its_inverse_map_points_exactly(pose, box):
 
 
 def test_tracker_keeps_ids_for_walkers_and_separates_crossing_people():
-    tr = IouTracker(iou_threshold=0.3, max_age_s=1.0, max_jump=0.6)
+    tr = PersonTracker(iou_threshold=0.3, max_age_s=1.0, max_jump=0.6)
     ids = []
     for k in range(10):   # two people walking towards each other, 0.5 s apart, 25 px per step
         a = [100 + 25 * k, 100, 140 + 25 * k, 200]
@@ -114,3 +114,15 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     # motion: one flow per pair of consecutive sampled frames, shared by overlapping windows
     assert len(g.motion.energy) == 7 and g.motion.masks.shape[0] == 7 and 0 < g.motion.moving.max() < 0.5
     assert motion.pairs == 23                             # 24 sampled frames in 12 s: 23 pairs, each computed once
+
+
+def test_a_weakly_detected_person_keeps_their_id_and_weak_strays_start_no_track():
+    tr = PersonTracker(iou_threshold=0.3, max_age_s=1.0, max_jump=0.6, high_score=0.5)
+    box = np.array([100, 100, 140, 200], np.float32)
+    got = []
+    for k, score in enumerate([0.9, 0.9, 0.35, 0.3, 0.9]):     # half hidden behind a pillar in frames 2-3
+        step = box + np.array([10, 0, 10, 0]) * k
+        stray = np.array([500, 300, 520, 340], np.float32)     # a weak false detection
+        got.append(tr.update(np.stack([step, stray]), k * 0.5, np.array([score, 0.32])))
+    assert [int(g[0]) for g in got] == [1, 1, 1, 1, 1]          # one id throughout
+    assert all(int(g[1]) == 0 for g in got)                      # the stray never becomes a person
