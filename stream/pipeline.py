@@ -394,10 +394,11 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
                          presence_threshold=m.pose.presence_threshold, crop_scale=m.pose.crop_scale,
                          min_box_height=m.pose.min_box_height, max_batch=m.max_batch)
     from stream.scene.motion import MotionExtractor
+    from stream.scene.relations import GeometricRelations
     motion = MotionExtractor(cfg.motion.width, cfg.motion.min_speed) if cfg.motion.enabled else None
     scene = SceneBuilder(detector, pose, iou_threshold=cfg.tracking.iou_threshold,
                          max_age_s=cfg.tracking.max_age_s, max_jump=cfg.tracking.max_jump,
-                         high_score=cfg.tracking.high_score, motion=motion)
+                         high_score=cfg.tracking.high_score, motion=motion, relations=GeometricRelations())
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline)}[cfg.detector.name]()
     publisher = Publisher(cfg.alerts.endpoint, send_hwm=cfg.alerts.send_hwm)
     return Pipeline(cfg, make_source, scene, verdicts, publisher, stop)

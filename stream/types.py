@@ -71,6 +71,17 @@ class MotionSummary:
 
 
 @dataclass(frozen=True)
+class Triple:
+    """A subject-predicate-object relation in the VG150 label space (stream/scene/relations.py)."""
+    subject: int            # track id (or RelTR query index)
+    subject_class: int      # index into OBJECTS
+    predicate: int          # index into PREDICATES
+    object: int             # track id, or GROUND
+    object_class: int
+    score: float
+
+
+@dataclass(frozen=True)
 class SceneGraph:
     camera: str
     window_id: int
@@ -86,6 +97,7 @@ class SceneGraph:
     wall_start: float = 0.0
     wall_end: float = 0.0
     motion: MotionSummary | None = None   # flow between the sampled frames (stream/scene/motion.py), if computed
+    relations: tuple[tuple[Triple, ...], ...] = ()   # per sampled frame: its relation triples
 
 
 @dataclass(frozen=True)

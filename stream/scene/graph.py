@@ -12,6 +12,7 @@ import numpy as np
 
 from stream.scene.motion import MotionExtractor, MotionSummary, PairMotion
 from stream.scene.people import PersonDetector
+from stream.scene.relations import GeometricRelations
 from stream.scene.pose import PoseEstimator
 from stream.scene.tracking import PersonTracker
 from stream.types import PersonTrack, SceneGraph, Window
@@ -29,8 +30,8 @@ class FrameScene:
 class SceneBuilder:
     def __init__(self, detector: PersonDetector, pose: PoseEstimator, *, iou_threshold: float = 0.3,
                  max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5,
-                 motion: MotionExtractor | None = None):
-        self.detector, self.pose, self.motion = detector, pose, motion
+                 motion: MotionExtractor | None = None, relations: GeometricRelations | None = None):
+        self.detector, self.pose, self.motion, self.relations = detector, pose, motion, relations
         self._flows: dict[str, dict[tuple[int, int], PairMotion]] = {}   # per camera: (seq a, seq b) -> flow
         self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score)
         self._trackers: dict[str, PersonTracker] = {}
@@ -98,4 +99,26 @@ class SceneBuilder:
             walls=np.array([f.wall for f in window.frames], np.float64),
             frame_size=(w, h), tracks=tuple(tracks),
             latency_ms={"scene": (time.perf_counter() - t0) * 1000.0}, final=window.final,
-            gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end, motion=self.motion_of(window))
+            gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end, motion=self.motion_of(window),
+            relations=self._relations(tracks, np.array([f.ts for f in window.frames])))
+
+    def _relations(self, tracks: list[PersonTrack], ts: np.ndarray) -> tuple:
+        """Per sampled frame, the triples between the people present (feet velocity from the
+        track's neighbouring frames)."""
+        if self.relations is None:
+            return ()
+        out = []
+        for t in range(len(ts)):
+            here = [tr for tr in tracks if tr.present[t]]
+            vel = np.zeros((len(here), 2), np.float32)
+            for k, tr in enumerate(here):
+                seen = np.flatnonzero(tr.present)
+                a, b = seen[seen < t], seen[seen > t]
+                i, j = (a[-1] if len(a) else t), (b[0] if len(b) else t)
+                if j > i:
+                    feet = lambda r: np.array([(r[0] + r[2]) / 2, r[3]])  # noqa: E731
+                    vel[k] = (feet(tr.boxes[j]) - feet(tr.boxes[i])) / (ts[j] - ts[i])
+            out.append(tuple(self.relations.frame(np.array([tr.track_id for tr in here]),
+                                                  np.array([tr.boxes[t] for tr in here]).reshape(-1, 4), vel,
+                                                  np.array([tr.keypoints[t] for tr in here]).reshape(-1, 17, 3))))
+        return tuple(out)

@@ -6,6 +6,7 @@ from engines import create_engine
 from stream.ingest.windows import WindowAssembler
 from stream.scene.graph import SceneBuilder
 from stream.scene.motion import MotionExtractor
+from stream.scene.relations import PREDICATES, GeometricRelations
 from stream.scene.people import PersonDetector
 from stream.scene.pose import PoseEstimator
 from stream.scene.tracking import PersonTracker
@@ -93,7 +94,7 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     from stream.ingest.source import VideoSource
     asm = WindowAssembler("lobby", 4.0, 2.0, 2.0)
     motion = CountingMotion()
-    builder = SceneBuilder(detector, pose, motion=motion)
+    builder = SceneBuilder(detector, pose, motion=motion, relations=GeometricRelations())
     graphs = []
     for f in VideoSource("lobby", str(clip12), is_file=True, replay="fast").frames():
         for w in asm.push(f.seq, f.ts, f.wall, f.pixels):
@@ -114,6 +115,14 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     # motion: one flow per pair of consecutive sampled frames, shared by overlapping windows
     assert len(g.motion.energy) == 7 and g.motion.masks.shape[0] == 7 and 0 < g.motion.moving.max() < 0.5
     assert motion.pairs == 23                             # 24 sampled frames in 12 s: 23 pairs, each computed once
+    # relations: every tracked person stands or walks on the ground in every frame they are seen
+    assert len(g.relations) == 8
+    for t, triples in enumerate(g.relations):
+        grounded = {r.subject for r in triples if PREDICATES[r.predicate] in ("walking on", "standing on", "laying on")}
+        assert grounded <= {tr.track_id for tr in g.tracks if tr.present[t]}
+        assert len(grounded) >= 0.8 * sum(tr.present[t] for tr in g.tracks)
+    walking = sum(PREDICATES[r.predicate] == "walking on" for triples in g.relations for r in triples)
+    assert walking > 0                                    # vtest's people walk
 
 
 def test_a_weakly_detected_person_keeps_their_id_and_weak_strays_start_no_track():
