@@ -10,6 +10,7 @@ next.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Callable, Protocol
@@ -40,6 +41,14 @@ def register_backend(name: str):
         _BACKENDS[name] = factory
         return factory
     return deco
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def backend_names() -> list[str]:

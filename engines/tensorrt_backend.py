@@ -24,7 +24,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from engines import BackendUnavailable, register_backend
+from engines import BackendUnavailable, file_sha256, register_backend
 
 DEFAULT_CACHE = Path(os.environ.get("HAWKWATCH_TRT_CACHE", Path.home() / ".cache" / "hawkwatch" / "tensorrt"))
 
@@ -86,14 +86,6 @@ def profile_from_onnx(onnx_path: Path, spec: BuildSpec) -> Profile:
             raise EngineBuildError(f"{onnx_path.name}: input {inp.name!r} is a scalar; expected (batch, ...)")
         shapes[inp.name] = tuple((b, *rest) for b in (spec.min_batch, spec.opt_batch, spec.max_batch))
     return Profile(shapes)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def plan_key(onnx_sha256: str, gpu_name: str, trt_version: str, spec: BuildSpec, profile: Profile) -> str:

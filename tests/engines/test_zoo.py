@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from engines import zoo
+from engines import file_sha256, zoo
 
 
 def test_manifest_records_source_licence_and_hashes(models_dir):
@@ -12,7 +12,7 @@ def test_manifest_records_source_licence_and_hashes(models_dir):
     for name, entry in manifest.items():
         assert entry["licence"] in ("MIT", "Apache-2.0")
         assert entry["source_sha256"] == zoo.BUNDLED[name].sha256
-        assert entry["onnx_sha256"] == zoo.sha256_of(models_dir / entry["file"])
+        assert entry["onnx_sha256"] == file_sha256(models_dir / entry["file"])
 
 
 def test_a_wheel_whose_model_file_changed_is_refused(tmp_path):
