@@ -81,7 +81,7 @@ def _ops(torch):
     F = torch.nn.functional
     return {
         "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b, "Div": lambda a, b: a / b,
-        "Exp": torch.exp, "Sigmoid": torch.sigmoid, "Relu": torch.relu,
+        "Exp": torch.exp, "Sigmoid": torch.sigmoid, "Relu": torch.relu, "Identity": lambda x: x,
         "Clip": lambda x, lo=None, hi=None: torch.clamp(x, None if lo is None else lo.item(),
                                                         None if hi is None else hi.item()),
         "Transpose": lambda x, *, perm: x.permute(*perm),
