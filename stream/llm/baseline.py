@@ -16,16 +16,12 @@ import time
 import numpy as np
 
 from stream.config import BaselineConfig
+from stream.scene.kinematics import feet, ramp, torso_angles
 from stream.types import PersonTrack, SceneGraph, SecondScore, Verdict
 
 CATEGORIES = ("running", "fall", "scuffle")
-_L_SHOULDER, _R_SHOULDER, _L_WRIST, _R_WRIST, _L_HIP, _R_HIP = 5, 6, 9, 10, 11, 12
+_L_WRIST, _R_WRIST, _L_HIP, _R_HIP = 9, 10, 11, 12
 _MIN_KP_SCORE = 0.5
-
-
-def ramp(x: np.ndarray | float, threshold: float, softness: float) -> np.ndarray:
-    """Logistic ramp: 0.5 at the threshold, ~0.05/0.95 at threshold -/+ 2*softness*threshold."""
-    return 1.0 / (1.0 + np.exp(-(np.asarray(x, np.float64) - threshold) / (softness * threshold)))
 
 
 def _heights(track: PersonTrack) -> np.ndarray:
@@ -37,8 +33,7 @@ def foot_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:
     speed = np.zeros(len(ts))
     seen = np.flatnonzero(track.present)
     for a, b in zip(seen[:-1], seen[1:]):
-        fa = np.array([(track.boxes[a, 0] + track.boxes[a, 2]) / 2, track.boxes[a, 3]])
-        fb = np.array([(track.boxes[b, 0] + track.boxes[b, 2]) / 2, track.boxes[b, 3]])
+        fa, fb = feet(track.boxes[[a, b]])
         height = max(float(np.nanmean(_heights(track)[[a, b]])), 1.0)
         speed[b] = np.linalg.norm(fb - fa) / height / max(ts[b] - ts[a], 1e-3)
     return speed
@@ -46,13 +41,7 @@ def foot_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:
 
 def torso_angle(track: PersonTrack) -> np.ndarray:
     """(T,) degrees between the torso and vertical; NaN where the keypoints are not confident."""
-    k = track.keypoints
-    conf = k[:, [_L_SHOULDER, _R_SHOULDER, _L_HIP, _R_HIP], 2].min(axis=1) >= _MIN_KP_SCORE
-    shoulders = (k[:, _L_SHOULDER, :2] + k[:, _R_SHOULDER, :2]) / 2
-    hips = (k[:, _L_HIP, :2] + k[:, _R_HIP, :2]) / 2
-    v = shoulders - hips
-    angle = np.degrees(np.arctan2(np.abs(v[:, 0]), -v[:, 1]))   # image y grows downwards
-    return np.where(conf & track.present, angle, np.nan)
+    return np.where(track.present, torso_angles(track.keypoints, _MIN_KP_SCORE), np.nan)
 
 
 def wrist_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:

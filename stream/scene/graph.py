@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream.scene.kinematics import feet
 from stream.scene.motion import MotionExtractor, MotionSummary, PairMotion
 from stream.scene.people import PersonDetector
 from stream.scene.relations import GeometricRelations
@@ -116,7 +117,6 @@ class SceneBuilder:
                 a, b = seen[seen < t], seen[seen > t]
                 i, j = (a[-1] if len(a) else t), (b[0] if len(b) else t)
                 if j > i:
-                    feet = lambda r: np.array([(r[0] + r[2]) / 2, r[3]])  # noqa: E731
                     vel[k] = (feet(tr.boxes[j]) - feet(tr.boxes[i])) / (ts[j] - ts[i])
             out.append(tuple(self.relations.frame(np.array([tr.track_id for tr in here]),
                                                   np.array([tr.boxes[t] for tr in here]).reshape(-1, 4), vel,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.scene.kinematics import feet, ramp, torso_angles
 from stream.types import Triple
 
 OBJECTS = ("__background__", "airplane", "animal", "arm", "bag", "banana", "basket", "beach", "bear", "bed", "bench",
@@ -46,10 +47,6 @@ ROW = len(PREDICATES) + 2 * len(OBJECTS)     # 353
 GROUND = -1                                  # the object id of the ground ("street")
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 class GeometricRelations:
     """Triples between the people of one frame (and each person and the ground), from boxes, the
     tracks' speeds and the poses. Distances are in body heights, so they hold at any scale."""
@@ -57,9 +54,8 @@ class GeometricRelations:
     def __init__(self, near: float = 1.0, walk_speed: float = 0.3, lay_angle_deg: float = 60.0, softness: float = 0.15):
         self.near, self.walk_speed, self.lay_angle, self.softness = near, walk_speed, lay_angle_deg, softness
 
-    def _ramp(self, value, threshold):
-        """0.5 at the threshold, rising with value (a logistic ramp `softness` x threshold wide)."""
-        return float(_sigmoid((value - threshold) / (self.softness * threshold)))
+    def _ramp(self, value, threshold) -> float:
+        return float(ramp(value, threshold, self.softness))
 
     def frame(self, ids: np.ndarray, boxes: np.ndarray, velocity: np.ndarray, keypoints: np.ndarray | None = None,
               person_class: str = "person") -> list[Triple]:
@@ -68,11 +64,11 @@ class GeometricRelations:
         person = OBJ[person_class]
         out: list[Triple] = []
         heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-        feet = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
+        foot = feet(boxes)
         speed = np.linalg.norm(velocity, axis=1) / heights
+        angles = torso_angles(keypoints, 0.3) if keypoints is not None else np.full(len(ids), np.nan)
         for i in range(len(ids)):
-            angle = _torso_angle(keypoints[i]) if keypoints is not None else None
-            lying = self._ramp(angle, self.lay_angle) if angle is not None else 0.0
+            lying = self._ramp(angles[i], self.lay_angle) if not np.isnan(angles[i]) else 0.0
             moving = self._ramp(speed[i], self.walk_speed)
             for pred, score in (("laying on", lying), ("walking on", (1 - lying) * moving),
                                 ("standing on", (1 - lying) * (1 - moving))):
@@ -82,15 +78,15 @@ class GeometricRelations:
                 if i == j:
                     continue
                 scale = (heights[i] + heights[j]) / 2
-                gap = np.linalg.norm(feet[i] - feet[j]) / scale
+                gap = np.linalg.norm(foot[i] - foot[j]) / scale
                 near = 1.0 - self._ramp(gap, self.near)
                 if near >= 0.5:
                     out.append(Triple(int(ids[i]), person, PRED["near"], int(ids[j]), person, near))
-                    depth = (feet[i, 1] - feet[j, 1]) / scale          # > 0: i stands nearer the camera
+                    depth = (foot[i, 1] - foot[j, 1]) / scale          # > 0: i stands nearer the camera
                     if depth > 0.1:
                         out.append(Triple(int(ids[i]), person, PRED["in front of"], int(ids[j]), person,
                                           near * min(1.0, depth / 0.3)))
-                follow = self._following(feet[i], feet[j], velocity[i], velocity[j], scale)
+                follow = self._following(foot[i], foot[j], velocity[i], velocity[j], scale)
                 if follow >= 0.5:                                   # i follows j
                     out.append(Triple(int(ids[i]), person, PRED["behind"], int(ids[j]), person, follow))
         return out
@@ -107,15 +103,6 @@ class GeometricRelations:
         if same_way < 0.8 or not 0.2 < ahead < 3.0:
             return 0.0
         return same_way * (1.0 - ahead / 6.0)
-
-
-def _torso_angle(kp: np.ndarray, min_score: float = 0.3) -> float | None:
-    """Degrees from vertical of hip centre -> shoulder centre (COCO-17), or None if unseen."""
-    sh, hp = kp[[5, 6]], kp[[11, 12]]
-    if sh[:, 2].min() < min_score or hp[:, 2].min() < min_score:
-        return None
-    v = sh[:, :2].mean(0) - hp[:, :2].mean(0)
-    return float(np.degrees(np.arctan2(abs(v[0]), -v[1]))) if np.linalg.norm(v) > 0 else None
 
 
 def relation_rows(triples: list[Triple]) -> np.ndarray:
