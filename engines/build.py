@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             cache = PlanCache(opts.pop("cache_dir")) if "cache_dir" in opts else PlanCache()
             spec = BuildSpec(**opts)
             jobs = [(m.path, spec, cache) for m in (cfg.models.person_detector, cfg.models.pose)]
-        spec = BuildSpec(precision=a.precision, opt_batch=min(a.opt_batch, a.max_batch), max_batch=a.max_batch,
-                         workspace_mb=a.workspace_mb, calibration_cache=a.calibration_cache)
-        cache = PlanCache(a.cache_dir) if a.cache_dir else PlanCache()
-        jobs += [(m, spec, cache) for m in a.models]
+        if a.models:
+            spec = BuildSpec(precision=a.precision, opt_batch=min(a.opt_batch, a.max_batch), max_batch=a.max_batch,
+                             workspace_mb=a.workspace_mb, calibration_cache=a.calibration_cache)
+            cache = PlanCache(a.cache_dir) if a.cache_dir else PlanCache()
+            jobs += [(m, spec, cache) for m in a.models]
     except ValueError as e:
         p.error(str(e))
     if not jobs:

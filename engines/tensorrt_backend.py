@@ -230,7 +230,7 @@ class TensorRTEngine:
 
         self.spec = spec or BuildSpec()
         self.plan_path, plan = ensure_plan(path, self.spec, cache or PlanCache(), progress)
-        self._torch, self._trt = torch, trt
+        self._torch = torch
         self._logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(self._logger).deserialize_cuda_engine(plan)
         if self.engine is None:
@@ -239,6 +239,8 @@ class TensorRTEngine:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if n not in self.input_names]
+        self._dtypes = {n: torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(n)))).dtype
+                        for n in self.output_names}
         self._stream = torch.cuda.Stream()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -251,7 +253,7 @@ class TensorRTEngine:
         return {k: np.concatenate([p[k] for p in parts]) for k in self.output_names}
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch, trt = self._torch, self._trt
+        torch = self._torch
         keep = []
         with torch.cuda.stream(self._stream):
             for name in self.input_names:
@@ -261,9 +263,7 @@ class TensorRTEngine:
                 keep.append(x)
             outputs = {}
             for name in self.output_names:
-                shape = tuple(self.context.get_tensor_shape(name))
-                dtype = torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
-                out = torch.empty(shape, dtype=dtype, device="cuda")
+                out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self._dtypes[name], device="cuda")
                 self.context.set_tensor_address(name, out.data_ptr())
                 outputs[name] = out
             if not self.context.execute_async_v3(self._stream.cuda_stream):

@@ -286,7 +286,7 @@ class Pipeline:
             stats = self.stats.get(camera)
             if stats is None:
                 continue
-            if state != "stopped" and state != "failed":   # final states are published at the end of stream
+            if state not in ("stopped", "failed"):   # final states are published at the end of stream
                 stats.state, stats.detail = state, detail
                 self._health(camera, state, detail)
 

@@ -61,7 +61,7 @@ def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) 
     if is_device:
         return "device"
     scheme = target.partition("://")[0].lower()
-    return {"rtsps": "rtsp", "https": "http", "file": "file"}.get(scheme, scheme)
+    return {"rtsps": "rtsp", "https": "http"}.get(scheme, scheme)
 
 
 class VideoSource:
@@ -73,7 +73,7 @@ class VideoSource:
                  stop: threading.Event | None = None, max_stream_s: float | None = None,
                  on_state: Callable[[str, str | None], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None):
-        self.camera, self.target, self.is_file = camera, target, is_file
+        self.camera, self.target = camera, target
         self.kind = source_kind(target, is_file=is_file, is_device=is_device)
         self.live = self.kind != "file"
         self.paced = not self.live and replay == "realtime"
@@ -105,31 +105,31 @@ class VideoSource:
             self.on_state(state, detail)
 
     # -- opening -----------------------------------------------------------------------------------
+    @property
+    def _probe(self) -> dict[str, str]:
+        return {"analyzeduration": str(int(self.ingest.probe_s * 1_000_000))}
+
     def _options(self) -> dict[str, str]:
-        probe_us = str(int(self.ingest.probe_s * 1_000_000))
         opts: dict[str, str] = {}
         if self.kind == "rtsp":
-            opts = {"rtsp_transport": self.ingest.rtsp_transport, "analyzeduration": probe_us}
-        elif self.kind in ("udp", "srt"):
+            opts = {"rtsp_transport": self.ingest.rtsp_transport, **self._probe}
+        elif self.kind == "udp":
             # a drone's MPEG-TS: never die on a receive-buffer overrun, read a large socket buffer
-            opts = {"analyzeduration": probe_us, "overrun_nonfatal": "1", "fifo_size": "278876",
-                    "buffer_size": str(8 << 20)}
-        elif self.kind in ("http", "rtmp"):
-            opts = {"analyzeduration": probe_us}
+            opts = {**self._probe, "overrun_nonfatal": "1", "fifo_size": "278876", "buffer_size": str(8 << 20)}
+        elif self.kind in ("srt", "http", "rtmp"):
+            opts = self._probe
         return {**opts, **self.ingest.options}
 
     def _open(self):
         if not self.live:
             container = self._open_container(self.target, options={}, timeout=None)
-        elif self.kind == "device":
-            container = self._open_container(self.target, options=dict(self.ingest.options), format="v4l2",
-                                              timeout=(self.ingest.open_timeout_s, self.ingest.watchdog_s))
         else:
+            fmt = {"format": "v4l2"} if self.kind == "device" else {}
             timeout = (self.ingest.open_timeout_s, self.ingest.watchdog_s)
             try:
-                container = self._open_container(self.target, options=self._options(), timeout=timeout)
+                container = self._open_container(self.target, options=self._options(), timeout=timeout, **fmt)
             except _NoProtocol:
-                container = _FfmpegRelay(self).open()
+                container = _open_relay(self)
         if not container.streams.video:
             container.close()
             raise SourceError(f"camera {self.camera}: {self.name} has no video stream")
@@ -278,45 +278,40 @@ class _NoProtocol(Exception):
     """PyAV's FFmpeg build lacks the URL's protocol (its wheels have no SRT)."""
 
 
-class _FfmpegRelay:
+def _open_relay(src: VideoSource) -> _RelayedContainer:
     """For a protocol PyAV's own FFmpeg lacks (SRT in the PyPI wheels): the system `ffmpeg` receives
     the stream and copies it, undecoded, as MPEG-TS into a pipe that PyAV demuxes and decodes.
     A pipe read that waits longer than the watchdog counts as the end of the stream."""
-
-    def __init__(self, source: VideoSource):
-        self.source = source
-
-    def open(self):
-        src = self.source
-        exe = shutil.which("ffmpeg")
-        if exe is None:
-            raise SourceError(f"camera {src.camera}: PyAV's FFmpeg cannot open {src.kind}:// and no system ffmpeg "
-                              "is installed to relay it (Debian: apt install ffmpeg)")
-        cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src.target,
-               "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "pipe:1"]
-        errors = tempfile.TemporaryFile()     # not a pipe: a chatty relay must never block on it
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
-        reader = _PipeReader(proc, errors, first_timeout=src.ingest.open_timeout_s, timeout=src.ingest.watchdog_s)
-        try:
-            container = av.open(reader, format="mpegts", options={"analyzeduration": str(int(src.ingest.probe_s * 1e6))})
-        except (av.FFmpegError, OSError) as e:
-            err = reader.close()
-            raise SourceError(f"camera {src.camera}: cannot open {src.name} through ffmpeg: "
-                              f"{_redact(err or str(e))}") from None
-        def close_both():
-            container.close()
-            reader.close()
-        return _Container(container, close_both)
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise SourceError(f"camera {src.camera}: PyAV's FFmpeg cannot open {src.kind}:// and no system ffmpeg "
+                          "is installed to relay it (Debian: apt install ffmpeg)")
+    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src.target,
+           "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "pipe:1"]
+    errors = tempfile.TemporaryFile()     # not a pipe: a chatty relay must never block on it
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+    reader = _PipeReader(proc, errors, first_timeout=src.ingest.open_timeout_s, timeout=src.ingest.watchdog_s)
+    try:
+        container = av.open(reader, format="mpegts", options=src._probe)
+    except (av.FFmpegError, OSError) as e:
+        err = reader.close()
+        raise SourceError(f"camera {src.camera}: cannot open {src.name} through ffmpeg: "
+                          f"{_redact(err or str(e))}") from None
+    return _RelayedContainer(container, reader)
 
 
-class _Container:
+class _RelayedContainer:
     """A container whose close() also ends the relay process behind it."""
 
-    def __init__(self, container, close):
-        self._c, self.close = container, close
+    def __init__(self, container, reader: _PipeReader):
+        self._c, self._reader = container, reader
 
     def __getattr__(self, name):
         return getattr(self._c, name)
+
+    def close(self) -> None:
+        self._c.close()
+        self._reader.close()
 
 
 class _PipeReader:

@@ -31,8 +31,7 @@ class WindowAssembler:
         self._next_sample = 0          # index k of the next sample time k / fps
         self._next_window = 0          # id of the oldest window not yet emitted
         self._frames: list[Frame] = []  # sampled frames not yet past every window that needs them
-        self._last_ts: float | None = None
-        self._last_wall = (0.0, 0.0)   # (ts, wall) of the newest frame: the wall clock of windows without frames
+        self._last: tuple[float, float] | None = None   # (ts, wall) of the newest frame
         self._frame_step = 1.0 / sample_fps
         self.sampled = 0               # frames taken into windows
         self.dropped = 0               # frames lost upstream, charged to the windows that span them
@@ -46,7 +45,7 @@ class WindowAssembler:
         frames = tuple(f for f in self._frames if start - _EPS <= f.ts < end - _EPS)
         drops = sum(1 for t in self._drops if start <= t < end)
         gaps = tuple((max(g0, start), min(g1, end)) for g0, g1 in self._gaps if g0 < end and g1 > start)
-        ref_ts, ref_wall = (frames[0].ts, frames[0].wall) if frames else self._last_wall
+        ref_ts, ref_wall = (frames[0].ts, frames[0].wall) if frames else (self._last or (0.0, 0.0))
         return Window(self.camera, k, start, end, frames, drops, gaps=gaps,
                       wall_start=ref_wall + (start - ref_ts), wall_end=ref_wall + (end - ref_ts))
 
@@ -58,14 +57,14 @@ class WindowAssembler:
     def push(self, seq: int, ts: float, wall: float, pixels: np.ndarray | Callable[[], np.ndarray],
              gap: tuple[float, float] | None = None) -> list[Window]:
         """Add a frame; `gap` is the stream time with no frames just before it, if the source saw one."""
-        if self._last_ts is not None and ts <= self._last_ts:
-            raise ValueError(f"camera {self.camera}: timestamps must increase ({ts} after {self._last_ts})")
+        last_ts = self._last[0] if self._last else None
+        if last_ts is not None and ts <= last_ts:
+            raise ValueError(f"camera {self.camera}: timestamps must increase ({ts} after {last_ts})")
         if gap is not None:
             self._gaps.append(gap)
-        elif self._last_ts is not None:
-            self._frame_step = ts - self._last_ts
-        self._last_ts = ts
-        self._last_wall = (ts, wall)
+        elif last_ts is not None:
+            self._frame_step = ts - last_ts
+        self._last = (ts, wall)
         out = []
         # windows that end at or before this frame are complete
         while (self._next_window * self.stride + self.length) <= ts + _EPS:
@@ -86,9 +85,9 @@ class WindowAssembler:
 
     def finish(self) -> list[Window]:
         """The stream ended: emit every window that starts before its end (the last one shortened)."""
-        if self._last_ts is None:
+        if self._last is None:
             return []
-        end = self._last_ts + self._frame_step   # the last frame lasts one frame interval
+        end = self._last[0] + self._frame_step   # the last frame lasts one frame interval
         out = []
         while self._next_window * self.stride < end - _EPS:
             out.append(self._window(self._next_window, end_of_stream=end))
