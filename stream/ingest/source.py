@@ -165,12 +165,15 @@ class VideoSource:
             for packet in container.demux(stream):
                 if self.stop.is_set():
                     return
-                now = self._clock()
-                if self.live and now - last_packet > watchdog:
-                    # PyAV's read timeout interrupted a blocked read, and the demuxer handed out what
-                    # it still held instead of failing: that is a stall too
-                    raise _Stalled(f"no data for {now - last_packet:.1f} s (watchdog {watchdog:g} s)")
-                last_packet = now
+                if self.live:
+                    now = self._clock()
+                    if now - last_packet > watchdog:
+                        # PyAV's read timeout interrupted a blocked read, and the demuxer handed out
+                        # what it still held instead of failing: that is a stall too
+                        raise _Stalled(f"no data for {now - last_packet:.1f} s (watchdog {watchdog:g} s)")
+                    if now - last_frame > watchdog:
+                        raise _Stalled(f"data but no decodable frame for {watchdog:g} s")
+                    last_packet = now
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as e:
@@ -180,11 +183,9 @@ class VideoSource:
                     self._log(logging.WARNING, "decode", "camera %s: skipping corrupt data in %s: %s",
                               self.camera, self.name, e)
                     frames = []
-                for frame in frames:
+                if frames and self.live:
                     last_frame = self._clock()
-                    yield frame
-                if self.live and self._clock() - last_frame > watchdog:
-                    raise _Stalled(f"data but no decodable frame for {watchdog:g} s")
+                yield from frames
         except av.ExitError:
             if self.stop.is_set():
                 return
