@@ -51,6 +51,16 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def onnx_input_shapes(path: str | Path) -> dict[str, list[int | None]]:
+    """The ONNX file's graph inputs, name -> shape (None for a dynamic dimension), weights not loaded."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer}
+    return {i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+            for i in model.graph.input if i.name not in weights}
+
+
 def backend_names() -> list[str]:
     return sorted(_BACKENDS)
 

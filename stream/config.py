@@ -134,10 +134,32 @@ class PersonDetectorConfig(_Strict):
 
 
 class PoseConfig(_Strict):
-    path: ModelFile = Field(description="ONNX BlazePose landmark model, e.g. models/pose_landmark_full.onnx.")
-    presence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum pose-present probability.")
-    crop_scale: float = Field(1.25, ge=1.0, le=3.0, description="Square crop side as a multiple of the box's long side.")
-    min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="People shorter than this (px) get no pose.")
+    path: ModelFile = Field(description="ONNX pose model, e.g. the bundled models/pose_landmark_full.onnx (BlazePose).")
+    decoder: Literal["blazepose", "simcc", "yolo_pose", "heatmaps_tags"] = Field(
+        "blazepose", description="How the model's outputs become COCO-17 keypoints. Top-down, on person crops: "
+                                 "`blazepose` (the bundled model), `simcc` (RTMPose). Bottom-up, on whole frames: "
+                                 "`yolo_pose` (Ultralytics YOLOv8/11-pose), `heatmaps_tags` (HigherHRNet).")
+    input_size: tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]] | None = Field(
+        None, description="Model input (width, height); default: the model's static input shape, else the decoder's usual.")
+    layout: Literal["nchw", "nhwc"] | None = Field(None, description="Input layout; default: read from the model.")
+    channels: Literal["rgb", "bgr"] | None = Field(None, description="Channel order the model was trained on (default rgb).")
+    mean: tuple[float, float, float] | None = Field(
+        None, description="Subtracted per channel, in 0..255 units, in the model's channel order "
+                          "(default: 0 for blazepose/yolo_pose, ImageNet's for simcc/heatmaps_tags).")
+    std: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="Divided per channel after the mean, in 0..255 units (default 255, or ImageNet's).")
+    presence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="blazepose: minimum pose-present probability.")
+    crop_scale: float = Field(1.25, ge=1.0, le=3.0, description="Top-down: crop size as a multiple of the person box.")
+    min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="Top-down: people shorter than this (px) get no pose.")
+    simcc_split_ratio: float = Field(2.0, gt=0.0, le=16.0, description="simcc: classification bins per input pixel.")
+    score_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Bottom-up: minimum person score (yolo_pose).")
+    nms_iou: float = Field(0.7, gt=0.0, le=1.0, description="yolo_pose: IoU above which overlapping people are merged.")
+    peak_threshold: float = Field(0.1, ge=0.0, le=1.0, description="heatmaps_tags: minimum heatmap peak.")
+    tag_threshold: float = Field(1.0, gt=0.0, le=100.0, description="heatmaps_tags: largest tag distance within one person.")
+
+    @property
+    def top_down(self) -> bool:
+        return self.decoder in ("blazepose", "simcc")
 
 
 class TensorRTConfig(_Strict):
@@ -173,9 +195,21 @@ class ModelsConfig(_Strict):
                                             "(e.g. [onnxruntime] behind tensorrt). Empty: a clear error instead.")
     tensorrt: TensorRTConfig = Field(default_factory=TensorRTConfig, description="Settings of the tensorrt backend.")
     threads: int = Field(2, ge=1, le=256, description="CPU threads per engine.")
-    max_batch: int = Field(16, ge=1, le=1024, description="Most images (frames or crops) in one engine call.")
-    person_detector: PersonDetectorConfig
+    max_batch: int = Field(16, ge=1, le=1024, description="Most images (frames or crops) in one engine call; the "
+                                                           "scene stage gathers windows of all cameras up to this "
+                                                           "many new frames.")
+    max_wait_ms: float = Field(20.0, ge=0.0, le=10_000.0,
+                               description="Longest the scene stage waits for more windows to fill a batch.")
+    person_detector: PersonDetectorConfig | None = Field(
+        None, description="Person boxes for a top-down pose model (not used by bottom-up ones).")
     pose: PoseConfig
+
+    @model_validator(mode="after")
+    def _top_down_needs_detector(self) -> ModelsConfig:
+        if self.pose.top_down and self.person_detector is None:
+            raise ValueError(f"pose decoder {self.pose.decoder} is top-down and needs person_detector "
+                             "(e.g. path: models/ssdlite_person.onnx)")
+        return self
 
     @field_validator("backend")
     @classmethod

@@ -27,7 +27,7 @@ from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler
 from stream.llm.events import EventTracker
 from stream.metrics import CameraStats
-from stream.scene.graph import SceneBuilder
+from stream.scene.graph import SceneBuilder, scene_from_config
 from stream.types import EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,9 @@ class Pipeline:
         def end(eos: EndOfStream) -> list:
             self.scene.forget(eos.camera)
             return []
-        self._stage_loop(self.windows, self.scenes, self.scene.build, "scene", on_end=end)
+        m = self.cfg.models
+        self._stage_loop(self.windows, self.scenes, self.scene.build_many, "scene", on_end=end, many=True,
+                         batch=(self.scene.new_frames, m.max_batch, m.max_wait_ms / 1000.0))
 
     def _run_detector(self) -> None:
         trackers: dict[str, EventTracker] = {}
@@ -245,11 +247,16 @@ class Pipeline:
         self._stage_loop(self.scenes, self.outbox, decide, "detector", on_end=flush, many=True)
 
     def _stage_loop(self, inbox: StageQueue, outbox: StageQueue, work, name: str, on_end=None,
-                    many: bool = False) -> None:
+                    many: bool = False, batch: tuple[Callable[[object], int], int, float] | None = None) -> None:
+        """Take items from `inbox`, put `work`'s results on `outbox`, pass ends of stream through
+        (after `on_end`'s). With `batch` = (cost, max_cost, max_wait_s), `work` takes a list: items
+        are gathered, across cameras, until their cost reaches max_cost or max_wait_s has passed
+        since the first; an end of stream closes the batch and follows it."""
+        held = None
         try:
             while not self._finished.is_set() and not self._abort.is_set():
                 try:
-                    item = inbox.get(timeout=0.1)
+                    item, held = held or inbox.get(timeout=0.1), None
                 except queue.Empty:
                     continue
                 if isinstance(item, EndOfStream):
@@ -257,7 +264,22 @@ class Pipeline:
                         outbox.put(out, abort=self._abort)
                     outbox.put(item, abort=self._abort)
                     continue
-                result = work(item)
+                if batch is None:
+                    result = work(item)
+                else:
+                    cost, max_cost, max_wait = batch
+                    items, spent, deadline = [item], cost(item), time.monotonic() + max_wait
+                    while spent < max_cost:
+                        try:
+                            nxt = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                        except queue.Empty:
+                            break
+                        if isinstance(nxt, EndOfStream):
+                            held = nxt
+                            break
+                        items.append(nxt)
+                        spent += cost(nxt)
+                    result = work(items)
                 for out in (result if many else [result]):
                     outbox.put(out, abort=self._abort)
         except Exception as e:   # a broken stage ends the run with its reason, logged once
@@ -373,32 +395,14 @@ class Pipeline:
 def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None, replay: str | None = None,
                    loop: bool | None = None, duration_s: float | None = None) -> Pipeline:
     """Resolve the config into built stages (models loaded, socket bound); overrides come from the CLI."""
-    from engines import create_engine
     from stream.llm.baseline import BaselineDetector
-    from stream.scene.people import PersonDetector
-    from stream.scene.pose import PoseEstimator
 
     def make_source(camera: str, c: CameraConfig, on_state: Callable[[str, str | None], None]) -> VideoSource:
         return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
                            replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
                            stop=threading.Event(), max_stream_s=duration_s, on_state=on_state)
 
-    m = cfg.models
-
-    def engine(path):
-        return create_engine(m.backend, path, threads=m.threads, options=m.engine_options(), fallback=m.fallback)
-    detector = PersonDetector(engine(m.person_detector.path),
-                              score_threshold=m.person_detector.score_threshold, nms_iou=m.person_detector.nms_iou,
-                              max_people=m.person_detector.max_people, max_batch=m.max_batch)
-    pose = PoseEstimator(engine(m.pose.path),
-                         presence_threshold=m.pose.presence_threshold, crop_scale=m.pose.crop_scale,
-                         min_box_height=m.pose.min_box_height, max_batch=m.max_batch)
-    from stream.scene.motion import MotionExtractor
-    from stream.scene.relations import GeometricRelations
-    motion = MotionExtractor(cfg.motion.width, cfg.motion.min_speed) if cfg.motion.enabled else None
-    scene = SceneBuilder(detector, pose, iou_threshold=cfg.tracking.iou_threshold,
-                         max_age_s=cfg.tracking.max_age_s, max_jump=cfg.tracking.max_jump,
-                         high_score=cfg.tracking.high_score, motion=motion, relations=GeometricRelations())
+    scene = scene_from_config(cfg)
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline)}[cfg.detector.name]()
     publisher = Publisher(cfg.alerts.endpoint, send_hwm=cfg.alerts.send_hwm)
     return Pipeline(cfg, make_source, scene, verdicts, publisher, stop)

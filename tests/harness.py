@@ -73,9 +73,17 @@ class StubScene:
 
     def __init__(self, seconds: float = 0.0):
         self.seconds = seconds
+        self.batches: list[list[tuple[str, int]]] = []    # (camera, window id) of each batch, in order
 
-    def build(self, window: Window) -> SceneGraph:
+    def new_frames(self, window: Window) -> int:
+        return len(window.frames)
+
+    def build_many(self, windows: list[Window]) -> list[SceneGraph]:
+        self.batches.append([(w.camera, w.window_id) for w in windows])
         time.sleep(self.seconds)
+        return [self._graph(w) for w in windows]
+
+    def _graph(self, window: Window) -> SceneGraph:
         return SceneGraph(window.camera, window.window_id, window.start, window.end,
                           np.array([f.ts for f in window.frames]), np.array([f.wall for f in window.frames]),
                           (0, 0), (), latency_ms={"scene": self.seconds * 1000}, final=window.final,

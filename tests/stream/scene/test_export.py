@@ -8,14 +8,14 @@ from stream.ingest.windows import WindowAssembler
 from stream.scene.export import export_window
 from stream.scene.graph import SceneBuilder
 from stream.scene.people import PersonDetector
-from stream.scene.pose import PoseEstimator
+from stream.scene.pose import PoseEstimator, TopDown
 from stream.scene.relations import GeometricRelations
 
 
 @pytest.fixture(scope="module")
 def graphs(models_dir, clip12):
-    builder = SceneBuilder(PersonDetector(create_engine("onnxruntime", models_dir / "ssdlite_person.onnx")),
-                           PoseEstimator(create_engine("onnxruntime", models_dir / "pose_landmark_full.onnx")),
+    builder = SceneBuilder(TopDown(PersonDetector(create_engine("onnxruntime", models_dir / "ssdlite_person.onnx")),
+                                   PoseEstimator(create_engine("onnxruntime", models_dir / "pose_landmark_full.onnx"))),
                            relations=GeometricRelations())
     asm = WindowAssembler("lobby", 4.0, 2.0, 2.0)
     out = []

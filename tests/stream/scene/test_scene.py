@@ -8,7 +8,7 @@ from stream.scene.graph import SceneBuilder
 from stream.scene.motion import MotionExtractor
 from stream.scene.relations import PREDICATES, GeometricRelations
 from stream.scene.people import PersonDetector
-from stream.scene.pose import PoseEstimator
+from stream.scene.pose import PoseEstimator, TopDown
 from stream.scene.tracking import PersonTracker
 
 
@@ -65,7 +65,6 @@ def test_poses_are_anatomically_plausible_on_real_people(detector, pose, vtest_f
 
 @pytest.mark.parametrize("box", [[100.0, 50.0, 140.0, 150.0], [700.0, 500.0, 760.0, 570.0], [5.0, 5.0, 25.0, 45.0]])
 def test_crop_and_its_inverse_map_points_exactly(pose, box):
-    from stream.scene.pose import crop_to_image
     box = np.array(box, np.float32)
     image = np.zeros((576, 768, 3), np.uint8)
     x, y = int(box[0] + 0.3 * (box[2] - box[0])), int(box[1] + 0.7 * (box[3] - box[1]))
@@ -73,7 +72,7 @@ def test_crop_and_its_inverse_map_points_exactly(pose, box):
     crop = pose.crop(image, box).astype(np.float32).sum(axis=2)   # the dot, spread by upscaling
     vs, us = np.mgrid[0:256, 0:256]
     centroid = np.array([(us * crop).sum(), (vs * crop).sum()]) / crop.sum() + 0.5   # pixel centres at i + 0.5
-    back = crop_to_image(box, pose.crop_scale, centroid)
+    back = pose.to_image(box, centroid)
     # coordinates are continuous: pixel (x, y) covers [x, x+1), its centre is x + 0.5
     assert np.allclose(back, [x + 0.5, y + 0.5], atol=0.05), back
 
@@ -94,7 +93,7 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     from stream.ingest.source import VideoSource
     asm = WindowAssembler("lobby", 4.0, 2.0, 2.0)
     motion = CountingMotion()
-    builder = SceneBuilder(detector, pose, motion=motion, relations=GeometricRelations())
+    builder = SceneBuilder(TopDown(detector, pose), motion=motion, relations=GeometricRelations())
     graphs = []
     for f in VideoSource("lobby", str(clip12), is_file=True, replay="fast").frames():
         for w in asm.push(f.seq, f.ts, f.wall, f.pixels):
