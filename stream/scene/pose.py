@@ -45,13 +45,18 @@ class InputSpec:
     std: tuple[float, float, float] = (255.0, 255.0, 255.0)
 
     def tensor(self, images_bgr: list[np.ndarray]) -> np.ndarray:
-        x = np.stack(images_bgr).astype(np.float32)
-        if self.rgb:
-            x = x[..., ::-1]
-        x = (x - np.float32(self.mean)) / np.float32(self.std)
+        """(N, H, W, 3) uint8 BGR images at the input size -> the model's float32 batch (one copy,
+        then normalised in place)."""
+        x = np.stack([cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images_bgr] if self.rgb else images_bgr)
+        shape = (1, 3, 1, 1) if self.layout == "nchw" else (1, 1, 1, 3)
         if self.layout == "nchw":
             x = x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x)
+        out = np.empty(x.shape, np.float32)
+        out[...] = x
+        if any(self.mean):
+            out -= np.float32(self.mean).reshape(shape)
+        out *= (1.0 / np.float32(self.std)).reshape(shape)
+        return out
 
 
 # What each decoder's models usually expect; the ONNX file's static input shape and the config override.
@@ -140,7 +145,7 @@ class PoseEstimator:
         """Engine outputs -> ((N, 17, 3) keypoints in crop pixels, (N,) pose-present probability)."""
         if self.decoder == "blazepose":
             landmarks = out[0].reshape(len(out[0]), -1, 5)[:, BLAZEPOSE_TO_COCO17]   # x, y, z, visibility, presence
-            kp = np.concatenate([landmarks[..., :2], 1.0 / (1.0 + np.exp(-landmarks[..., 3:4]))], axis=-1)
+            kp = np.concatenate([landmarks[..., :2], 0.5 + 0.5 * np.tanh(0.5 * landmarks[..., 3:4])], axis=-1)   # sigmoid
             return kp, out[1].reshape(-1)                                              # already a probability
         if len(out) < 2:
             raise ValueError("a simcc pose model must have two outputs (simcc_x, simcc_y)")

@@ -38,7 +38,7 @@ def colour(track_id: int) -> tuple[int, int, int]:
 
 def _label(img: np.ndarray, text: str, org: tuple[int, int], col, scale: float = 0.45) -> None:
     (w, h), base = cv2.getTextSize(text, _FONT, scale, 1)
-    x, y = max(0, org[0]), max(h + 2, org[1])
+    x, y = max(0, min(org[0], img.shape[1] - w - 3)), max(h + 2, org[1])
     cv2.rectangle(img, (x, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
     cv2.putText(img, text, (x + 1, y), _FONT, scale, col, 1, cv2.LINE_AA)
 
@@ -76,18 +76,34 @@ def draw(image: np.ndarray, graph: SceneGraph, t: int, *, scale: float = 1.0, tr
             if s >= KEYPOINT_MIN:
                 cv2.circle(img, pt((x, y)), 2, (255, 255, 255), -1, cv2.LINE_AA)
         _label(img, f"#{tr.track_id}", (pt((x0, y0))[0], pt((x0, y0))[1] - 2), col)
-    if t < len(graph.relations):
-        for r in graph.relations[t]:
-            if r.object == GROUND or r.subject not in tracks or r.object not in tracks:
-                continue     # ground relations (walking on, standing on) would bury the picture: edges only
-            a, b = tracks[r.subject].boxes[t], tracks[r.object].boxes[t]
-            ca, cb = pt(((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)), pt(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2))
-            cv2.arrowedLine(img, ca, cb, (255, 255, 255), 1, cv2.LINE_AA, tipLength=0.05)
-            _label(img, PREDICATES[r.predicate], ((ca[0] + cb[0]) // 2, (ca[1] + cb[1]) // 2), (255, 255, 255), 0.4)
+    for (a, b), text in _pair_labels(graph, t, tracks).items():
+        ba, bb = tracks[a].boxes[t], tracks[b].boxes[t]
+        ca, cb = pt(((ba[0] + ba[2]) / 2, (ba[1] + ba[3]) / 2)), pt(((bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2))
+        cv2.line(img, ca, cb, (255, 255, 255), 1, cv2.LINE_AA)
+        _label(img, text, ((ca[0] + cb[0]) // 2, (ca[1] + cb[1]) // 2), (255, 255, 255), 0.4)
     people = int(sum(tr.present[t] for tr in graph.tracks))
     _label(img, f"{graph.camera}  window {graph.window_id}  t={graph.timestamps[t]:.1f}s  {people} people",
            (4, 18), (255, 255, 255), 0.55)
     return img
+
+
+_INVERSE = {"behind": "in front of"}       # drawn once, as the other
+
+
+def _pair_labels(graph: SceneGraph, t: int, tracks: dict) -> dict[tuple[int, int], str]:
+    """One label per pair of people related in frame t: symmetric predicates once ("near"), directed
+    ones with their direction ("#7 in front of #4"). Ground relations (walking on, standing on)
+    would bury the picture and are left out."""
+    pairs: dict[tuple[int, int], set[str]] = {}
+    for r in graph.relations[t] if t < len(graph.relations) else ():
+        if r.object == GROUND or r.subject not in tracks or r.object not in tracks:
+            continue
+        name, subj, obj = PREDICATES[r.predicate], r.subject, r.object
+        if name in _INVERSE:
+            name, subj, obj = _INVERSE[name], obj, subj
+        text = name if name == "near" else f"#{subj} {name} #{obj}"
+        pairs.setdefault((min(subj, obj), max(subj, obj)), set()).add(text)
+    return {k: ", ".join(sorted(v, key=lambda x: (x != "near", x))) for k, v in pairs.items()}
 
 
 class _Mp4:
