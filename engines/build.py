@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             opts = dict(cfg.models.engine_options()["tensorrt"])
             cache = PlanCache(opts.pop("cache_dir")) if "cache_dir" in opts else PlanCache()
             spec = BuildSpec(**opts)
-            jobs = [(m.path, spec, cache) for m in (cfg.models.person_detector, cfg.models.pose)]
+            jobs = [(m.path, spec, cache) for m in (cfg.models.person_detector, cfg.models.pose) if m is not None]
         if a.models:
             spec = BuildSpec(precision=a.precision, opt_batch=min(a.opt_batch, a.max_batch), max_batch=a.max_batch,
                              workspace_mb=a.workspace_mb, calibration_cache=a.calibration_cache)
