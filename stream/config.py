@@ -70,6 +70,20 @@ class IngestConfig(_Strict):
         return self
 
 
+class EventsConfig(_Strict):
+    open_threshold: float = Field(0.6, gt=0.0, le=1.0, description="Per-second score that opens an event.")
+    close_threshold: float = Field(0.4, ge=0.0, lt=1.0, description="Score under which an open event ends.")
+    min_duration_s: float = Field(1.0, ge=0.0, le=600.0, description="Seconds above open_threshold to open.")
+    close_after_s: float = Field(2.0, ge=0.0, le=600.0, description="Seconds under close_threshold to close.")
+    cooldown_s: float = Field(5.0, ge=0.0, le=3600.0, description="Seconds after a close before another opens.")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> EventsConfig:
+        if self.close_threshold >= self.open_threshold:
+            raise ValueError("close_threshold must be below open_threshold")
+        return self
+
+
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
@@ -82,6 +96,7 @@ class CameraConfig(_Strict):
                                 "frames (lossless). Defaults to the top-level `replay`.")
     loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
     enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
+    events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
 
     @field_validator("path")
     @classmethod
@@ -271,22 +286,38 @@ class BaselineConfig(_Strict):
                             description="Width of each logistic ramp, as a fraction of its threshold.")
 
 
+class HawkeyeDetectorConfig(_Strict):
+    model: Path = Field(description="A Hawkeye model directory (written by training: lm/, tokenizer/, "
+                                    "hawkeye.json, encoder.pt, and lora/ unless merged).")
+    lm: Path | None = Field(None, description="Another local Hugging Face checkpoint directory for the LM (e.g. a "
+                                             "Vicuna) instead of the model directory's own lm/. Nothing is downloaded.")
+    threads: int = Field(2, ge=1, le=256, description="CPU threads for the model.")
+    max_batch: int = Field(16, ge=1, le=1024, description="Most windows, of any cameras, in one model call.")
+    max_wait_ms: float = Field(50.0, ge=0.0, le=10_000.0,
+                               description="Longest a window waits for others to fill a batch.")
+    explain: bool = Field(True, description="Generate an explanation when an event opens (sent as an alert update).")
+
+    @field_validator("model", "lm")
+    @classmethod
+    def _directory(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        v = (v if v.is_absolute() or base is None else Path(base) / v).resolve()
+        if (info.context or {}).get("check_files", True) and not v.is_dir():
+            raise ValueError(f"{v}: no such model directory")
+        return v
+
+
 class DetectorConfig(_Strict):
-    name: Literal["baseline"] = Field("baseline", description="Which detector turns scene graphs into verdicts.")
+    name: Literal["baseline", "hawkeye"] = Field("baseline", description="Which detector turns scene graphs into verdicts.")
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
-
-
-class EventsConfig(_Strict):
-    open_threshold: float = Field(0.6, gt=0.0, le=1.0, description="Per-second score that opens an event.")
-    close_threshold: float = Field(0.4, ge=0.0, lt=1.0, description="Score under which an open event ends.")
-    min_duration_s: float = Field(1.0, ge=0.0, le=600.0, description="Seconds above open_threshold to open.")
-    close_after_s: float = Field(2.0, ge=0.0, le=600.0, description="Seconds under close_threshold to close.")
-    cooldown_s: float = Field(5.0, ge=0.0, le=3600.0, description="Seconds after a close before another opens.")
+    hawkeye: HawkeyeDetectorConfig | None = Field(None, description="The Hawkeye model (name: hawkeye).")
 
     @model_validator(mode="after")
-    def _hysteresis(self) -> EventsConfig:
-        if self.close_threshold >= self.open_threshold:
-            raise ValueError("close_threshold must be below open_threshold")
+    def _hawkeye_needs_a_model(self) -> DetectorConfig:
+        if self.name == "hawkeye" and self.hawkeye is None:
+            raise ValueError("detector hawkeye needs detector.hawkeye.model (a model directory)")
         return self
 
 

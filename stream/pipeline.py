@@ -26,6 +26,7 @@ from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler
 from stream.llm.events import EventTracker
+from stream.llm.scheduler import Request, Scheduler
 from stream.metrics import CameraStats
 from stream.scene.graph import SceneBuilder, scene_from_config
 from stream.types import EndOfStream, SceneGraph, Verdict, Window
@@ -114,6 +115,9 @@ class Pipeline:
         self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
         self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason (cameras still configured)
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
+        explains = getattr(detector, "explains", False) and hasattr(detector, "explain")
+        self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if explains else None
+        self._explained: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
 
         def dropped(window: Window) -> None:
             self.stats[window.camera].count("windows_dropped")
@@ -225,26 +229,90 @@ class Pipeline:
                          batch=(self.scene.new_frames, m.max_batch, m.max_wait_ms / 1000.0))
 
     def _run_detector(self) -> None:
+        """Scenes -> verdicts -> events. The scheduler picks which waiting windows the detector runs
+        together (all of them at once for a batched model; one at a time for the baseline)."""
         trackers: dict[str, EventTracker] = {}
         last: dict[str, Verdict] = {}
+        waiting: dict[tuple[str, int], SceneGraph] = {}
+        batched = hasattr(self.detector, "batch")
+        sched = Scheduler(self.detector.max_batch, self.detector.max_wait_s) if batched else Scheduler(1, 0.0)
 
-        def decide(scene: SceneGraph) -> list:
-            verdict = self.detector(scene)
-            emitted = self._emitted_at.pop((scene.camera, scene.window_id), None)
-            if emitted is not None:
-                verdict = replace(verdict, latency_ms={
-                    **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
-            last[scene.camera] = verdict
-            tracker = trackers.setdefault(scene.camera, EventTracker(scene.camera, self.cfg.events))
-            return [("verdict", verdict), *(("alert", a) for a in tracker.update(verdict))]
+        def tracker_of(camera: str) -> EventTracker:
+            if camera not in trackers:
+                cam = self.cfg.cameras.get(camera)
+                trackers[camera] = EventTracker(camera, cam.events if cam and cam.events else self.cfg.events)
+            return trackers[camera]
 
-        def flush(end: EndOfStream) -> list:
-            tracker = trackers.pop(end.camera, None)
-            closing = tracker.flush(last.get(end.camera)) if tracker else []
-            last.pop(end.camera, None)
-            return [("alert", a) for a in closing]
+        def decide(scenes: list[SceneGraph]) -> None:
+            verdicts = self.detector.batch(scenes) if batched else [self.detector(s) for s in scenes]
+            for scene, verdict in zip(scenes, verdicts):
+                emitted = self._emitted_at.pop((scene.camera, scene.window_id), None)
+                if emitted is not None:
+                    verdict = replace(verdict, latency_ms={
+                        **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
+                last[scene.camera] = verdict
+                self.outbox.put(("verdict", verdict), abort=self._abort)
+                for alert in tracker_of(scene.camera).update(verdict):
+                    self.outbox.put(("alert", alert), abort=self._abort)
+                    if alert.state == "open" and self._explain_jobs is not None:
+                        try:
+                            self._explain_jobs.put_nowait((scene, alert))
+                        except queue.Full:
+                            log.warning("explanations lag behind: none for alert %s", alert.alert_id[:8])
 
-        self._stage_loop(self.scenes, self.outbox, decide, "detector", on_end=flush, many=True)
+        def run_due(flush: bool = False) -> None:
+            while (plan := sched.plan(time.monotonic(), flush=flush)) is not None:
+                decide([waiting.pop((r.camera, r.window_id)) for r in plan.requests])
+
+        def explained() -> None:
+            while True:
+                try:
+                    camera, alert_id, text = self._explained.get_nowait()
+                except queue.Empty:
+                    return
+                update = trackers[camera].explained(alert_id, text) if camera in trackers else None
+                if update is not None:
+                    self.outbox.put(("alert", update), abort=self._abort)
+
+        try:
+            while not self._finished.is_set() and not self._abort.is_set():
+                due = sched.wait_s(time.monotonic())
+                try:
+                    item = self.scenes.get(timeout=0.1 if due is None else min(due, 0.1))
+                except queue.Empty:
+                    item = None
+                if isinstance(item, EndOfStream):
+                    run_due(flush=True)                  # the camera's windows are decided before its end
+                    explained()
+                    tracker = trackers.pop(item.camera, None)
+                    for alert in (tracker.flush(last.get(item.camera)) if tracker else []):
+                        self.outbox.put(("alert", alert), abort=self._abort)
+                    last.pop(item.camera, None)
+                    self.outbox.put(item, abort=self._abort)
+                    continue
+                if item is not None:
+                    waiting[(item.camera, item.window_id)] = item
+                    sched.add(Request(item.camera, item.window_id, time.monotonic(),
+                                      priority=item.camera in trackers and trackers[item.camera].is_open))
+                run_due()
+                explained()
+        except Exception as e:   # a broken stage ends the run with its reason, logged once
+            log.exception("detector stage failed")
+            self.fatal = f"detector stage failed: {type(e).__name__}: {e}"
+            self._abort.set()
+
+    def _run_explainer(self) -> None:
+        """Explanations for opened events, generated off the scoring path; each goes back to the
+        detector thread, which owns the events, and out as an `update` alert."""
+        while not self._finished.is_set() and not self._abort.is_set():
+            try:
+                scene, alert = self._explain_jobs.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                self._explained.put((alert.camera, alert.alert_id, self.detector.explain(scene)))
+            except Exception:  # noqa: BLE001 - an explanation is never worth the alert
+                log.exception("explaining alert %s failed", alert.alert_id[:8])
 
     def _stage_loop(self, inbox: StageQueue, outbox: StageQueue, work, name: str, on_end=None,
                     many: bool = False, batch: tuple[Callable[[object], int], int, float] | None = None) -> None:
@@ -353,6 +421,8 @@ class Pipeline:
                 log.warning("no subscriber after %.1f s; starting anyway", self.cfg.alerts.wait_for_subscriber_s)
         stages = [threading.Thread(target=self._run_scene, name="scene", daemon=True),
                   threading.Thread(target=self._run_detector, name="detector", daemon=True)]
+        if self._explain_jobs is not None:
+            stages.append(threading.Thread(target=self._run_explainer, name="explainer", daemon=True))
         for t in stages:
             t.start()
         for cam in list(self.sources):
@@ -403,6 +473,20 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
                            stop=threading.Event(), max_stream_s=duration_s, on_state=on_state)
 
     scene = scene_from_config(cfg)
-    verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline)}[cfg.detector.name]()
+    verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline), "hawkeye": lambda: _hawkeye(cfg)}[
+        cfg.detector.name]()
     publisher = Publisher(cfg.alerts.endpoint, send_hwm=cfg.alerts.send_hwm)
     return Pipeline(cfg, make_source, scene, verdicts, publisher, stop)
+
+
+def _hawkeye(cfg: HawkwatchConfig):
+    from stream.llm.detector import HawkeyeDetector
+    from stream.llm.hawkeye import load_model
+
+    h = cfg.detector.hawkeye
+    try:
+        model = load_model(h.model, lm_path=h.lm, merge_lora=True)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"detector.hawkeye: {e}") from None
+    return HawkeyeDetector(model, threads=h.threads, max_batch=h.max_batch, max_wait_s=h.max_wait_ms / 1000.0,
+                           explain=h.explain)

@@ -98,6 +98,8 @@ class SceneGraph:
     wall_end: float = 0.0
     motion: MotionSummary | None = None   # flow between the sampled frames (stream/scene/motion.py), if computed
     relations: tuple[tuple[Triple, ...], ...] = ()   # per sampled frame: its relation triples
+    thumbs: np.ndarray | None = field(default=None, repr=False)         # (T, h, w, 3) uint8 BGR: the model's
+    motion_thumbs: np.ndarray | None = field(default=None, repr=False)  # appearance and (Hawk) motion frames
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,18 @@ class EventTracker:
                     alerts.append(self._close(verdict))
         return alerts
 
+    @property
+    def is_open(self) -> bool:
+        return self._open is not None
+
+    def explained(self, alert_id: str, text: str) -> Alert | None:
+        """An explanation generated for an event: an `update` alert carrying it, if the event is
+        still open (an explanation that arrives after the close is dropped; the close said the rest)."""
+        if self._open is None or self._open.alert_id != alert_id or not text:
+            return None
+        self._open.explanation = text
+        return self._alert("update", None)
+
     def flush(self, verdict: Verdict | None = None) -> list[Alert]:
         """The stream ended: close the open event, if any."""
         return [self._close(verdict)] if self._open is not None else []

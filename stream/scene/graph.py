@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from stream.scene.kinematics import feet
@@ -30,8 +31,10 @@ class FrameScene:
 class SceneBuilder:
     def __init__(self, people: PeopleFinder, *, iou_threshold: float = 0.3,
                  max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5,
-                 motion: MotionExtractor | None = None, relations: GeometricRelations | None = None):
+                 motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
+                 thumb_size: tuple[int, int] | None = (64, 48)):
         self.people, self.motion, self.relations = people, motion, relations
+        self.thumb_size = thumb_size
         self._flows: dict[str, dict[tuple[int, int], PairMotion]] = {}   # per camera: (seq a, seq b) -> flow
         self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score)
         self._trackers: dict[str, PersonTracker] = {}
@@ -115,11 +118,27 @@ class SceneBuilder:
             tracks.append(PersonTrack(tid, present, boxes, scores, kps))
         h, w = window.frames[0].image.shape[:2] if T else (0, 0)
         ts = np.array([f.ts for f in window.frames], np.float64)
+        motion = self.motion_of(window)
         return SceneGraph(
             camera=window.camera, window_id=window.window_id, start=window.start, end=window.end, timestamps=ts,
             walls=np.array([f.wall for f in window.frames], np.float64), frame_size=(w, h), tracks=tuple(tracks),
             latency_ms={}, final=window.final, gaps=window.gaps, wall_start=window.wall_start,
-            wall_end=window.wall_end, motion=self.motion_of(window), relations=self._relations(tracks, ts))
+            wall_end=window.wall_end, motion=motion, relations=self._relations(tracks, ts),
+            **self._thumbs(window, motion))
+
+    def _thumbs(self, window: Window, motion: MotionSummary | None) -> dict:
+        """The model's compact view of the frames: small copies (kilobytes, so the scene -> model
+        hop never carries frames), and Hawk's motion frames, the copy blacked out where nothing
+        moved since the previous sampled frame (the first frame uses the first pair's mask)."""
+        if self.thumb_size is None or not window.frames:
+            return {}
+        thumbs = np.stack([cv2.resize(f.image, self.thumb_size, interpolation=cv2.INTER_AREA) for f in window.frames])
+        if motion is None or len(motion.masks) == 0:
+            return {"thumbs": thumbs, "motion_thumbs": np.zeros_like(thumbs)}
+        masks = np.concatenate([motion.masks[:1], motion.masks])
+        moving = np.stack([cv2.resize(m.astype(np.uint8), self.thumb_size, interpolation=cv2.INTER_NEAREST)
+                           for m in masks])
+        return {"thumbs": thumbs, "motion_thumbs": thumbs * moving[..., None]}
 
     def _relations(self, tracks: list[PersonTrack], ts: np.ndarray) -> tuple:
         """Per sampled frame, the triples between the people present (feet velocity from the

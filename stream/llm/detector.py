@@ -1,0 +1,88 @@
+"""The Hawkeye model as the pipeline's detector (the runner of the scheduler's plans).
+
+One model call per batch of windows from any cameras: every second of every window gets the
+discovery prompt (its fast score is P(" Yes") at the first answer token), and every window the
+category prompt (the category words' first-token probabilities). Explanations and chat answers
+are generated text, asked for only when an event opens or a user asks, off the scoring path.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+
+from stream.llm.features import clips_of, collate
+from stream.llm.hawkeye import HawkeyeModel
+from stream.llm.prompts import CATEGORIES, CATEGORY, CHAT, CATEGORY_NAMES, DISCOVERY, EXPLAIN, parse_answer
+from stream.types import SceneGraph, SecondScore, Verdict
+
+
+class HawkeyeDetector:
+    name = "hawkeye"
+
+    def __init__(self, model: HawkeyeModel, *, threads: int | None = None, max_batch: int = 16,
+                 max_wait_s: float = 0.05, explain: bool = True):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.max_batch, self.max_wait_s, self.explains = model.eval(), max_batch, max_wait_s, explain
+        self._lock = threading.Lock()      # scoring, explanations and chat share the model
+        self._category_ids = [model.first_token(" " + CATEGORY_NAMES.get(c, c)) for c in CATEGORIES]
+        self._yes = model.first_token(model.cfg.answer_yes)
+        self.batches: list[int] = []       # sizes of the batches run (for the health message and tests)
+
+    def __call__(self, scene: SceneGraph) -> Verdict:
+        return self.batch([scene])[0]
+
+    def batch(self, scenes: list[SceneGraph]) -> list[Verdict]:
+        t0 = time.perf_counter()
+        cfg = self.model.cfg
+        per_scene = [clips_of(s, cfg) for s in scenes]
+        clips = [c for cs in per_scene for c in cs]
+        prompts, spans, first = [], [], 0
+        for cs in per_scene:
+            prompts += [DISCOVERY] * len(cs)
+            spans += [[first + i] for i in range(len(cs))]
+            first += len(cs)
+        first = 0
+        for cs in per_scene:
+            prompts.append(CATEGORY)
+            spans.append(list(range(first, first + len(cs))))
+            first += len(cs)
+        with self._lock, torch.inference_mode():
+            probs = self.model.next_token_logits(prompts, collate(clips, cfg), spans).float().softmax(-1)
+        yes = probs[:len(clips), self._yes].tolist()
+        cats = probs[len(clips):][:, self._category_ids]
+        cats = (cats / cats.sum(-1, keepdim=True).clamp(min=1e-12)).tolist()
+        ms = (time.perf_counter() - t0) * 1000.0
+        self.batches.append(len(scenes))
+        out, k = [], 0
+        for scene, cs, cat in zip(scenes, per_scene, cats):
+            categories = dict(zip(CATEGORIES, cat))
+            top = max((c for c in CATEGORIES if c != "normal"), key=categories.get)
+            seconds = tuple(SecondScore(c.start, c.end, yes[k + i], top if yes[k + i] >= 0.5 else "normal")
+                            for i, c in enumerate(cs))
+            k += len(cs)
+            out.append(Verdict(
+                camera=scene.camera, window_id=scene.window_id, start=scene.start, end=scene.end,
+                wall_start=scene.wall_start, wall_end=scene.wall_end, gaps=scene.gaps,
+                score=max((s.score for s in seconds), default=0.0), seconds=seconds, categories=categories,
+                explanation="", detector=self.name, people=len(scene.tracks),
+                latency_ms={**scene.latency_ms, "detector": ms}, final=scene.final))
+        return out
+
+    def _generate(self, prompt: str, scenes: list[SceneGraph], max_new_tokens: int) -> str:
+        cfg = self.model.cfg
+        clips = [c for s in scenes for c in clips_of(s, cfg)]
+        with self._lock:
+            return self.model.generate([prompt], collate(clips, cfg), [list(range(len(clips)))],
+                                       max_new_tokens=max_new_tokens)[0]
+
+    def explain(self, scene: SceneGraph) -> str:
+        """What is anomalous in the window and when, in the model's words (generated)."""
+        answer = parse_answer(self._generate(EXPLAIN, [scene], 40), window_s=scene.end - scene.start)
+        return answer.text
+
+    def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
+        """A free question about a camera's recent windows (Hawkeye's chat paradigm)."""
+        return parse_answer(self._generate(CHAT.format(question=question.strip()[:500]), scenes, max_new_tokens)).text

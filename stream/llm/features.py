@@ -1,0 +1,100 @@
+"""Scene graphs -> the model's inputs: one clip per second of a window (Hawkeye reasons about
+1-second clips), then clips of many windows padded into one ClipBatch.
+
+Per clip: its sampled frames' appearance and motion thumbnails, the skeletons of the
+`max_people` people most present in it (fixed slots through the clip, coordinates as fractions of
+the frame), and each frame's `max_triples` strongest relation triples as (K, 353) rows with the
+entity ids that make the relation graph's adjacency.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from stream.llm.hawkeye import ClipBatch, HawkeyeConfig
+from stream.scene.relations import ROW, relation_rows
+from stream.types import SceneGraph
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Clip:
+    start: float
+    end: float
+    frames: np.ndarray      # (T, 3, H, W) float32 0..1, RGB
+    motion: np.ndarray      # (T, 3, H, W)
+    pose: np.ndarray        # (T, P, 17, 3)
+    people: np.ndarray      # (T, P) bool
+    rel: np.ndarray         # (T, K, 353)
+    rel_nodes: np.ndarray   # (T, K, 2) int64
+    rel_mask: np.ndarray    # (T, K) bool
+
+
+def seconds_of(scene: SceneGraph) -> list[tuple[float, float]]:
+    """[start, end) of each second of the window (the last may be shorter)."""
+    out, s = [], scene.start
+    while s < scene.end - _EPS:
+        out.append((s, min(s + 1.0, scene.end)))
+        s += 1.0
+    return out
+
+
+def _thumbs(images: np.ndarray | None, idx: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    if images is None:
+        return np.zeros((len(idx), 3, h, w), np.float32)
+    sel = images[idx]
+    if sel.shape[1:3] != (h, w):
+        sel = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in sel]) if len(sel) else \
+            np.zeros((0, h, w, 3), np.uint8)
+    return np.ascontiguousarray(sel[..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0
+
+
+def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
+    fw, fh = scene.frame_size
+    scale = np.array([max(fw, 1), max(fh, 1), 1.0], np.float32)
+    P, K = cfg.max_people, cfg.max_triples
+    out = []
+    for start, end in seconds_of(scene):
+        idx = np.flatnonzero((scene.timestamps >= start - _EPS) & (scene.timestamps < end - _EPS))
+        T = len(idx)
+        ranked = sorted(scene.tracks, key=lambda t: -(t.present[idx].sum() + t.box_scores[idx].mean() if T else 0))
+        pose = np.zeros((T, P, 17, 3), np.float32)
+        people = np.zeros((T, P), bool)
+        for slot, track in enumerate(ranked[:P]):
+            pose[:, slot] = track.keypoints[idx] / scale
+            people[:, slot] = track.present[idx]
+        rel = np.zeros((T, K, ROW), np.float32)
+        nodes = np.full((T, K, 2), -2, np.int64)
+        rmask = np.zeros((T, K), bool)
+        for t, i in enumerate(idx):
+            triples = sorted(scene.relations[i], key=lambda r: -r.score)[:K] if i < len(scene.relations) else []
+            if triples:
+                rel[t, :len(triples)] = relation_rows(triples)
+                nodes[t, :len(triples)] = [(r.subject, r.object) for r in triples]
+                rmask[t, :len(triples)] = True
+        out.append(Clip(start, end, _thumbs(scene.thumbs, idx, cfg.thumb_size),
+                        _thumbs(scene.motion_thumbs, idx, cfg.thumb_size), pose, people, rel, nodes, rmask))
+    return out
+
+
+def collate(clips: list[Clip], cfg: HawkeyeConfig) -> ClipBatch:
+    """Clips padded to the longest (at least one frame slot, so an empty second still has a token)."""
+    B, T = len(clips), max([1, *(len(c.frames) for c in clips)])
+    w, h = cfg.thumb_size
+    P, K = cfg.max_people, cfg.max_triples
+    b = {"frames": np.zeros((B, T, 3, h, w), np.float32), "motion": np.zeros((B, T, 3, h, w), np.float32),
+         "frame_mask": np.zeros((B, T), bool), "pose": np.zeros((B, T, P, 17, 3), np.float32),
+         "people": np.zeros((B, T, P), bool), "rel": np.zeros((B, T, K, ROW), np.float32),
+         "rel_nodes": np.full((B, T, K, 2), -2, np.int64), "rel_mask": np.zeros((B, T, K), bool)}
+    for i, c in enumerate(clips):
+        n = len(c.frames)
+        for key, value in (("frames", c.frames), ("motion", c.motion), ("pose", c.pose), ("people", c.people),
+                           ("rel", c.rel), ("rel_nodes", c.rel_nodes), ("rel_mask", c.rel_mask)):
+            b[key][i, :n] = value
+        b["frame_mask"][i, :max(n, 1)] = True      # an empty second keeps one (blank) frame: it is still a second
+    return ClipBatch(**{k: torch.from_numpy(v) for k, v in b.items()})

@@ -1,0 +1,399 @@
+"""The Hawkeye model (ACM MM 2024) as its paper describes it, with Hawk's motion tokens.
+
+Per 1-second clip of a window:
+
+    appearance frames ─► FrameEncoder ──────────────┐ appearance expert
+    flow-masked frames ─► FrameEncoder ─────────────┤ motion expert (Hawk)
+    skeletons (T, P, 17) ─► ActionGraphEncoder ─────┤ action expert: graph attention over joints, then time
+    triples (T, K, 353) ─► RelationGraphEncoder ────┘ relation expert: graph transformer over D^-1/2 A D^-1/2
+                      │
+        router R(h) = softmax(h W_g);  fused = LN(Σ_i R_i(h) E_i)   (+ L_bc balancing loss)
+                      │
+        projector ─► video tokens that replace the <video> placeholder of a prompt in a causal LM
+                     (transformers) with LoRA adapters (peft).
+
+The released code simplifies (no graph attention, no balancing loss, one-layer experts); this
+follows the paper. Shapes: B clips, T frames a clip, P people, K triples, d = `dim`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stream.scene.pose import COCO17_EDGES
+
+VIDEO_TOKEN = "<video>"
+
+
+@dataclass(frozen=True)
+class HawkeyeConfig:
+    dim: int = 128                       # encoder and expert width
+    heads: int = 4
+    tokens_per_frame: int = 2            # fused tokens each frame contributes to the LM
+    thumb_size: tuple[int, int] = (64, 48)   # (width, height) of appearance and motion frames
+    max_people: int = 5                  # as Hawkeye's (5, 17, 5) pose features
+    max_triples: int = 16
+    rel_dim: int = 353                   # 51 predicate + 151 subject + 151 object probabilities
+    experts: tuple[str, ...] = ("appearance", "motion", "action", "relation")
+    tau: float = 0.07                    # L_bc temperature
+    balance_weight: float = 0.2          # λ
+    lora_r: int = 16                     # the paper's LoRA: r 16, alpha 64, dropout 0.05, all linear layers
+    lora_alpha: int = 64
+    lora_dropout: float = 0.05
+    lora_targets: str | tuple[str, ...] = "all-linear"
+    answer_yes: str = " Yes"             # answers start with a space (prompts end with "Answer:")
+    answer_no: str = " No"
+    categories: tuple[str, ...] = field(default=("normal",))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> HawkeyeConfig:
+        raw = json.loads(path.read_text())
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+class FrameEncoder(nn.Module):
+    """(B, T, 3, H, W) frames in 0..1 -> (B, T, n, d): a small conv net, n tokens a frame from a
+    2 x n/2 pooled grid (coarse where, not just what)."""
+
+    def __init__(self, dim: int, n: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 32, 3, 2, 1), nn.GELU(), nn.Conv2d(32, 64, 3, 2, 1), nn.GELU(),
+            nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, dim, 3, 2, 1))
+        self.pool = nn.AdaptiveAvgPool2d((1, n))
+        self.n = n
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        B, T = frames.shape[:2]
+        x = self.pool(self.net(frames.flatten(0, 1)))            # (B*T, d, 1, n)
+        return x.flatten(2).transpose(1, 2).reshape(B, T, self.n, -1)
+
+
+def skeleton_adjacency() -> torch.Tensor:
+    a = torch.eye(17, dtype=torch.bool)
+    for i, j in COCO17_EDGES:
+        a[i, j] = a[j, i] = True
+    return a
+
+
+class ActionGraphEncoder(nn.Module):
+    """Skeletons (B, T, P, 17, 3) (x, y in 0..1 of the frame, score) -> (B, T, n, d).
+
+    Graph attention over each skeleton's joints (attention only along bones), then attention over
+    time for each person and joint, then people pooled (masked mean and max)."""
+
+    def __init__(self, dim: int, heads: int, n: int):
+        super().__init__()
+        self.embed = nn.Linear(3, dim)
+        self.joint = nn.Parameter(torch.randn(17, dim) * 0.02)
+        self.register_buffer("bones", ~skeleton_adjacency(), persistent=False)   # True: not allowed
+        self.spatial = nn.TransformerEncoderLayer(dim, heads, 2 * dim, 0.0, batch_first=True, norm_first=True)
+        self.temporal = nn.TransformerEncoderLayer(dim, heads, 2 * dim, 0.0, batch_first=True, norm_first=True)
+        self.out = nn.Linear(2 * dim, n * dim)
+        self.n = n
+
+    def forward(self, pose: torch.Tensor, people: torch.Tensor) -> torch.Tensor:
+        B, T, P = pose.shape[:3]
+        x = self.embed(pose) + self.joint                                        # (B, T, P, 17, d)
+        d = x.shape[-1]
+        x = self.spatial(x.reshape(-1, 17, d), src_mask=self.bones)               # along bones
+        x = x.reshape(B, T, P, 17, d).permute(0, 2, 3, 1, 4).reshape(-1, T, d)   # (B*P*17, T, d)
+        seen = people.permute(0, 2, 1).unsqueeze(2).expand(B, P, 17, T).reshape(-1, T)
+        hidden = ~seen
+        hidden[hidden.all(dim=1)] = False              # nobody there at any time: attend freely, masked below
+        x = self.temporal(x, src_key_padding_mask=hidden)
+        x = x.reshape(B, P, 17, T, d).permute(0, 3, 1, 2, 4).mean(dim=3)         # (B, T, P, d) joints pooled
+        m = people.unsqueeze(-1).float()
+        mean = (x * m).sum(2) / m.sum(2).clamp(min=1.0)
+        top = x.masked_fill(m == 0, -1e4).amax(2).masked_fill(m.sum(2) == 0, 0.0)
+        return self.out(torch.cat([mean, top], -1)).reshape(B, T, self.n, d)
+
+
+def normalized_adjacency(nodes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Triples (..., K, 2) subject/object entity ids, mask (..., K) -> D^-1/2 (A + I) D^-1/2 over
+    the triples, two triples adjacent when they share an entity."""
+    s, o = nodes[..., 0], nodes[..., 1]
+    share = ((s.unsqueeze(-1) == s.unsqueeze(-2)) | (s.unsqueeze(-1) == o.unsqueeze(-2))
+             | (o.unsqueeze(-1) == s.unsqueeze(-2)) | (o.unsqueeze(-1) == o.unsqueeze(-2)))
+    both = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    a = (share & both).float()
+    eye = torch.eye(a.shape[-1], device=a.device)
+    a = torch.maximum(a, eye * mask.unsqueeze(-1).float())
+    deg = a.sum(-1).clamp(min=1.0).rsqrt()
+    return deg.unsqueeze(-1) * a * deg.unsqueeze(-2)
+
+
+class RelationGraphEncoder(nn.Module):
+    """Triples (B, T, K, 353) with entity ids (B, T, K, 2) -> (B, T, n, d): a graph transformer
+    layer (attention restricted to adjacent triples, then propagation over D^-1/2 A D^-1/2), then
+    the triples pooled."""
+
+    def __init__(self, dim: int, heads: int, n: int, rel_dim: int):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(rel_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.prop = nn.Linear(dim, dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.n1, self.n2, self.n3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.empty = nn.Parameter(torch.zeros(dim))    # a frame without relations
+        self.out = nn.Linear(dim, n * dim)
+        self.heads, self.n = heads, n
+
+    def forward(self, rows: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, T, K = rows.shape[:3]
+        adj = normalized_adjacency(nodes, mask).reshape(B * T, K, K)
+        m = mask.reshape(B * T, K)
+        x = self.embed(rows).reshape(B * T, K, -1)
+        blocked = adj == 0
+        blocked = blocked & ~torch.eye(K, dtype=torch.bool, device=x.device)    # a row can always see itself
+        h = self.n1(x)
+        x = x + self.attn(h, h, h, attn_mask=blocked.repeat_interleave(self.heads, 0), need_weights=False)[0]
+        x = x + self.prop(adj @ self.n2(x))
+        x = x + self.ffn(self.n3(x))
+        w = m.unsqueeze(-1).float()
+        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+        pooled = torch.where(w.sum(1) > 0, pooled, self.empty)
+        return self.out(pooled).reshape(B, T, self.n, -1)
+
+
+class HeterogeneousMoE(nn.Module):
+    """Experts of different kinds, each on its own modality, mixed per frame by a softmax router on
+    their joint summary h: out = LN(Σ_i R_i(h) E_i), with the coefficient-of-variation balance loss
+    L_bc = σ²(T)/μ(T), T = P ∘ M, P_i = Σ_j R_i(h_j), M_i = Σ_j exp(ω_j^i / τ), ω the router logits."""
+
+    def __init__(self, dim: int, experts: int, tau: float):
+        super().__init__()
+        self.gate = nn.Linear(dim * experts, experts, bias=False)     # W_g
+        self.norm = nn.LayerNorm(dim)
+        self.tau = tau
+
+    def forward(self, outputs: list[torch.Tensor], valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """outputs: E tensors (B, T, n, d); valid (B, T) -> fused (B, T, n, d), router (B, T, E), L_bc."""
+        stacked = torch.stack(outputs, dim=2)                                   # (B, T, E, n, d)
+        h = stacked.mean(dim=3).flatten(2)                                      # (B, T, E*d)
+        logits = self.gate(h)
+        router = logits.softmax(-1)
+        fused = self.norm((router[..., None, None] * stacked).sum(2))
+        return fused, router, balance_loss(logits[valid], self.tau)
+
+
+def balance_loss(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """(N, E) router logits of N frames -> L_bc (0 when the experts are used evenly)."""
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    p = logits.softmax(-1).sum(0)
+    m = torch.exp(logits / tau).sum(0)
+    t = p * m
+    return t.var(unbiased=False) / t.mean()
+
+
+@dataclass
+class ClipBatch:
+    """Model inputs for B clips, padded (tensors; see stream/llm/features.py)."""
+    frames: torch.Tensor        # (B, T, 3, H, W) 0..1
+    motion: torch.Tensor        # (B, T, 3, H, W) 0..1, the frame where it moves, else 0
+    frame_mask: torch.Tensor    # (B, T) bool
+    pose: torch.Tensor          # (B, T, P, 17, 3) x, y in 0..1 of the frame, score
+    people: torch.Tensor        # (B, T, P) bool
+    rel: torch.Tensor           # (B, T, K, 353)
+    rel_nodes: torch.Tensor     # (B, T, K, 2) long
+    rel_mask: torch.Tensor      # (B, T, K) bool
+
+    def to(self, device) -> ClipBatch:
+        return ClipBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+
+class SceneEncoder(nn.Module):
+    """Clips -> video tokens in the LM's embedding space, and the balance loss."""
+
+    def __init__(self, cfg: HawkeyeConfig, lm_dim: int):
+        super().__init__()
+        d, n = cfg.dim, cfg.tokens_per_frame
+        kinds = {"appearance": lambda: FrameEncoder(d, n), "motion": lambda: FrameEncoder(d, n),
+                 "action": lambda: ActionGraphEncoder(d, cfg.heads, n),
+                 "relation": lambda: RelationGraphEncoder(d, cfg.heads, n, cfg.rel_dim)}
+        unknown = set(cfg.experts) - set(kinds)
+        if unknown or not cfg.experts:
+            raise ValueError(f"unknown experts {sorted(unknown)}; choose from {sorted(kinds)}")
+        self.experts = nn.ModuleDict({k: kinds[k]() for k in cfg.experts})
+        self.moe = HeterogeneousMoE(d, len(cfg.experts), cfg.tau)
+        self.time = nn.Parameter(torch.randn(64, 1, d) * 0.02)        # frame position inside the span
+        self.projector = nn.Sequential(nn.Linear(d, lm_dim), nn.GELU(), nn.Linear(lm_dim, lm_dim))
+
+    def forward(self, b: ClipBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> tokens (B, T*n, lm_dim), token mask (B, T*n), router (B, T, E), L_bc."""
+        run = {"appearance": lambda e: e(b.frames), "motion": lambda e: e(b.motion),
+               "action": lambda e: e(b.pose, b.people), "relation": lambda e: e(b.rel, b.rel_nodes, b.rel_mask)}
+        outs = [run[k](e) for k, e in self.experts.items()]
+        fused, router, l_bc = self.moe(outs, b.frame_mask)
+        T, n = fused.shape[1], fused.shape[2]
+        fused = fused + self.time[:T]
+        tokens = self.projector(fused).flatten(1, 2)
+        return tokens, b.frame_mask.repeat_interleave(n, dim=1), router, l_bc
+
+
+class HawkeyeModel(nn.Module):
+    """The scene encoder and a causal LM (LoRA-adapted) that reads its tokens in place of `<video>`."""
+
+    def __init__(self, cfg: HawkeyeConfig, lm, tokenizer):
+        super().__init__()
+        self.cfg, self.lm, self.tokenizer = cfg, lm, tokenizer
+        self.encoder = SceneEncoder(cfg, lm.get_input_embeddings().embedding_dim)
+        self._prompt_ids: dict[str, tuple[torch.Tensor, int]] = {}
+        self.video_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
+        if self.video_id is None or self.video_id == tokenizer.unk_token_id:
+            raise ValueError(f"the tokenizer has no {VIDEO_TOKEN} token")
+
+    # -- building the LM's input ------------------------------------------------------------------
+    def _ids(self, prompt: str) -> tuple[torch.Tensor, int]:
+        """The prompt's token ids and the position of its <video> (cached: prompts repeat)."""
+        if prompt not in self._prompt_ids:
+            ids = self.tokenizer(prompt, add_special_tokens=True, return_tensors="pt").input_ids[0]
+            at = (ids == self.video_id).nonzero()
+            if len(at) != 1:
+                raise ValueError(f"a prompt needs exactly one {VIDEO_TOKEN}, this one has {len(at)}: {prompt!r}")
+            if len(self._prompt_ids) > 256:
+                self._prompt_ids.clear()
+            self._prompt_ids[prompt] = (ids, int(at[0]))
+        return self._prompt_ids[prompt]
+
+    def embed(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]],
+              encoded: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompts (each with one <video>), clips, and for each prompt the clip indices whose tokens
+        replace its <video> -> left-padded inputs_embeds (N, L, D), attention mask (N, L), L_bc.
+        `encoded` is the encoder's output for these clips, when already computed."""
+        tokens, tmask, _, l_bc = encoded or self.encoder(clips)
+        emb = self.lm.get_input_embeddings()
+        seqs = []
+        for prompt, span in zip(prompts, spans):
+            ids, at = self._ids(prompt)
+            video = torch.cat([tokens[i][tmask[i]] for i in span]) if span else tokens.new_zeros(0, tokens.shape[-1])
+            ids = ids.to(tokens.device)
+            seqs.append(torch.cat([emb(ids[:at]), video, emb(ids[at + 1:])]))
+        width = max(len(s) for s in seqs)
+        out = tokens.new_zeros(len(seqs), width, tokens.shape[-1])
+        mask = torch.zeros(len(seqs), width, dtype=torch.long, device=tokens.device)
+        for i, s in enumerate(seqs):
+            out[i, width - len(s):], mask[i, width - len(s):] = s, 1
+        return out, mask, l_bc
+
+    def next_token_logits(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]]) -> torch.Tensor:
+        """(N, vocab) logits of the token after each prompt. Prompts are run in groups of equal
+        text, so short prompts are not padded to the longest; only the last position's logits
+        are computed."""
+        tokens = self.encoder(clips)
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p, []).append(i)
+        out: torch.Tensor | None = None
+        for prompt, rows in groups.items():
+            embeds, mask, _ = self.embed([prompt] * len(rows), clips, [spans[i] for i in rows], encoded=tokens)
+            logits = self.lm(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=1).logits[:, -1]
+            if out is None:
+                out = logits.new_empty(len(prompts), logits.shape[-1])
+            out[rows] = logits
+        return out
+
+    def first_token(self, answer: str) -> int:
+        """The id of an answer's first token (a lone word-boundary marker skipped)."""
+        ids = self.tokenizer(answer, add_special_tokens=False).input_ids
+        real = [i for i in ids if self.tokenizer.decode([i]).strip()]
+        if not real:
+            raise ValueError(f"answer {answer!r} has no token")
+        return real[0]
+
+    def yes_probability(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]]) -> torch.Tensor:
+        """The fast score: P(" Yes") at the first answer token, one per prompt."""
+        return self.next_token_logits(prompts, clips, spans).float().softmax(-1)[:, self.first_token(self.cfg.answer_yes)]
+
+    def loss(self, prompts: list[str], answers: list[str], clips: ClipBatch, spans: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Training loss: the LM loss on the answer tokens + λ·L_bc."""
+        full = [p + a + self.tokenizer.eos_token for p, a in zip(prompts, answers)]
+        embeds, mask, l_bc = self.embed(full, clips, spans)
+        labels = torch.full(mask.shape, -100, dtype=torch.long, device=mask.device)
+        for i, a in enumerate(answers):
+            ids = self.tokenizer(a + self.tokenizer.eos_token, add_special_tokens=False, return_tensors="pt").input_ids[0]
+            labels[i, -len(ids):] = ids.to(mask.device)
+        lm_loss = self.lm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+        return {"loss": lm_loss + self.cfg.balance_weight * l_bc, "lm": lm_loss, "balance": l_bc}
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]], max_new_tokens: int = 48) -> list[str]:
+        embeds, mask, _ = self.embed(prompts, clips, spans)
+        out = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
+                               do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+                               eos_token_id=self.tokenizer.eos_token_id)
+        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    # -- saving and loading a model directory -----------------------------------------------------
+    def save(self, path: str | Path, merge_lora: bool = False) -> Path:
+        """<path>/lm (a Hugging Face checkpoint, LoRA merged or as an adapter in <path>/lora),
+        <path>/tokenizer, <path>/hawkeye.json and <path>/encoder.pt."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        lm, weights = self.lm, None
+        if hasattr(lm, "peft_config"):
+            if merge_lora:
+                lm = lm.merge_and_unload()
+                self.lm = lm
+            else:
+                lm.save_pretrained(path / "lora")
+                lm = lm.get_base_model()        # peft wraps layers in place: save them as the plain LM's
+                weights = {k.replace(".base_layer", ""): v for k, v in lm.state_dict().items() if "lora_" not in k}
+        lm.save_pretrained(path / "lm", state_dict=weights)
+        self.tokenizer.save_pretrained(path / "tokenizer")
+        self.cfg.save(path / "hawkeye.json")
+        torch.save(self.encoder.state_dict(), path / "encoder.pt")
+        return path
+
+
+def add_lora(lm, cfg: HawkeyeConfig):
+    """The LM wrapped with LoRA adapters (peft); only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
+    return get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                         target_modules=targets, task_type="CAUSAL_LM"))
+
+
+def load_model(path: str | Path, *, lm_path: str | Path | None = None, device: str = "cpu",
+               trainable_lora: bool = False, merge_lora: bool = False) -> HawkeyeModel:
+    """A model directory written by `HawkeyeModel.save` (or by training). `lm_path` names another
+    local Hugging Face checkpoint directory for the LM (e.g. a Vicuna); nothing is fetched.
+    `merge_lora` folds LoRA adapters into the LM for inference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    for need in ("hawkeye.json", "encoder.pt", "tokenizer"):
+        if not (path / need).exists():
+            raise FileNotFoundError(f"{path} is not a Hawkeye model directory: {need} is missing")
+    lm_dir = Path(lm_path) if lm_path else path / "lm"
+    if not (lm_dir / "config.json").exists():
+        raise FileNotFoundError(f"{lm_dir} is not a Hugging Face checkpoint directory (no config.json)")
+    cfg = HawkeyeConfig.load(path / "hawkeye.json")
+    tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer", local_files_only=True)
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir, local_files_only=True)
+    if (path / "lora").exists():
+        from peft import PeftModel
+        lm = PeftModel.from_pretrained(lm, path / "lora", is_trainable=trainable_lora, local_files_only=True)
+        if merge_lora:           # inference: fold the adapters into the weights (no extra matmuls per layer)
+            lm = lm.merge_and_unload()
+    model = HawkeyeModel(cfg, lm, tokenizer)
+    model.encoder.load_state_dict(torch.load(path / "encoder.pt", map_location="cpu", weights_only=True))
+    return model.to(device).eval()
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+

@@ -1,0 +1,182 @@
+"""The Hawkeye model: shapes and masks, the balance loss by hand, graph adjacency, LoRA adapters
+saved, reloaded and merged, and a local Hugging Face checkpoint loaded by path."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stream.llm.features import Clip, clips_of, collate
+from stream.llm.hawkeye import ActionGraphEncoder, balance_loss, load_model, normalized_adjacency
+from stream.llm.lm import new_model
+from stream.llm.prompts import DISCOVERY, answer_yes_no
+from stream.scene.relations import PRED, Triple
+from stream.types import PersonTrack, SceneGraph
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = new_model()
+    with torch.no_grad():                         # LoRA's B starts at zero: give the adapters an effect
+        for name, p in m.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return m.eval()
+
+
+def scene(seconds: int = 4, people: int = 3, fps: float = 2.0, seed: int = 0) -> SceneGraph:
+    rng = np.random.default_rng(seed)
+    T = int(seconds * fps)
+    ts = np.arange(T) / fps
+    tracks = []
+    for k in range(people):
+        present = rng.random(T) > 0.2
+        boxes = np.tile([100 + 80 * k, 100, 140 + 80 * k, 220], (T, 1)).astype(np.float32)
+        kps = np.concatenate([rng.uniform(100, 300, (T, 17, 2)), rng.uniform(0.3, 1, (T, 17, 1))], -1).astype(np.float32)
+        tracks.append(PersonTrack(k + 1, present, boxes, present.astype(np.float32), kps))
+    rel = tuple((Triple(1, 1, PRED["near"], 2, 1, 0.9), Triple(2, 1, PRED["walking on"], -1, 2, 0.7)) for _ in range(T))
+    thumbs = rng.integers(0, 255, (T, 48, 64, 3), dtype=np.uint8)
+    return SceneGraph("cam", 0, 0.0, float(seconds), ts, ts + 1000, (640, 480), tuple(tracks), relations=rel,
+                      thumbs=thumbs, motion_thumbs=thumbs // 2)
+
+
+def test_clips_batch_shapes_and_masks(model):
+    cfg = model.cfg
+    clips = clips_of(scene(seconds=3), cfg) + clips_of(scene(seconds=2, fps=1.0), cfg)
+    assert [(c.start, c.end, len(c.frames)) for c in clips] == [(0, 1, 2), (1, 2, 2), (2, 3, 2), (0, 1, 1), (1, 2, 1)]
+    b = collate(clips, cfg)
+    assert b.frames.shape == (5, 2, 3, 48, 64) and b.pose.shape == (5, 2, 5, 17, 3) and b.rel.shape == (5, 2, 16, 353)
+    assert b.frame_mask.tolist() == [[True, True]] * 3 + [[True, False]] * 2
+    assert float(b.pose[..., :2].max()) <= 1.0                 # keypoints as fractions of the frame
+    assert b.rel_mask[0, 0].sum() == 2 and b.rel_nodes[0, 0, 0].tolist() == [1, 2]
+    tokens, mask, router, l_bc = model.encoder(b)
+    n = cfg.tokens_per_frame
+    assert tokens.shape == (5, 2 * n, model.lm.get_input_embeddings().embedding_dim)
+    assert mask.sum(1).tolist() == [2 * n] * 3 + [n] * 2
+    assert router.shape == (5, 2, len(cfg.experts)) and torch.allclose(router.sum(-1), torch.ones(5, 2))
+    assert l_bc.ndim == 0 and l_bc >= 0
+
+
+def test_padding_and_batch_company_do_not_change_a_clips_score(model):
+    """A 1-frame clip scored alone, and beside 2-frame clips (its frames padded, its prompt
+    left-padded): the same probability."""
+    cfg = model.cfg
+    short = clips_of(scene(seconds=1, fps=1.0, seed=1), cfg)
+    longer = clips_of(scene(seconds=2, fps=2.0, seed=2), cfg)
+    with torch.inference_mode():
+        alone = model.yes_probability([DISCOVERY], collate(short, cfg), [[0]])
+        mixed = model.yes_probability([DISCOVERY] * 2, collate(longer + short, cfg), [[0, 1], [2]])
+    assert torch.allclose(alone, mixed[1:], rtol=1e-4, atol=1e-7), (alone, mixed)
+
+
+def test_absent_people_and_padded_triples_are_ignored():
+    torch.manual_seed(0)
+    enc = ActionGraphEncoder(32, 4, 2).eval()
+    pose = torch.rand(1, 3, 2, 17, 3)
+    people = torch.tensor([[[True, False]] * 3])
+    noisy = pose.clone()
+    noisy[:, :, 1] = torch.rand(1, 3, 17, 3) * 100          # garbage in the absent person's slot
+    with torch.inference_mode():
+        assert torch.allclose(enc(pose, people), enc(noisy, people), atol=1e-5)
+
+
+def test_balance_loss_matches_a_hand_computed_case():
+    tau = 0.07
+    logits = torch.tensor([[tau * math.log(3.0), 0.0], [0.0, 0.0]])
+    # by hand: router rows softmax([tau ln 3, 0]) and [0.5, 0.5]; M_i = sum_j exp(w_j^i / tau)
+    e = math.exp(tau * math.log(3.0))
+    p = [e / (e + 1) + 0.5, 1 / (e + 1) + 0.5]
+    m = [3.0 + 1.0, 1.0 + 1.0]
+    t = [p[0] * m[0], p[1] * m[1]]
+    mean = (t[0] + t[1]) / 2
+    var = ((t[0] - mean) ** 2 + (t[1] - mean) ** 2) / 2
+    assert balance_loss(logits, tau).item() == pytest.approx(var / mean, rel=1e-6)
+    assert balance_loss(torch.zeros(4, 3), tau).item() == pytest.approx(0.0, abs=1e-7)   # even use: no loss
+
+
+def test_relation_adjacency_is_symmetric_normalised_over_shared_entities():
+    nodes = torch.tensor([[1, 2], [2, -1], [3, 4], [0, 0]])
+    mask = torch.tensor([True, True, True, False])
+    a = normalized_adjacency(nodes, mask)
+    # triples 0 and 1 share person 2; 2 stands alone; 3 is padding
+    raw = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]], dtype=torch.float32)
+    deg = raw.sum(1).clamp(min=1).rsqrt()
+    assert torch.allclose(a, deg[:, None] * raw * deg[None, :])
+    assert torch.allclose(a, a.T)
+
+
+def test_lora_adapters_save_reload_and_merge_with_equal_outputs(model, tmp_path):
+    cfg = model.cfg
+    b = collate(clips_of(scene(), cfg), cfg)
+    prompts, spans = [DISCOVERY] * 4, [[i] for i in range(4)]
+    with torch.inference_mode():
+        want = model.yes_probability(prompts, b, spans)
+        with model.lm.disable_adapter():
+            without = model.yes_probability(prompts, b, spans)
+    assert not torch.allclose(want, without)                 # the adapters matter
+    model.save(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "lora" / "adapter_config.json").exists()
+    again = load_model(tmp_path / "adapter")
+    with torch.inference_mode():
+        assert torch.allclose(again.yes_probability(prompts, b, spans), want, rtol=1e-4, atol=1e-7)
+    again.save(tmp_path / "merged", merge_lora=True)
+    assert not (tmp_path / "merged" / "lora").exists()
+    merged = load_model(tmp_path / "merged")
+    with torch.inference_mode():
+        assert torch.allclose(merged.yes_probability(prompts, b, spans), want, rtol=1e-3, atol=1e-6)
+
+
+def test_training_step_reduces_the_loss_on_a_fixed_batch(model):
+    cfg = model.cfg
+    m = new_model(seed=1).train()
+    b = collate(clips_of(scene(), cfg), cfg)
+    prompts, answers, spans = [DISCOVERY] * 4, [answer_yes_no(i % 2 == 0) for i in range(4)], [[i] for i in range(4)]
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
+    first = None
+    for _ in range(8):
+        out = m.loss(prompts, answers, b, spans)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        first = first if first is not None else float(out["lm"])
+    assert float(out["lm"]) < first
+    frozen = [n for n, p in m.lm.named_parameters() if not p.requires_grad]
+    assert frozen and all("lora" not in n for n in frozen)      # LoRA: the LM's own weights stay frozen
+    assert all(p.requires_grad for p in m.encoder.parameters())  # encoders, MoE and projector train fully
+
+
+def test_a_local_checkpoint_directory_loads_by_path(tmp_path):
+    """A small Llama and its tokenizer saved to disk, as a user's Vicuna would be: it loads by
+    path, gains the <video> token, and answers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from stream.llm.lm import build_tokenizer
+    tok = build_tokenizer()
+    tok.save_pretrained(tmp_path / "llama")
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=4)).save_pretrained(tmp_path / "llama")
+    m = new_model(lm_path=tmp_path / "llama").eval()
+    b = collate(clips_of(scene(seconds=1), m.cfg), m.cfg)
+    with torch.inference_mode():
+        p = m.yes_probability([DISCOVERY], b, [[0]])
+    assert p.shape == (1,) and 0 < float(p) < 1
+    m.save(tmp_path / "model")
+    assert load_model(tmp_path / "model").cfg == m.cfg
+    with pytest.raises(FileNotFoundError, match="not a Hugging Face checkpoint directory"):
+        new_model(lm_path=tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="encoder.pt is missing"):
+        (tmp_path / "model" / "encoder.pt").unlink()
+        load_model(tmp_path / "model")
+
+
+def test_an_empty_second_still_gets_a_score(model):
+    cfg = model.cfg
+    empty = Clip(0.0, 1.0, *(np.zeros((0,) + s, dt) for s, dt in (
+        ((3, 48, 64), np.float32), ((3, 48, 64), np.float32), ((5, 17, 3), np.float32), ((5,), bool),
+        ((16, 353), np.float32), ((16, 2), np.int64), ((16,), bool))))
+    with torch.inference_mode():
+        p = model.yes_probability([DISCOVERY], collate([empty], cfg), [[0]])
+    assert torch.isfinite(p).all()

@@ -1,0 +1,48 @@
+"""`detector: hawkeye` through the whole pipeline (a real process, real footage, a real subscriber):
+batched verdicts with per-second fast scores, alerts opened per camera thresholds, and an
+explanation that follows an opened alert as an update.
+
+The model here is untrained (new weights, saved by the test): the test is about the wiring, so
+thresholds are set where its near-constant scores open an event on one camera and never on the other."""
+from __future__ import annotations
+
+import pytest
+
+from stream.llm.lm import new_model
+from tests.harness import Subscriber, all_stopped, start, write_config
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return new_model().save(tmp_path_factory.mktemp("hawkeye") / "model")
+
+
+def test_hawkeye_detector_scores_every_second_and_explains_opened_alerts(tmp_path, clip12, models_dir,
+                                                                         free_endpoint, model_dir):
+    cams = {"lobby": {"path": str(clip12)}, "gate": {"path": str(clip12), "events": {"open_threshold": 0.99,
+                                                                                   "close_threshold": 0.5}}}
+    config = write_config(tmp_path, cams, free_endpoint, models_dir,
+                          detector={"name": "hawkeye", "hawkeye": {"model": str(model_dir), "max_batch": 8,
+                                                                   "max_wait_ms": 100}},
+                          events={"open_threshold": 1e-6, "close_threshold": 0.0, "min_duration_s": 1.0})
+    sub = Subscriber(free_endpoint)
+    proc = start(config)
+    try:
+        sub.receive_until(all_stopped(cams), timeout_s=240)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        sub.close()
+    for cam in cams:
+        verdicts = sub.of("verdict", cam)
+        assert [v["window_id"] for v in verdicts] == list(range(6))
+        assert all(v["detector"] == "hawkeye" for v in verdicts)
+        assert [len(v["seconds"]) for v in verdicts] == [4, 4, 4, 4, 4, 2]
+        assert all(0.0 < s["score"] < 1.0 for v in verdicts for s in v["seconds"])
+        assert abs(sum(verdicts[0]["categories"].values()) - 1.0) < 1e-3
+    alerts = sub.of("alert", "lobby")
+    states = [a["state"] for a in alerts]
+    assert states[0] == "open" and states[-1] == "close" and len({a["alert_id"] for a in alerts}) == 1
+    updates = [a for a in alerts if a["state"] == "update"]
+    assert updates and all(a["explanation"] for a in updates)          # generated text, off the scoring path
+    assert sub.of("alert", "gate") == []                                # its own threshold: nothing opens
