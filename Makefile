@@ -36,6 +36,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_scene.py
 	$(PY) bench/bench_pose_accuracy.py
+	$(PY) bench/bench_model.py
 	$(PY) bench/bench_ingest.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,

@@ -225,7 +225,7 @@ class Pipeline:
             self.scene.forget(eos.camera)
             return []
         m = self.cfg.models
-        self._stage_loop(self.windows, self.scenes, self.scene.build_many, "scene", on_end=end, many=True,
+        self._stage_loop(self.windows, self.scenes, self.scene.build_many, "scene", on_end=end,
                          batch=(self.scene.new_frames, m.max_batch, m.max_wait_ms / 1000.0))
 
     def _run_detector(self) -> None:
@@ -314,12 +314,13 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - an explanation is never worth the alert
                 log.exception("explaining alert %s failed", alert.alert_id[:8])
 
-    def _stage_loop(self, inbox: StageQueue, outbox: StageQueue, work, name: str, on_end=None,
-                    many: bool = False, batch: tuple[Callable[[object], int], int, float] | None = None) -> None:
-        """Take items from `inbox`, put `work`'s results on `outbox`, pass ends of stream through
-        (after `on_end`'s). With `batch` = (cost, max_cost, max_wait_s), `work` takes a list: items
-        are gathered, across cameras, until their cost reaches max_cost or max_wait_s has passed
-        since the first; an end of stream closes the batch and follows it."""
+    def _stage_loop(self, inbox: StageQueue, outbox: StageQueue, work, name: str, on_end,
+                    batch: tuple[Callable[[object], int], int, float]) -> None:
+        """Take items from `inbox` and put `work`'s results (a list for a list of items) on `outbox`;
+        pass ends of stream through after `on_end`'s results. With `batch` = (cost, max_cost,
+        max_wait_s), items are gathered, across cameras, until their cost reaches max_cost or
+        max_wait_s has passed since the first; an end of stream closes the batch and follows it."""
+        cost, max_cost, max_wait = batch
         held = None
         try:
             while not self._finished.is_set() and not self._abort.is_set():
@@ -328,27 +329,22 @@ class Pipeline:
                 except queue.Empty:
                     continue
                 if isinstance(item, EndOfStream):
-                    for out in (on_end(item) if on_end else []):
+                    for out in on_end(item):
                         outbox.put(out, abort=self._abort)
                     outbox.put(item, abort=self._abort)
                     continue
-                if batch is None:
-                    result = work(item)
-                else:
-                    cost, max_cost, max_wait = batch
-                    items, spent, deadline = [item], cost(item), time.monotonic() + max_wait
-                    while spent < max_cost:
-                        try:
-                            nxt = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-                        except queue.Empty:
-                            break
-                        if isinstance(nxt, EndOfStream):
-                            held = nxt
-                            break
-                        items.append(nxt)
-                        spent += cost(nxt)
-                    result = work(items)
-                for out in (result if many else [result]):
+                items, spent, deadline = [item], cost(item), time.monotonic() + max_wait
+                while spent < max_cost:
+                    try:
+                        nxt = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, EndOfStream):
+                        held = nxt
+                        break
+                    items.append(nxt)
+                    spent += cost(nxt)
+                for out in work(items):
                     outbox.put(out, abort=self._abort)
         except Exception as e:   # a broken stage ends the run with its reason, logged once
             log.exception("%s stage failed", name)
