@@ -37,7 +37,7 @@ from stream.scene.graph import scene_from_config  # noqa: E402
 
 def scenes(seconds: float):
     cfg = load_config(ROOT / "configs" / "demo.yaml")
-    builder = scene_from_config(cfg)
+    builder = scene_from_config(cfg, thumbs=True)
     asm = WindowAssembler("vtest", 4.0, 2.0, 2.0)
     out = []
     for f in VideoSource("vtest", str(ROOT / "data" / "vtest.avi"), is_file=True, replay="fast",

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Protocol
 
 from stream.alerts import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
@@ -32,6 +32,14 @@ from stream.scene.graph import SceneBuilder, scene_from_config
 from stream.types import EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
+
+
+class Detector(Protocol):
+    """Scene graphs -> verdicts, in batches of up to max_batch (stream/llm: baseline, hawkeye)."""
+    max_batch: int
+    max_wait_s: float
+
+    def batch(self, scenes: list[SceneGraph]) -> list[Verdict]: ...
 
 
 class StageQueue:
@@ -98,7 +106,7 @@ class StageQueue:
 
 class Pipeline:
     def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource],
-                 scene: SceneBuilder, detector: Callable[[SceneGraph], Verdict], publisher: Publisher,
+                 scene: SceneBuilder, detector: Detector, publisher: Publisher,
                  stop: threading.Event):
         self.cfg, self.make_source, self.scene, self.detector = cfg, make_source, scene, detector
         self.publisher, self.stop = publisher, stop
@@ -221,21 +229,47 @@ class Pipeline:
         self.windows.put(window, policy=policy, abort=self._abort)
 
     def _run_scene(self) -> None:
-        def end(eos: EndOfStream) -> list:
-            self.scene.forget(eos.camera)
-            return []
+        """Windows -> scene graphs. Windows are gathered, across cameras, until they hold
+        models.max_batch new frames or models.max_wait_ms has passed since the first, and built
+        together; an end of stream closes the batch it interrupts and follows it."""
         m = self.cfg.models
-        self._stage_loop(self.windows, self.scenes, self.scene.build_many, "scene", on_end=end,
-                         batch=(self.scene.new_frames, m.max_batch, m.max_wait_ms / 1000.0))
+        max_wait = m.max_wait_ms / 1000.0
+        held = None
+        try:
+            while not self._finished.is_set() and not self._abort.is_set():
+                try:
+                    item, held = held or self.windows.get(timeout=0.1), None
+                except queue.Empty:
+                    continue
+                if isinstance(item, EndOfStream):
+                    self.scene.forget(item.camera)
+                    self.scenes.put(item, abort=self._abort)
+                    continue
+                items, frames, deadline = [item], self.scene.new_frames(item), time.monotonic() + max_wait
+                while frames < m.max_batch:
+                    try:
+                        nxt = self.windows.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, EndOfStream):
+                        held = nxt
+                        break
+                    items.append(nxt)
+                    frames += self.scene.new_frames(nxt)
+                for graph in self.scene.build_many(items):
+                    self.scenes.put(graph, abort=self._abort)
+        except Exception as e:   # a broken stage ends the run with its reason, logged once
+            log.exception("scene stage failed")
+            self.fatal = f"scene stage failed: {type(e).__name__}: {e}"
+            self._abort.set()
 
     def _run_detector(self) -> None:
         """Scenes -> verdicts -> events. The scheduler picks which waiting windows the detector runs
-        together (all of them at once for a batched model; one at a time for the baseline)."""
+        together (up to the detector's max_batch: the model batches, the baseline takes one)."""
         trackers: dict[str, EventTracker] = {}
         last: dict[str, Verdict] = {}
         waiting: dict[tuple[str, int], SceneGraph] = {}
-        batched = hasattr(self.detector, "batch")
-        sched = Scheduler(self.detector.max_batch, self.detector.max_wait_s) if batched else Scheduler(1, 0.0)
+        sched = Scheduler(self.detector.max_batch, self.detector.max_wait_s)
 
         def tracker_of(camera: str) -> EventTracker:
             if camera not in trackers:
@@ -244,7 +278,7 @@ class Pipeline:
             return trackers[camera]
 
         def decide(scenes: list[SceneGraph]) -> None:
-            verdicts = self.detector.batch(scenes) if batched else [self.detector(s) for s in scenes]
+            verdicts = self.detector.batch(scenes)
             for scene, verdict in zip(scenes, verdicts):
                 emitted = self._emitted_at.pop((scene.camera, scene.window_id), None)
                 if emitted is not None:
@@ -313,43 +347,6 @@ class Pipeline:
                 self._explained.put((alert.camera, alert.alert_id, self.detector.explain(scene)))
             except Exception:  # noqa: BLE001 - an explanation is never worth the alert
                 log.exception("explaining alert %s failed", alert.alert_id[:8])
-
-    def _stage_loop(self, inbox: StageQueue, outbox: StageQueue, work, name: str, on_end,
-                    batch: tuple[Callable[[object], int], int, float]) -> None:
-        """Take items from `inbox` and put `work`'s results (a list for a list of items) on `outbox`;
-        pass ends of stream through after `on_end`'s results. With `batch` = (cost, max_cost,
-        max_wait_s), items are gathered, across cameras, until their cost reaches max_cost or
-        max_wait_s has passed since the first; an end of stream closes the batch and follows it."""
-        cost, max_cost, max_wait = batch
-        held = None
-        try:
-            while not self._finished.is_set() and not self._abort.is_set():
-                try:
-                    item, held = held or inbox.get(timeout=0.1), None
-                except queue.Empty:
-                    continue
-                if isinstance(item, EndOfStream):
-                    for out in on_end(item):
-                        outbox.put(out, abort=self._abort)
-                    outbox.put(item, abort=self._abort)
-                    continue
-                items, spent, deadline = [item], cost(item), time.monotonic() + max_wait
-                while spent < max_cost:
-                    try:
-                        nxt = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if isinstance(nxt, EndOfStream):
-                        held = nxt
-                        break
-                    items.append(nxt)
-                    spent += cost(nxt)
-                for out in work(items):
-                    outbox.put(out, abort=self._abort)
-        except Exception as e:   # a broken stage ends the run with its reason, logged once
-            log.exception("%s stage failed", name)
-            self.fatal = f"{name} stage failed: {type(e).__name__}: {e}"
-            self._abort.set()
 
     # -- publishing (the calling thread) --------------------------------------------------------
     def _health(self, camera: str, state: str | None = None, detail: str | None = None) -> None:

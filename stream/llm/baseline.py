@@ -64,6 +64,7 @@ def wrist_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:
 
 class BaselineDetector:
     name = "baseline"
+    max_batch, max_wait_s = 1, 0.0      # one window at a time: nothing to gain from batching
 
     def __init__(self, cfg: BaselineConfig):
         self.cfg = cfg
@@ -95,6 +96,9 @@ class BaselineDetector:
                         scuffle[a, t] = max(scuffle[a, t], s)
                         scuffle[b, t] = max(scuffle[b, t], s)
         return {"running": running, "fall": fall, "scuffle": scuffle}
+
+    def batch(self, scenes: list[SceneGraph]) -> list[Verdict]:
+        return [self(s) for s in scenes]
 
     def __call__(self, scene: SceneGraph) -> Verdict:
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import torch
 
 from stream.llm.features import clips_of, collate
 from stream.llm.hawkeye import HawkeyeModel
-from stream.llm.prompts import CATEGORIES, CATEGORY, CHAT, CATEGORY_NAMES, DISCOVERY, EXPLAIN, parse_answer
+from stream.llm.prompts import CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, answer_category, parse_answer
 from stream.types import SceneGraph, SecondScore, Verdict
 
 
@@ -27,9 +27,8 @@ class HawkeyeDetector:
             torch.set_num_threads(threads)
         self.model, self.max_batch, self.max_wait_s, self.explains = model.eval(), max_batch, max_wait_s, explain
         self._lock = threading.Lock()      # scoring, explanations and chat share the model
-        self._category_ids = [model.first_token(" " + CATEGORY_NAMES.get(c, c)) for c in CATEGORIES]
+        self._category_ids = [model.first_token(answer_category(c)) for c in CATEGORIES]
         self._yes = model.first_token(model.cfg.answer_yes)
-        self.batches: list[int] = []       # sizes of the batches run (for the health message and tests)
 
     def __call__(self, scene: SceneGraph) -> Verdict:
         return self.batch([scene])[0]
@@ -39,14 +38,11 @@ class HawkeyeDetector:
         cfg = self.model.cfg
         per_scene = [clips_of(s, cfg) for s in scenes]
         clips = [c for cs in per_scene for c in cs]
-        prompts, spans, first = [], [], 0
-        for cs in per_scene:
-            prompts += [DISCOVERY] * len(cs)
-            spans += [[first + i] for i in range(len(cs))]
-            first += len(cs)
+        # every second: the discovery prompt on its clip; then every window: the category prompt on all its clips
+        prompts = [DISCOVERY] * len(clips) + [CATEGORY] * len(scenes)
+        spans = [[i] for i in range(len(clips))]
         first = 0
         for cs in per_scene:
-            prompts.append(CATEGORY)
             spans.append(list(range(first, first + len(cs))))
             first += len(cs)
         with self._lock, torch.inference_mode():
@@ -55,7 +51,6 @@ class HawkeyeDetector:
         cats = probs[len(clips):][:, self._category_ids]
         cats = (cats / cats.sum(-1, keepdim=True).clamp(min=1e-12)).tolist()
         ms = (time.perf_counter() - t0) * 1000.0
-        self.batches.append(len(scenes))
         out, k = [], 0
         for scene, cs, cat in zip(scenes, per_scene, cats):
             categories = dict(zip(CATEGORIES, cat))

@@ -339,7 +339,8 @@ class HawkeyeModel(nn.Module):
     # -- saving and loading a model directory -----------------------------------------------------
     def save(self, path: str | Path, merge_lora: bool = False) -> Path:
         """<path>/lm (a Hugging Face checkpoint, LoRA merged or as an adapter in <path>/lora),
-        <path>/tokenizer, <path>/hawkeye.json and <path>/encoder.pt."""
+        <path>/tokenizer, <path>/hawkeye.json and <path>/encoder.pt. Merging folds the adapters into
+        this model's LM for good."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         lm, weights = self.lm, None

@@ -8,6 +8,7 @@ one token whose probability is the fast score.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -91,7 +92,7 @@ def parse_answer(text, window_s: float | None = None) -> Answer:
             a, b = sorted((float(m.group(1)), float(m.group(2))))
             if window_s is not None:
                 a, b = min(max(a, 0.0), window_s), min(max(b, 0.0), window_s)
-            if all(map(lambda v: v == v and abs(v) != float("inf"), (a, b))):
+            if math.isfinite(a) and math.isfinite(b):
                 span = (a, b)
         except (ValueError, OverflowError):
             span = None

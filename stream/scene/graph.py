@@ -26,13 +26,17 @@ class FrameScene:
     scores: np.ndarray      # (P,)
     track_ids: np.ndarray   # (P,)
     keypoints: np.ndarray   # (P, 17, 3)
+    thumb: np.ndarray | None = None   # (h, w, 3) the model's small copy of the frame
+
+
+THUMB_SIZE = (64, 48)      # (width, height) of the frames the Hawkeye model sees (HawkeyeConfig.thumb_size)
 
 
 class SceneBuilder:
     def __init__(self, people: PeopleFinder, *, iou_threshold: float = 0.3,
                  max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5,
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
-                 thumb_size: tuple[int, int] | None = (64, 48)):
+                 thumb_size: tuple[int, int] | None = None):
         self.people, self.motion, self.relations = people, motion, relations
         self.thumb_size = thumb_size
         self._flows: dict[str, dict[tuple[int, int], PairMotion]] = {}   # per camera: (seq a, seq b) -> flow
@@ -79,8 +83,9 @@ class SceneBuilder:
             found = self.people.find([f.image for f in todo.values()])
             for ((camera, seq), f), p in zip(todo.items(), found):   # a camera's frames come in time order
                 tracker = self._trackers.setdefault(camera, PersonTracker(*self._tracker_args))
+                thumb = cv2.resize(f.image, self.thumb_size, interpolation=cv2.INTER_AREA) if self.thumb_size else None
                 self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores,
-                                                      tracker.update(p.boxes, f.ts, p.scores), p.keypoints)
+                                                      tracker.update(p.boxes, f.ts, p.scores), p.keypoints, thumb)
         out = [{f.seq: self._cache[w.camera][f.seq] for f in w.frames} for w in windows]
         for camera in {w.camera for w in windows}:
             start = max(w.start for w in windows if w.camera == camera)
@@ -124,15 +129,15 @@ class SceneBuilder:
             walls=np.array([f.wall for f in window.frames], np.float64), frame_size=(w, h), tracks=tuple(tracks),
             latency_ms={}, final=window.final, gaps=window.gaps, wall_start=window.wall_start,
             wall_end=window.wall_end, motion=motion, relations=self._relations(tracks, ts),
-            **self._thumbs(window, motion))
+            **self._thumbs(scenes, window, motion))
 
-    def _thumbs(self, window: Window, motion: MotionSummary | None) -> dict:
+    def _thumbs(self, scenes: dict[int, FrameScene], window: Window, motion: MotionSummary | None) -> dict:
         """The model's compact view of the frames: small copies (kilobytes, so the scene -> model
         hop never carries frames), and Hawk's motion frames, the copy blacked out where nothing
         moved since the previous sampled frame (the first frame uses the first pair's mask)."""
         if self.thumb_size is None or not window.frames:
             return {}
-        thumbs = np.stack([cv2.resize(f.image, self.thumb_size, interpolation=cv2.INTER_AREA) for f in window.frames])
+        thumbs = np.stack([scenes[f.seq].thumb for f in window.frames])   # made once per frame, in analyse
         if motion is None or len(motion.masks) == 0:
             return {"thumbs": thumbs, "motion_thumbs": np.zeros_like(thumbs)}
         masks = np.concatenate([motion.masks[:1], motion.masks])
@@ -161,9 +166,10 @@ class SceneBuilder:
         return tuple(out)
 
 
-def scene_from_config(cfg) -> SceneBuilder:
+def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
     """The scene stage a HawkwatchConfig describes: engines loaded, pose model checked against its
-    declared input (a mismatch is a ConfigError naming both)."""
+    declared input (a mismatch is a ConfigError naming both). Thumbnails for the model are made
+    when the detector is the Hawkeye model (or `thumbs` says so)."""
     from engines import create_engine, onnx_input_shapes
     from stream.config import ConfigError
     from stream.scene.people import PersonDetector
@@ -192,5 +198,8 @@ def scene_from_config(cfg) -> SceneBuilder:
                           tag_threshold=p.tag_threshold)
     motion = MotionExtractor(cfg.motion.width, cfg.motion.min_speed) if cfg.motion.enabled else None
     t = cfg.tracking
+    if thumbs is None:
+        thumbs = cfg.detector.name == "hawkeye"
     return SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
-                        high_score=t.high_score, motion=motion, relations=GeometricRelations())
+                        high_score=t.high_score, motion=motion, relations=GeometricRelations(),
+                        thumb_size=THUMB_SIZE if thumbs else None)
