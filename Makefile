@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup sysdeps demo demo-live test bench models data clean
+.PHONY: setup sysdeps demo demo-live test bench models data bench-data embedded-model evaluate clean
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -60,6 +60,21 @@ models: models/manifest.json
 models/manifest.json: $(VENV)/.installed engines/zoo.py engines/convert/*.py
 	$(PY) -m engines.zoo --out models
 	touch $@
+
+# The ground-truthed benchmark composed from vtest.avi (training/synth.py), its features (the
+# scene stage's, training/extract.py), the embedded model trained on it, and its evaluation.
+BENCH ?= data/bench
+bench-data: $(BENCH)/meta/vtest.json
+$(BENCH)/meta/vtest.json: | setup
+	$(PY) -m training.synth --video data/vtest.avi --out $(BENCH)
+	$(PY) -m training.extract --videos $(BENCH)/videos --out $(BENCH)
+	$(PY) -m training.extract --videos data/vtest.avi --out $(BENCH)
+
+embedded-model: bench-data
+	$(PY) -m training.train --config configs/train/embedded.yaml
+
+evaluate: bench-data
+	$(PY) -m training.evaluate --baseline --model hawkeye=weights/hawkeye --normal-video vtest --out out/eval $(ARGS)
 
 clean:
 	rm -rf $(VENV) models data/vtest.avi

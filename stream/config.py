@@ -292,6 +292,8 @@ class HawkeyeDetectorConfig(_Strict):
     lm: Path | None = Field(None, description="Another local Hugging Face checkpoint directory for the LM (e.g. a "
                                              "Vicuna) instead of the model directory's own lm/. Nothing is downloaded.")
     threads: int = Field(2, ge=1, le=256, description="CPU threads for the model.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="Where the model runs; auto: the GPU when torch sees one (CUDA torch build needed).")
     max_batch: int = Field(16, ge=1, le=1024, description="Most windows, of any cameras, in one model call.")
     max_wait_ms: float = Field(50.0, ge=0.0, le=10_000.0,
                                description="Longest a window waits for others to fill a batch.")

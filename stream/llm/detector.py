@@ -26,6 +26,7 @@ class HawkeyeDetector:
         if threads:
             torch.set_num_threads(threads)
         self.model, self.max_batch, self.max_wait_s, self.explains = model.eval(), max_batch, max_wait_s, explain
+        self.device = next(model.parameters()).device
         self._lock = threading.Lock()      # scoring, explanations and chat share the model
         self._category_ids = [model.first_token(answer_category(c)) for c in CATEGORIES]
         self._yes = model.first_token(model.cfg.answer_yes)
@@ -46,7 +47,7 @@ class HawkeyeDetector:
             spans.append(list(range(first, first + len(cs))))
             first += len(cs)
         with self._lock, torch.inference_mode():
-            probs = self.model.next_token_logits(prompts, collate(clips, cfg), spans).float().softmax(-1)
+            probs = self.model.next_token_logits(prompts, collate(clips, cfg).to(self.device), spans).float().softmax(-1)
         yes = probs[:len(clips), self._yes].tolist()
         cats = probs[len(clips):][:, self._category_ids]
         cats = (cats / cats.sum(-1, keepdim=True).clamp(min=1e-12)).tolist()
@@ -70,7 +71,7 @@ class HawkeyeDetector:
         cfg = self.model.cfg
         clips = [c for s in scenes for c in clips_of(s, cfg)]
         with self._lock:
-            return self.model.generate([prompt], collate(clips, cfg), [list(range(len(clips)))],
+            return self.model.generate([prompt], collate(clips, cfg).to(self.device), [list(range(len(clips)))],
                                        max_new_tokens=max_new_tokens)[0]
 
     def explain(self, scene: SceneGraph) -> str:

@@ -40,6 +40,7 @@ class HawkeyeConfig:
     max_triples: int = 16
     rel_dim: int = 353                   # 51 predicate + 151 subject + 151 object probabilities
     experts: tuple[str, ...] = ("appearance", "motion", "action", "relation")
+    router: str = "softmax"              # "mean": no MoE, the experts averaged (the paper's ablation)
     tau: float = 0.07                    # L_bc temperature
     balance_weight: float = 0.2          # λ
     lora_r: int = 16                     # the paper's LoRA: r 16, alpha 64, dropout 0.05, all linear layers
@@ -169,31 +170,38 @@ class RelationGraphEncoder(nn.Module):
 
 class HeterogeneousMoE(nn.Module):
     """Experts of different kinds, each on its own modality, mixed per frame by a softmax router on
-    their joint summary h: out = LN(Σ_i R_i(h) E_i), with the coefficient-of-variation balance loss
-    L_bc = σ²(T)/μ(T), T = P ∘ M, P_i = Σ_j R_i(h_j), M_i = Σ_j exp(ω_j^i / τ), ω the router logits."""
+    their joint summary h: out = LN(Σ_i R_i(h) E_i), with the balance loss L_bc = σ²(T)/μ(T),
+    T = P ∘ M, P_i = Σ_j R_i(h_j), M_i = Σ_j exp(ω_j^i / τ), ω the router logits (see balance_loss)."""
 
-    def __init__(self, dim: int, experts: int, tau: float):
+    def __init__(self, dim: int, experts: int, tau: float, router: str = "softmax"):
         super().__init__()
+        if router not in ("softmax", "mean"):
+            raise ValueError(f"router must be softmax or mean, not {router!r}")
         self.gate = nn.Linear(dim * experts, experts, bias=False)     # W_g
+        nn.init.zeros_(self.gate.weight)   # start evenly routed: L_bc (exp(ω/τ), τ = 0.07) is 0 there, not 1e4
         self.norm = nn.LayerNorm(dim)
-        self.tau = tau
+        self.tau, self.mean = tau, router == "mean"
 
     def forward(self, outputs: list[torch.Tensor], valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """outputs: E tensors (B, T, n, d); valid (B, T) -> fused (B, T, n, d), router (B, T, E), L_bc."""
         stacked = torch.stack(outputs, dim=2)                                   # (B, T, E, n, d)
         h = stacked.mean(dim=3).flatten(2)                                      # (B, T, E*d)
         logits = self.gate(h)
+        if self.mean:                     # no routing: every expert weighs the same, nothing to balance
+            logits = torch.zeros_like(logits)
         router = logits.softmax(-1)
         fused = self.norm((router[..., None, None] * stacked).sum(2))
         return fused, router, balance_loss(logits[valid], self.tau)
 
 
 def balance_loss(logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """(N, E) router logits of N frames -> L_bc (0 when the experts are used evenly)."""
+    """(N, E) router logits of N frames -> L_bc = σ²(T)/μ(T), T = P ∘ M (0 when the experts are
+    used evenly). P and M are means over the frames where the paper writes sums: the same loss
+    divided by N², so that its size (and what λ means) does not depend on the batch size."""
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
-    p = logits.softmax(-1).sum(0)
-    m = torch.exp(logits / tau).sum(0)
+    p = logits.softmax(-1).mean(0)
+    m = torch.exp(logits / tau).mean(0)
     t = p * m
     return t.var(unbiased=False) / t.mean()
 
@@ -227,7 +235,7 @@ class SceneEncoder(nn.Module):
         if unknown or not cfg.experts:
             raise ValueError(f"unknown experts {sorted(unknown)}; choose from {sorted(kinds)}")
         self.experts = nn.ModuleDict({k: kinds[k]() for k in cfg.experts})
-        self.moe = HeterogeneousMoE(d, len(cfg.experts), cfg.tau)
+        self.moe = HeterogeneousMoE(d, len(cfg.experts), cfg.tau, cfg.router)
         self.time = nn.Parameter(torch.randn(64, 1, d) * 0.02)        # frame position inside the span
         self.projector = nn.Sequential(nn.Linear(d, lm_dim), nn.GELU(), nn.Linear(lm_dim, lm_dim))
 

@@ -86,10 +86,11 @@ def test_absent_people_and_padded_triples_are_ignored():
 def test_balance_loss_matches_a_hand_computed_case():
     tau = 0.07
     logits = torch.tensor([[tau * math.log(3.0), 0.0], [0.0, 0.0]])
-    # by hand: router rows softmax([tau ln 3, 0]) and [0.5, 0.5]; M_i = sum_j exp(w_j^i / tau)
+    # by hand: router rows softmax([tau ln 3, 0]) and [0.5, 0.5]; M_i = mean_j exp(w_j^i / tau)
+    # (means over the N = 2 frames where the paper sums: the paper's loss / N^2)
     e = math.exp(tau * math.log(3.0))
-    p = [e / (e + 1) + 0.5, 1 / (e + 1) + 0.5]
-    m = [3.0 + 1.0, 1.0 + 1.0]
+    p = [(e / (e + 1) + 0.5) / 2, (1 / (e + 1) + 0.5) / 2]
+    m = [(3.0 + 1.0) / 2, (1.0 + 1.0) / 2]
     t = [p[0] * m[0], p[1] * m[1]]
     mean = (t[0] + t[1]) / 2
     var = ((t[0] - mean) ** 2 + (t[1] - mean) ** 2) / 2

@@ -1,0 +1,73 @@
+"""Training from a recipe: the loss falls, the output loads in the pipeline, an interrupted run
+resumes to the same weights, and bad recipes are named."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stream.llm.detector import HawkeyeDetector
+from stream.llm.hawkeye import load_model
+from training.features import read_video
+from training.train import load_recipe, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def recipe(tiny_bench, out, **more):
+    sets = {"data.features": str(tiny_bench), "data.ground_truth": str(tiny_bench / "gt.json"), "out": str(out),
+            "model.dim": 32, "model.lm_pretrain_steps": 3, "optim.epochs": 2, "optim.batch_windows": 4,
+            "optim.lr": 3e-3, "optim.encoder_lr": 3e-3, "threads": 2, **more}
+    return load_recipe(ROOT / "configs" / "train" / "embedded.yaml", sets)
+
+
+def quiet(*_):
+    pass
+
+
+def test_a_recipe_trains_a_model_the_pipeline_loads(tiny_bench, tmp_path):
+    out = train(recipe(tiny_bench, tmp_path / "m"), progress=False, log=quiet)
+    import json
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["steps"] >= 2 and report["final_loss"] < 20 and 0.0 <= report["val_auc"] <= 1.0
+    assert (out / "lora" / "adapter_config.json").exists()             # adapters kept apart, as Hawkeye ships them
+    det = HawkeyeDetector(load_model(out, merge_lora=True), explain=False)
+    graphs = read_video(tiny_bench, "test_000").scene_graphs()
+    verdicts = det.batch(graphs[:3])
+    assert [v.window_id for v in verdicts] == [0, 1, 2] and all(0 <= s.score <= 1 for v in verdicts for s in v.seconds)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tiny_bench, tmp_path):
+    full = train(recipe(tiny_bench, tmp_path / "full", checkpoint_every=100), progress=False, log=quiet)
+    r = recipe(tiny_bench, tmp_path / "cut", checkpoint_every=100)
+    assert train(r, stop_after=2, progress=False, log=quiet) is None
+    assert (tmp_path / "cut.checkpoint" / "state.pt").exists()
+    cut = train(r, resume=True, progress=False, log=quiet)
+    a = torch.load(full / "encoder.pt", weights_only=True)
+    b = torch.load(cut / "encoder.pt", weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert not (tmp_path / "cut.checkpoint").exists()
+
+
+def test_ablations_are_recipe_switches(tiny_bench, tmp_path):
+    out = train(recipe(tiny_bench, tmp_path / "abl", **{"model.experts": "[appearance, motion, relation]",
+                                                        "model.router": "mean", "model.balance_weight": 0,
+                                                        "optim.epochs": 0.5}), progress=False, log=quiet)
+    m = load_model(out)
+    assert list(m.encoder.experts) == ["appearance", "motion", "relation"] and m.cfg.router == "mean"
+
+
+def test_bad_recipes_are_named(tiny_bench, tmp_path):
+    with pytest.raises(ValueError, match="model.lora.r: Input should be greater than or equal to 1"):
+        recipe(tiny_bench, tmp_path, **{"model.lora.r": 0})
+    with pytest.raises(ValueError, match="optim.learning_rate: unknown key"):
+        recipe(tiny_bench, tmp_path, **{"optim.learning_rate": 0.1})
+    with pytest.raises(ValueError, match="model.experts"):
+        recipe(tiny_bench, tmp_path, **{"model.experts": "[sound]"})
+    with pytest.raises(ValueError, match="no such recipe"):
+        load_recipe(tmp_path / "none.yaml")
+    r = recipe(tiny_bench, tmp_path / "m", **{"data.features": str(tmp_path)})
+    with pytest.raises(ValueError, match="have no features"):
+        train(r, progress=False, log=quiet)

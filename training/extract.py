@@ -1,0 +1,123 @@
+"""Run the stream's own scene stage over videos and write Hawkeye-format features
+(training/features.py), so that training and streaming see the same features.
+
+    python -m training.extract --videos data/bench/videos --out data/bench [--config configs/demo.yaml]
+
+The videos are decoded, sampled and cut into windows exactly as the pipeline does for a camera
+replaying the file (the config's `windows:` and `models:`), and every window's frames go through
+the same detector, pose model, tracker, motion and thumbnails. Resumable: a video whose index
+(meta/<video>.json, written last) exists is skipped; a half-written one is redone.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from stream.config import ConfigError, load_config
+from stream.ingest.source import VideoSource
+from stream.ingest.windows import WindowAssembler
+from stream.scene.graph import assemble, scene_from_config
+from stream.scene.relations import ROW, relation_rows
+from training.features import has_video, write_frame, write_meta
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+def person_detector(models: Path = ROOT / "models"):
+    """The bundled person detector (models/ssdlite_person.onnx, built by `make models`)."""
+    from engines import create_engine
+    from stream.scene.people import PersonDetector
+
+    path = models / "ssdlite_person.onnx"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run `make models`")
+    return PersonDetector(create_engine("onnxruntime", path, threads=2))
+
+
+def extract_video(builder, cfg, path: Path, out: Path, name: str) -> int:
+    """One video's features; returns its number of windows."""
+    w = cfg.windows
+    asm = WindowAssembler(name, w.length_s, w.stride_s, w.sample_fps)
+    src = VideoSource(name, str(path), is_file=True, replay="fast")
+    frames, stamps, windows = [], [], []
+    size = (0, 0)
+    written: set[int] = set()
+
+    def take(batch):
+        nonlocal size
+        for win in batch:
+            scenes = builder.analyse([win])[0]
+            if win.frames:
+                h, wd = win.frames[0].image.shape[:2]
+                size = (wd, h)
+            g = assemble(win, scenes, np.array([f.wall for f in win.frames]), size,
+                         relations=builder.relations, motion=None)
+            for t, (f, s) in enumerate(zip(win.frames, scenes)):
+                if f.seq in written:
+                    continue
+                triples = list(g.relations[t]) if g.relations else []
+                rel = relation_rows(triples) if triples else np.zeros((0, ROW), np.float32)
+                nodes = np.array([(r.subject, r.object) for r in triples], np.int64).reshape(-1, 2)
+                write_frame(out, name, f.seq, s, rel, nodes)
+                written.add(f.seq)
+                frames.append(f.seq)
+                stamps.append(f.ts)
+            windows.append((win.window_id, win.start, win.end, win.final, [f.seq for f in win.frames]))
+
+    for f in src.frames():
+        take(asm.push(f.seq, f.ts, f.wall, f.pixels, f.gap))
+    take(asm.finish())
+    builder.forget(name)
+    write_meta(out, name, src.declared_fps or 0.0, size, frames, stamps, windows,
+               extra={"windows_config": {"length_s": w.length_s, "stride_s": w.stride_s, "sample_fps": w.sample_fps},
+                      "source": str(path)})
+    return len(windows)
+
+
+def extract(videos: list[Path], out: Path, cfg, *, progress: bool = True) -> dict[str, int]:
+    builder = scene_from_config(cfg, thumbs=True)
+    todo = [v for v in videos if not has_video(out, v.stem)]
+    if len(todo) < len(videos):
+        print(f"{len(videos) - len(todo)} of {len(videos)} videos already extracted: skipped", file=sys.stderr)
+    done = {}
+    t0 = time.time()
+    for v in tqdm(todo, desc="extracting", unit="video", disable=not progress, file=sys.stderr):
+        done[v.stem] = extract_video(builder, cfg, v, out, v.stem)
+    if todo:
+        print(f"extracted {len(todo)} videos, {sum(done.values())} windows in {time.time() - t0:.0f} s", file=sys.stderr)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--videos", type=Path, required=True, help="a video file, or a folder of them")
+    ap.add_argument("--out", type=Path, required=True, help="where pose_feat/, rel_feat/, ... go")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml",
+                    help="the pipeline config whose scene stage and windows to use")
+    args = ap.parse_args(argv)
+    if args.videos.is_dir():
+        videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    else:
+        videos = [args.videos]
+    missing = [v for v in videos if not v.exists()]
+    if missing or not videos:
+        print(f"error: no video at {missing[0] if missing else args.videos} "
+              f"(expected a file or a folder of {', '.join(VIDEO_SUFFIXES)})", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    extract(videos, args.out, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""Hawkeye's LoRA fine-tuning: `python -m training.train --config configs/train/<recipe>.yaml`.
+
+LoRA adapters (peft) on the LM; the graph encoders, the MoE router and the projector trained fully,
+as in Hawkeye. Loss = LM loss on the answers + λ·L_bc. Each step takes `batch_windows` windows
+(positive windows drawn to `positive_share`) and asks their questions (training/data.py):
+discovery for every second, the category of every window, and grounding and an explanation for
+anomalous windows. AdamW, linear warm-up then cosine decay, gradient clipping; bf16 autocast
+where the GPU has it. A checkpoint every `checkpoint_every` steps (`--resume` continues from the
+last one, exactly); a progress bar with the running loss. The output is a model directory the
+pipeline loads by path (`detector.hawkeye.model`), with the LoRA adapters in lora/.
+
+The embedded LM starts untrained, so its recipe first teaches it the project's language
+(`lm_pretrain_steps`, full training on the prompt and answer corpus), then fine-tunes as above:
+the stand-in for the pre-trained LLM that Hawkeye adapts. A recipe naming `model.lm` (a local
+Hugging Face checkpoint such as a Vicuna) skips that.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tqdm import tqdm
+
+from stream.llm.features import collate
+from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model
+from stream.llm.lm import new_model
+from stream.llm.prompts import DISCOVERY, corpus
+from training.data import (WindowSample, category_counts, conversation_samples, hawk_samples, read_conversations,
+                           read_ground_truth, read_hawk, window_samples)
+from training.features import read_video, videos
+
+
+# -- the recipe ----------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataRecipe(_Strict):
+    features: Path = Field(description="Root of the extracted features (meta/, pose_feat/, ...).")
+    ground_truth: Path = Field(description="ActivityNet-style ground truth (gt.json).")
+    train_subset: str = "train"
+    val_subset: str | None = "val"
+    conversations: Path | None = Field(None, description="Hawkeye conversation records to train on as well.")
+    hawk: Path | None = Field(None, description="Hawk annotations to train on as well.")
+    explain: bool = Field(True, description="Teach the explanation answers of anomalous windows.")
+
+
+class LoraRecipe(_Strict):
+    r: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(64, ge=1, le=4096)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    targets: str | list[str] = "all-linear"
+
+
+class ModelRecipe(_Strict):
+    init: Path | None = Field(None, description="Start from this model directory instead of a new model.")
+    lm: Path | None = Field(None, description="A local Hugging Face checkpoint for the LM (else the embedded one).")
+    dim: int = Field(128, ge=16, le=4096)
+    experts: list[Literal["appearance", "motion", "action", "relation"]] = ["appearance", "motion", "action", "relation"]
+    router: Literal["softmax", "mean"] = "softmax"
+    balance_weight: float = Field(0.2, ge=0.0, le=100.0, description="λ of L_bc (0: no balancing loss).")
+    lora: LoraRecipe = LoraRecipe()
+    lm_pretrain_steps: int = Field(0, ge=0, le=1_000_000,
+                                   description="Full training of an untrained LM on the prompt/answer corpus first.")
+
+
+class OptimRecipe(_Strict):
+    lr: float = Field(2e-5, gt=0.0, le=1.0, description="Peak learning rate (Hawkeye: 2e-5).")
+    encoder_lr: float | None = Field(None, gt=0.0, le=1.0, description="For the encoders, MoE and projector (default: lr).")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    warmup_ratio: float = Field(0.03, ge=0.0, le=0.5)
+    epochs: float = Field(3.0, gt=0.0, le=10_000.0)
+    batch_windows: int = Field(8, ge=1, le=4096)
+    positive_share: float | None = Field(0.5, ge=0.0, le=1.0, description="Share of anomalous windows drawn (null: as they come).")
+    grad_clip: float = Field(1.0, gt=0.0)
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on a GPU that has it.")
+
+
+class Recipe(_Strict):
+    data: DataRecipe
+    model: ModelRecipe = ModelRecipe()
+    optim: OptimRecipe = OptimRecipe()
+    out: Path = Field(description="The model directory to write.")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, le=256)
+    checkpoint_every: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _lm_or_pretrain(self) -> Recipe:
+        if self.model.lm is not None and self.model.lm_pretrain_steps:
+            raise ValueError("model.lm_pretrain_steps is for the embedded LM; a checkpoint named in model.lm is already trained")
+        return self
+
+
+def load_recipe(path: Path, overrides: dict | None = None) -> Recipe:
+    """A recipe file; relative paths are relative to the project root (where the README's commands run)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such recipe") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe is a mapping")
+    for key, value in (overrides or {}).items():      # dotted keys: optim.epochs=0.1
+        node = raw
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = yaml.safe_load(value) if isinstance(value, str) else value
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{path}: {where}: {msg}") from None
+
+
+# -- data ----------------------------------------------------------------------------------------
+def load_samples(recipe: Recipe, cfg: HawkeyeConfig, subset: str, progress: bool = True) -> list[WindowSample]:
+    d = recipe.data
+    gt = read_ground_truth(d.ground_truth)
+    have = set(videos(d.features))
+    names = [v for v, e in gt.items() if e["subset"] == subset]
+    missing = [v for v in names if v not in have]
+    if missing:
+        raise ValueError(f"{len(missing)} {subset} videos have no features under {d.features} (e.g. {missing[0]}); "
+                         "run `python -m training.extract`")
+    out, graphs_of = [], {}
+    for v in tqdm(names, desc=f"loading {subset}", unit="video", disable=not progress, file=sys.stderr):
+        graphs_of[v] = read_video(d.features, v).scene_graphs()
+        out += window_samples(v, graphs_of[v], gt[v]["segments"], cfg, explain=d.explain)
+    if subset == d.train_subset:
+        if d.conversations:
+            out += conversation_samples(read_conversations(d.conversations), graphs_of, cfg, str(d.conversations))
+        if d.hawk:
+            out += hawk_samples(read_hawk(d.hawk), graphs_of, cfg, str(d.hawk))
+    return out
+
+
+def draw(samples: list[WindowSample], n: int, positive_share: float | None, rng: random.Random) -> list[WindowSample]:
+    """An epoch's order: every sample once, positives (or negatives) repeated to the share asked."""
+    if positive_share is None:
+        order = list(samples)
+    else:
+        pos = [s for s in samples if s.anomalous]
+        neg = [s for s in samples if not s.anomalous]
+        if not pos or not neg:
+            order = list(samples)
+        else:
+            n_pos = max(len(pos), round(positive_share * n))
+            n_neg = max(len(neg), round((1 - positive_share) * n))
+            order = [pos[i % len(pos)] for i in range(n_pos)] + [neg[i % len(neg)] for i in range(n_neg)]
+    rng.shuffle(order)
+    return order
+
+
+def step_inputs(batch: list[WindowSample], cfg: HawkeyeConfig):
+    """A training step's clips (collated) and its questions with clip indices into them."""
+    clips, prompts, answers, spans = [], [], [], []
+    for s in batch:
+        base = len(clips)
+        clips += s.clips
+        for p, a, span in s.qa:
+            prompts.append(p)
+            answers.append(a)
+            spans.append([base + i for i in span])
+    return collate(clips, cfg), prompts, answers, spans
+
+
+# -- training ------------------------------------------------------------------------------------
+def pretrain_lm(model: HawkeyeModel, steps: int, device: str, seed: int, progress: bool = True) -> float:
+    """Full training of the LM alone on the prompt/answer corpus (causal LM loss); returns the last loss."""
+    tok = model.tokenizer
+    lines = corpus()
+    rng = random.Random(seed)
+    lm = model.lm
+    lm.train()
+    opt = torch.optim.AdamW(lm.parameters(), lr=2e-3, weight_decay=0.01)
+    loss = torch.tensor(0.0)
+    bar = tqdm(range(steps), desc="teaching the LM its language", disable=not progress, file=sys.stderr)
+    for _ in bar:
+        text = [tok.bos_token + rng.choice(lines) + tok.eos_token for _ in range(32)]
+        enc = tok(text, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        loss = lm(**enc, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    lm.eval()
+    return float(loss.item())
+
+
+def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeModel:
+    m = recipe.model
+    if m.init is not None:
+        return load_model(m.init, device=device, trainable_lora=True)
+    cfg = HawkeyeConfig(dim=m.dim, experts=tuple(m.experts), router=m.router, balance_weight=m.balance_weight,
+                        lora_r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
+                        lora_targets=m.lora.targets if isinstance(m.lora.targets, str) else tuple(m.lora.targets))
+    model = new_model(cfg, lm_path=m.lm, lora=False, seed=recipe.seed).to(device)
+    if m.lm_pretrain_steps:
+        pretrain_lm(model, m.lm_pretrain_steps, device, recipe.seed, progress)
+    model.lm = add_lora(model.lm, model.cfg)
+    return model
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda, but torch sees no GPU")
+    return name
+
+
+@torch.inference_mode()
+def discovery_scores(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
+    """P(" Yes") of every second's discovery question, and whether the answer taught is Yes."""
+    scores, labels = [], []
+    yes = model.first_token(model.cfg.answer_yes)
+    model.eval()
+    for i in range(0, len(samples), batch):
+        part = samples[i:i + batch]
+        clips, prompts, answers, spans = step_inputs(part, model.cfg)
+        rows = [k for k, p in enumerate(prompts) if p == DISCOVERY]
+        if not rows:
+            continue
+        logits = model.next_token_logits([prompts[k] for k in rows], clips.to(device), [spans[k] for k in rows])
+        scores += logits.float().softmax(-1)[:, yes].tolist()
+        labels += [answers[k] == model.cfg.answer_yes for k in rows]
+    return np.array(scores), np.array(labels, bool)
+
+
+@torch.inference_mode()
+def validation_loss(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16) -> float:
+    model.eval()
+    losses = []
+    for i in range(0, len(samples), batch):
+        clips, prompts, answers, spans = step_inputs(samples[i:i + batch], model.cfg)
+        losses.append(float(model.loss(prompts, answers, clips.to(device), spans)["loss"]))
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def _trainable(model: HawkeyeModel):
+    enc = [p for p in model.encoder.parameters() if p.requires_grad]
+    lora = [p for n, p in model.lm.named_parameters() if p.requires_grad]
+    return enc, lora
+
+
+def _save_checkpoint(path: Path, model: HawkeyeModel, opt, sched, step: int, rng: random.Random,
+                     order: list[int]) -> None:
+    """The model (adapters unmerged), optimiser, schedule, step, random state and this epoch's order."""
+    tmp = path.with_name(path.name + ".tmp")
+    model.save(tmp / "model")
+    torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "order": order}, tmp / "state.pt")
+    if path.exists():
+        import shutil
+        shutil.rmtree(path)
+    tmp.replace(path)
+
+
+def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None, progress: bool = True,
+          log=print) -> Path | None:
+    """Train as the recipe says; returns the model directory, or None when `stop_after` steps
+    (counted from the start) ended the run early with a checkpoint to --resume from."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    device = _device(recipe.device)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    random.seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    out = recipe.out
+    ckpt = out.with_name(out.name + ".checkpoint")
+    resuming = resume and (ckpt / "state.pt").exists()
+    if resume and not resuming:
+        log(f"no checkpoint at {ckpt}: starting afresh")
+    model = load_model(ckpt / "model", device=device, trainable_lora=True) if resuming else \
+        build_model(recipe, device, progress)
+    cfg = model.cfg
+    train_set = load_samples(recipe, cfg, recipe.data.train_subset, progress)
+    if not train_set:
+        raise ValueError(f"no {recipe.data.train_subset} windows in {recipe.data.ground_truth}")
+    val_set = load_samples(recipe, cfg, recipe.data.val_subset, progress) if recipe.data.val_subset else []
+    o = recipe.optim
+    per_epoch = math.ceil(len(draw(train_set, len(train_set), o.positive_share, random.Random(0))) / o.batch_windows)
+    total = max(1, round(o.epochs * per_epoch))
+    enc, lora = _trainable(model)
+    groups = [{"params": enc, "lr": o.encoder_lr or o.lr}, {"params": lora, "lr": o.lr}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=o.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, round(o.warmup_ratio * total), total)
+    rng = random.Random(recipe.seed)
+    step, state = 0, {}
+    if resuming:
+        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step = state["step"]
+        log(f"resumed from {ckpt} at step {step}/{total}")
+    use_bf16 = o.precision == "bf16" or (o.precision == "auto" and device == "cuda" and torch.cuda.is_bf16_supported())
+    counts = category_counts(train_set)
+    log(f"training on {len(train_set)} windows ({sum(s.anomalous for s in train_set)} anomalous; categories {counts}), "
+        f"{total} steps of {o.batch_windows} windows, device {device}{', bf16' if use_bf16 else ''}; "
+        f"trainable: encoders {sum(p.numel() for p in enc):,}, LoRA {sum(p.numel() for p in lora):,}")
+    history = []
+    t0 = time.time()
+    index = {id(x): i for i, x in enumerate(train_set)}
+    order = [train_set[i] for i in state["order"]] if resuming else draw(train_set, len(train_set), o.positive_share, rng)
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress, file=sys.stderr)
+    while step < total:
+        k = (step % per_epoch) * o.batch_windows
+        if k == 0 and step:
+            order = draw(train_set, len(train_set), o.positive_share, rng)       # a new epoch
+        batch = order[k:k + o.batch_windows]
+        clips, prompts, answers, spans = step_inputs(batch, cfg)
+        with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            losses = model.loss(prompts, answers, clips.to(device), spans)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(enc + lora, o.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        history.append({k2: float(v.detach()) for k2, v in losses.items()})
+        bar.update(1)
+        recent = history[-20:]
+        bar.set_postfix(loss=f"{np.mean([h['loss'] for h in recent]):.3f}",
+                        bc=f"{np.mean([h['balance'] for h in recent]):.3f}")
+        if (step % recipe.checkpoint_every == 0 or step == stop_after) and step < total:
+            _save_checkpoint(ckpt, model, opt, sched, step, rng, [index[id(x)] for x in order])
+            model.train()
+        if step == stop_after and step < total:
+            bar.close()
+            log(f"stopped after step {step}/{total}; continue with --resume")
+            return None
+    bar.close()
+    model.eval()
+    report = {"steps": total, "seconds": round(time.time() - t0, 1), "device": device, "bf16": use_bf16,
+              "train_windows": len(train_set), "categories": counts,
+              "final_loss": float(np.mean([h["loss"] for h in history[-20:]])) if history else None,
+              "final_balance": float(np.mean([h["balance"] for h in history[-20:]])) if history else None}
+    if val_set:
+        from training.metrics import average_precision, roc_auc
+        scores, labels = discovery_scores(model, val_set, device)
+        report.update(val_loss=validation_loss(model, val_set, device), val_auc=roc_auc(labels, scores),
+                      val_ap=average_precision(labels, scores))
+        log(f"validation: loss {report['val_loss']:.3f}, per-second ROC-AUC {report['val_auc']:.3f}, AP {report['val_ap']:.3f}")
+    model.save(out)
+    (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
+                                                      indent=1) + "\n")
+    if ckpt.exists():
+        import shutil
+        shutil.rmtree(ckpt)
+    log(f"wrote {out} ({report['seconds']:.0f} s)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", type=Path, required=True, help="a recipe (configs/train/*.yaml)")
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this recipe's output")
+    ap.add_argument("--stop-after", type=int, metavar="STEPS",
+                    help="checkpoint and stop after this many steps (continue later with --resume)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe field, e.g. --set optim.epochs=1 --set out=/tmp/m")
+    args = ap.parse_args(argv)
+    try:
+        overrides = dict(s.split("=", 1) for s in args.set)
+    except ValueError:
+        print(f"error: --set takes KEY=VALUE, got {args.set}", file=sys.stderr)
+        return 2
+    try:
+        recipe = load_recipe(args.config, overrides)
+        train(recipe, resume=args.resume, stop_after=args.stop_after, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
