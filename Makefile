@@ -74,7 +74,7 @@ embedded-model: bench-data
 	$(PY) -m training.train --config configs/train/embedded.yaml
 
 evaluate: bench-data
-	$(PY) -m training.evaluate --baseline --model hawkeye=weights/hawkeye --normal-video vtest --out out/eval $(ARGS)
+	$(PY) -m training.evaluate --baseline --model hawkeye=models/hawkeye --normal-video vtest --out out/eval $(ARGS)
 
 clean:
 	rm -rf $(VENV) models data/vtest.avi

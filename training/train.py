@@ -67,6 +67,7 @@ class ModelRecipe(_Strict):
     init: Path | None = Field(None, description="Start from this model directory instead of a new model.")
     lm: Path | None = Field(None, description="A local Hugging Face checkpoint for the LM (else the embedded one).")
     dim: int = Field(128, ge=16, le=4096)
+    max_people: int = Field(5, ge=1, le=64, description="Skeletons a clip keeps (Hawkeye: 5), most present first.")
     experts: list[Literal["appearance", "motion", "action", "relation"]] = ["appearance", "motion", "action", "relation"]
     router: Literal["softmax", "mean"] = "softmax"
     balance_weight: float = Field(0.2, ge=0.0, le=100.0, description="λ of L_bc (0: no balancing loss).")
@@ -209,7 +210,7 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
     m = recipe.model
     if m.init is not None:
         return load_model(m.init, device=device, trainable_lora=True)
-    cfg = HawkeyeConfig(dim=m.dim, experts=tuple(m.experts), router=m.router, balance_weight=m.balance_weight,
+    cfg = HawkeyeConfig(dim=m.dim, max_people=m.max_people, experts=tuple(m.experts), router=m.router, balance_weight=m.balance_weight,
                         lora_r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
                         lora_targets=m.lora.targets if isinstance(m.lora.targets, str) else tuple(m.lora.targets))
     model = new_model(cfg, lm_path=m.lm, lora=False, seed=recipe.seed).to(device)

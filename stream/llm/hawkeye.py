@@ -178,7 +178,7 @@ class HeterogeneousMoE(nn.Module):
         if router not in ("softmax", "mean"):
             raise ValueError(f"router must be softmax or mean, not {router!r}")
         self.gate = nn.Linear(dim * experts, experts, bias=False)     # W_g
-        nn.init.zeros_(self.gate.weight)   # start evenly routed: L_bc (exp(ω/τ), τ = 0.07) is 0 there, not 1e4
+        nn.init.zeros_(self.gate.weight)   # start evenly routed, where L_bc is 0 (exp(ω/τ) amplifies any tilt)
         self.norm = nn.LayerNorm(dim)
         self.tau, self.mean = tau, router == "mean"
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Hawkeye's ablations on the benchmark (README: Training and evaluation): train the full model and
+# the paper's four ablations with the embedded recipe, then evaluate them with the baseline in one
+# table (Table 1 and Table 2 layout), with false alerts per hour on unmodified vtest.
+#
+#   scripts/ablations.sh [OUT [--set key=value ...]]   OUT defaults to out/ablations; the --set
+#                                     words go to every training run (e.g. --set threads=3)
+#   JOBS=5 scripts/ablations.sh       train that many at once (a GPU has room for all five)
+#   PY=python3 scripts/ablations.sh   another Python (default .venv/bin/python)
+set -euo pipefail
+out=${1:-out/ablations}
+shift || true
+py=${PY:-.venv/bin/python}
+jobs=${JOBS:-1}
+mkdir -p "$out"
+declare -A extra=(
+  [full]=""
+  [no-action]="--set model.experts=[appearance,motion,relation]"
+  [no-relation]="--set model.experts=[appearance,motion,action]"
+  [no-moe]="--set model.router=mean"
+  [no-lbc]="--set model.balance_weight=0"
+)
+names=(full no-action no-relation no-moe no-lbc)
+for name in "${names[@]}"; do
+  echo "training $name (log: $out/$name.log)"
+  # shellcheck disable=SC2086  # the --set words split on purpose
+  $py -m training.train --config configs/train/embedded.yaml --set "out=$out/$name" ${extra[$name]} "$@" \
+      >"$out/$name.log" 2>&1 &
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+done
+wait
+models=()
+for name in "${names[@]}"; do models+=(--model "$name=$out/$name"); done
+$py -m training.evaluate --baseline "${models[@]}" --normal-video vtest --out "$out/eval" --plots 4
