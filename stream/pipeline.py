@@ -473,19 +473,12 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
 
 
 def _hawkeye(cfg: HawkwatchConfig):
-    import torch
-
     from stream.llm.detector import HawkeyeDetector
     from stream.llm.hawkeye import load_model
 
     h = cfg.detector.hawkeye
-    device = h.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("detector.hawkeye.device: cuda, but this torch sees no GPU (a CPU-only build, or no driver)")
     try:
-        model = load_model(h.model, lm_path=h.lm, merge_lora=True, device=device)
+        model = load_model(h.model, lm_path=h.lm, merge_lora=True, device=h.device)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"detector.hawkeye: {e}") from None
     return HawkeyeDetector(model, threads=h.threads, max_batch=h.max_batch, max_wait_s=h.max_wait_ms / 1000.0,

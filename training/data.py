@@ -78,15 +78,22 @@ def read_ground_truth(path: Path) -> dict[str, dict]:
     return out
 
 
-def read_conversations(path: Path) -> list[dict]:
-    """Hawkeye's conversation records, checked: [{path, label, conversations: [{from, value}]}]."""
+def _records(path: Path, fields: str, key: str):
+    """A JSON list of objects, each with a string `key` -> (where, record) pairs for further checks."""
     raw = _read_json(path)
     if not isinstance(raw, list):
-        raise DataError(f"{path}: expected a list of {{path, label, conversations}} records")
+        raise DataError(f"{path}: expected a list of {{{fields}}} records")
     for k, r in enumerate(raw):
-        where = f"{path}: record {k}"
-        if not isinstance(r, dict) or not isinstance(r.get("path"), str):
-            raise DataError(f"{where}: needs a \"path\" string")
+        if not isinstance(r, dict) or not isinstance(r.get(key), str):
+            raise DataError(f"{path}: record {k}: needs a \"{key}\" string")
+        yield f"{path}: record {k}", r
+
+
+def read_conversations(path: Path) -> list[dict]:
+    """Hawkeye's conversation records, checked: [{path, label, conversations: [{from, value}]}]."""
+    raw = []
+    for where, r in _records(path, "path, label, conversations", "path"):
+        raw.append(r)
         conv = r.get("conversations")
         if not isinstance(conv, list) or len(conv) < 2 or len(conv) % 2:
             raise DataError(f"{where}: \"conversations\" must be a list of human/gpt turns in pairs")
@@ -99,13 +106,9 @@ def read_conversations(path: Path) -> list[dict]:
 
 def read_hawk(path: Path) -> list[dict]:
     """Hawk's annotations, checked: [{video, description, QA: [{q, a}]}]."""
-    raw = _read_json(path)
-    if not isinstance(raw, list):
-        raise DataError(f"{path}: expected a list of {{video, description, QA}} records")
-    for k, r in enumerate(raw):
-        where = f"{path}: record {k}"
-        if not isinstance(r, dict) or not isinstance(r.get("video"), str):
-            raise DataError(f"{where}: needs a \"video\" string")
+    raw = []
+    for where, r in _records(path, "video, description, QA", "video"):
+        raw.append(r)
         if not isinstance(r.get("description", ""), str):
             raise DataError(f"{where}: \"description\" must be a string")
         qa = r.get("QA", [])

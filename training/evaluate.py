@@ -239,37 +239,35 @@ def load_detectors(baseline: bool, models: list[tuple[str, Path]], config, threa
 
 def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events: EventsConfig, *,
              normal_videos: list[str] = (), out: Path | None = None, plots: int = 8,
-             stream_model: Path | None = None, config: Path | None = None, log=print) -> dict[str, dict]:
+             stream_model: Path | None = None, config: Path | None = None) -> dict[str, dict]:
     gt = read_ground_truth(gt_path)
     names = sorted(v for v, e in gt.items() if e["subset"] == subset)
     if not names:
         raise ValueError(f"no {subset!r} videos in {gt_path}")
     per: dict[str, list[VideoResult]] = {d: [] for d in detectors}
+    fps, n_frames, sources = {}, {}, {}
     for v in tqdm(names, desc=f"evaluating {subset}", unit="video", file=sys.stderr):
         feats = read_video(features, v)
         graphs = feats.scene_graphs()
-        n_frames = int(round(gt[v]["duration"] * feats.fps)) if gt[v].get("duration") else \
-            int(round(graphs[-1].end * feats.fps))
+        fps[v], sources[v] = feats.fps, feats.source
+        n_frames[v] = int(round((gt[v].get("duration") or graphs[-1].end) * feats.fps))
         for name, det in detectors.items():
-            per[name].append(decide(v, run_detector(det, graphs), events, feats.fps, n_frames, gt[v]["segments"]))
-    normal = {}
-    for name, det in detectors.items():
-        alerts, hours = 0, 0.0
-        for v in normal_videos:
-            feats = read_video(features, v)
-            graphs = feats.scene_graphs()
-            r = decide(v, run_detector(det, graphs), events, feats.fps, 0, [])
-            alerts += len(r.alerts)
-            hours += graphs[-1].end / 3600.0 if graphs else 0.0
-        normal[name] = (hours, alerts)
-    tables = {name: summarise(rs, *normal[name]) if normal_videos else summarise(rs) for name, rs in per.items()}
+            per[name].append(decide(v, run_detector(det, graphs), events, fps[v], n_frames[v], gt[v]["segments"]))
+    normal = {name: [0.0, 0] for name in detectors}           # hours watched, alerts raised
+    for v in normal_videos:
+        feats = read_video(features, v)
+        graphs = feats.scene_graphs()
+        for name, det in detectors.items():
+            normal[name][0] += graphs[-1].end / 3600.0 if graphs else 0.0
+            normal[name][1] += len(decide(v, run_detector(det, graphs), events, feats.fps, 0, []).alerts)
+    tables = {name: summarise(rs, *normal[name]) for name, rs in per.items()}
     if stream_model is not None:
-        model_name = next(n for n, d in detectors.items() if n != "baseline")
-        feats_fps = {v: read_video(features, v).fps for v in names}
-        videos = {v: Path(read_meta_source(features, v)) for v in names}
-        streamed = stream_verdicts(videos, stream_model, config)
-        rs = [decide(v, streamed[v], events, feats_fps[v], int(round(gt[v]["duration"] * feats_fps[v])),
-                     gt[v]["segments"]) for v in names]
+        model_name = next(n for n in detectors if n != "baseline")
+        missing = [v for v in names if not sources[v]]
+        if missing:
+            raise ValueError(f"{features}/meta/{missing[0]}.json names no source video; --stream needs the videos")
+        streamed = stream_verdicts({v: Path(sources[v]) for v in names}, stream_model, config)
+        rs = [decide(v, streamed[v], events, fps[v], n_frames[v], gt[v]["segments"]) for v in names]
         tables[f"{model_name} (stream)"] = summarise(rs)
         per[f"{model_name} (stream)"] = rs
     if out is not None:
@@ -280,13 +278,6 @@ def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events
         for v_i, v in enumerate(names[:plots]):
             plot_timeline(out / "timelines" / f"{v}.png", {n: rs[v_i] for n, rs in per.items()}, events.open_threshold)
     return tables
-
-
-def read_meta_source(features: Path, video: str) -> str:
-    meta = json.loads((Path(features) / "meta" / f"{video}.json").read_text())
-    if "source" not in meta:
-        raise ValueError(f"{features}/meta/{video}.json names no source video; --stream needs the videos")
-    return meta["source"]
 
 
 def main(argv: list[str] | None = None) -> int:

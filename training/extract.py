@@ -21,7 +21,7 @@ from tqdm import tqdm
 from stream.config import ConfigError, load_config
 from stream.ingest.source import VideoSource
 from stream.ingest.windows import WindowAssembler
-from stream.scene.graph import assemble, scene_from_config
+from stream.scene.graph import scene_from_config
 from stream.scene.relations import ROW, relation_rows
 from training.features import has_video, write_frame, write_meta
 
@@ -53,11 +53,8 @@ def extract_video(builder, cfg, path: Path, out: Path, name: str) -> int:
         nonlocal size
         for win in batch:
             scenes = builder.analyse([win])[0]
-            if win.frames:
-                h, wd = win.frames[0].image.shape[:2]
-                size = (wd, h)
-            g = assemble(win, scenes, np.array([f.wall for f in win.frames]), size,
-                         relations=builder.relations, motion=None)
+            g = builder.graph(win, scenes)
+            size = g.frame_size if win.frames else size
             for t, (f, s) in enumerate(zip(win.frames, scenes)):
                 if f.seq in written:
                     continue

@@ -85,6 +85,7 @@ class VideoFeatures:
     scenes: list[FrameScene]                # one per sampled frame
     windows: list[tuple[int, float, float, bool, list[int]]]   # (id, start, end, final, frame numbers)
     rel: list[np.ndarray] | None = None     # Hawkeye's rel_feat, when there are no boxes to recompute them
+    source: str | None = None               # the video the features came from (extraction records it)
 
     def scene_graphs(self, relations: GeometricRelations | None = None) -> list[SceneGraph]:
         """The stream's SceneGraph of every window (relations recomputed by the stream's own code,
@@ -196,7 +197,7 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
                                  pose[..., :3].copy(), **thumbs))
         if not own:
             rel.append(_load(_path(root, "rel_feat", video, n), (None, ROW), np.float32))
-    return VideoFeatures(video, fps, (w, h), frames, scenes, windows, None if own else rel)
+    return VideoFeatures(video, fps, (w, h), frames, scenes, windows, None if own else rel, meta.get("source"))
 
 
 def videos(root: Path) -> list[str]:

@@ -33,7 +33,6 @@ Written in Hawkeye's layout:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -42,6 +41,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from engines import file_sha256
 
 CATEGORIES = ("fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned")
 SPLITS = ("train", "val", "test")
@@ -258,8 +259,8 @@ class Script:
         w, _ = self.size
         return self.rng.uniform(0.15 * w, 0.85 * w), self.rng.uniform(GROUND_Y[0] + 30, GROUND_Y[1] - 20)
 
-    def walk_to(self, a: Actor, t0: int, x: float, y: float, speed: float) -> int:
-        """Enter from the nearer edge and walk to (x, y); returns the arrival frame."""
+    def walk_to(self, a: Actor, t0: int, x: float, y: float, speed: float) -> None:
+        """Enter from the nearer edge and walk to (x, y), arriving at frame t0."""
         w, _ = self.size
         sx = -5.0 if x < w / 2 else w + 5.0
         sy = float(np.clip(y + self.rng.uniform(-60, 60), *GROUND_Y))
@@ -268,7 +269,6 @@ class Script:
         frames = int(dist / (speed * self.bank.height_at((y + sy) / 2) / self.fps))
         start = max(0, t0 - frames)
         self.move(a, start, t0, sx, sy, heading, speed, stop_outside=False)
-        return t0
 
 
 # -- events --------------------------------------------------------------------------------------
@@ -491,14 +491,6 @@ def write_clips(folder: Path, frames: list[np.ndarray], fps: float) -> None:
         write_video(folder / f"{k // per}_{k // per + 1}.mp4", chunk, fps)
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def split_kinds(count: int, normal_share: float, rng: np.random.Generator) -> list[list[str]]:
     """Each video's events: categories dealt round-robin (balanced), one or two a video, some none."""
     deck, out = [], []
@@ -565,7 +557,7 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     (out / "gt.json").write_text(json.dumps(gt, indent=1) + "\n")
     (out / "manifest.json").write_text(json.dumps({
         "generator_version": GENERATOR_VERSION, "seed": seed, "counts": counts, "seconds": seconds, "fps": fps,
-        "source": video.name, "source_sha256": sha256(video), "actors": len(bank.sprites),
+        "source": video.name, "source_sha256": file_sha256(video), "actors": len(bank.sprites),
         "perspective": bank.perspective}, indent=1) + "\n")
     return gt
 

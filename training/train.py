@@ -20,9 +20,9 @@ import argparse
 import json
 import math
 import random
+import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tqdm import tqdm
 
 from stream.llm.features import collate
-from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model
+from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model
 from stream.llm.prompts import DISCOVERY, corpus
 from training.data import (WindowSample, category_counts, conversation_samples, hawk_samples, read_conversations,
@@ -152,7 +152,7 @@ def load_samples(recipe: Recipe, cfg: HawkeyeConfig, subset: str, progress: bool
     return out
 
 
-def draw(samples: list[WindowSample], n: int, positive_share: float | None, rng: random.Random) -> list[WindowSample]:
+def draw(samples: list[WindowSample], positive_share: float | None, rng: random.Random) -> list[WindowSample]:
     """An epoch's order: every sample once, positives (or negatives) repeated to the share asked."""
     if positive_share is None:
         order = list(samples)
@@ -162,8 +162,8 @@ def draw(samples: list[WindowSample], n: int, positive_share: float | None, rng:
         if not pos or not neg:
             order = list(samples)
         else:
-            n_pos = max(len(pos), round(positive_share * n))
-            n_neg = max(len(neg), round((1 - positive_share) * n))
+            n_pos = max(len(pos), round(positive_share * len(samples)))
+            n_neg = max(len(neg), round((1 - positive_share) * len(samples)))
             order = [pos[i % len(pos)] for i in range(n_pos)] + [neg[i % len(neg)] for i in range(n_neg)]
     rng.shuffle(order)
     return order
@@ -210,22 +210,14 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
     m = recipe.model
     if m.init is not None:
         return load_model(m.init, device=device, trainable_lora=True)
-    cfg = HawkeyeConfig(dim=m.dim, max_people=m.max_people, experts=tuple(m.experts), router=m.router, balance_weight=m.balance_weight,
-                        lora_r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
+    cfg = HawkeyeConfig(dim=m.dim, max_people=m.max_people, experts=tuple(m.experts), router=m.router,
+                        balance_weight=m.balance_weight, lora_r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
                         lora_targets=m.lora.targets if isinstance(m.lora.targets, str) else tuple(m.lora.targets))
     model = new_model(cfg, lm_path=m.lm, lora=False, seed=recipe.seed).to(device)
     if m.lm_pretrain_steps:
         pretrain_lm(model, m.lm_pretrain_steps, device, recipe.seed, progress)
     model.lm = add_lora(model.lm, model.cfg)
     return model
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda, but torch sees no GPU")
-    return name
 
 
 @torch.inference_mode()
@@ -270,7 +262,6 @@ def _save_checkpoint(path: Path, model: HawkeyeModel, opt, sched, step: int, rng
     torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "order": order}, tmp / "state.pt")
     if path.exists():
-        import shutil
         shutil.rmtree(path)
     tmp.replace(path)
 
@@ -281,7 +272,7 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
     (counted from the start) ended the run early with a checkpoint to --resume from."""
     from transformers import get_cosine_schedule_with_warmup
 
-    device = _device(recipe.device)
+    device = resolve_device(recipe.device)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     random.seed(recipe.seed)
@@ -300,7 +291,7 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
         raise ValueError(f"no {recipe.data.train_subset} windows in {recipe.data.ground_truth}")
     val_set = load_samples(recipe, cfg, recipe.data.val_subset, progress) if recipe.data.val_subset else []
     o = recipe.optim
-    per_epoch = math.ceil(len(draw(train_set, len(train_set), o.positive_share, random.Random(0))) / o.batch_windows)
+    per_epoch = math.ceil(len(draw(train_set, o.positive_share, random.Random(0))) / o.batch_windows)
     total = max(1, round(o.epochs * per_epoch))
     enc, lora = _trainable(model)
     groups = [{"params": enc, "lr": o.encoder_lr or o.lr}, {"params": lora, "lr": o.lr}]
@@ -324,13 +315,13 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
     history = []
     t0 = time.time()
     index = {id(x): i for i, x in enumerate(train_set)}
-    order = [train_set[i] for i in state["order"]] if resuming else draw(train_set, len(train_set), o.positive_share, rng)
+    order = [train_set[i] for i in state["order"]] if resuming else draw(train_set, o.positive_share, rng)
     model.train()
     bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress, file=sys.stderr)
     while step < total:
         k = (step % per_epoch) * o.batch_windows
         if k == 0 and step:
-            order = draw(train_set, len(train_set), o.positive_share, rng)       # a new epoch
+            order = draw(train_set, o.positive_share, rng)       # a new epoch
         batch = order[k:k + o.batch_windows]
         clips, prompts, answers, spans = step_inputs(batch, cfg)
         with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -369,7 +360,6 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
     (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
                                                       indent=1) + "\n")
     if ckpt.exists():
-        import shutil
         shutil.rmtree(ckpt)
     log(f"wrote {out} ({report['seconds']:.0f} s)")
     return out

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stream.scene.pose import COCO17_EDGES
@@ -376,11 +375,20 @@ def add_lora(lm, cfg: HawkeyeConfig):
                                          target_modules=targets, task_type="CAUSAL_LM"))
 
 
+def resolve_device(name: str) -> str:
+    """"cpu", "cuda" or "auto" (the GPU when torch sees one) -> a torch device name."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda, but this torch sees no GPU (a CPU-only build, or no driver)")
+    return name
+
+
 def load_model(path: str | Path, *, lm_path: str | Path | None = None, device: str = "cpu",
                trainable_lora: bool = False, merge_lora: bool = False) -> HawkeyeModel:
     """A model directory written by `HawkeyeModel.save` (or by training). `lm_path` names another
     local Hugging Face checkpoint directory for the LM (e.g. a Vicuna); nothing is fetched.
-    `merge_lora` folds LoRA adapters into the LM for inference."""
+    `merge_lora` folds LoRA adapters into the LM for inference; `device` may be "auto"."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
@@ -400,7 +408,7 @@ def load_model(path: str | Path, *, lm_path: str | Path | None = None, device: s
             lm = lm.merge_and_unload()
     model = HawkeyeModel(cfg, lm, tokenizer)
     model.encoder.load_state_dict(torch.load(path / "encoder.pt", map_location="cpu", weights_only=True))
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -100,14 +100,15 @@ class SceneBuilder:
         """Scene graphs for windows from any cameras, in order; each reports the batch's time as
         its scene latency (every window in the batch waited for all of it)."""
         t0 = time.perf_counter()
-        scenes = self.analyse(windows)
-        graphs = []
-        for w, frames in zip(windows, scenes):
-            h, wd = w.frames[0].image.shape[:2] if w.frames else (0, 0)
-            graphs.append(assemble(w, frames, np.array([f.wall for f in w.frames], np.float64), (wd, h),
-                                   relations=self.relations, motion=self.motion))
+        graphs = [self.graph(w, frames) for w, frames in zip(windows, self.analyse(windows))]
         ms = (time.perf_counter() - t0) * 1000.0
         return [replace(g, latency_ms={"scene": ms}) for g in graphs]
+
+    def graph(self, window: Window, frames: list[FrameScene]) -> SceneGraph:
+        """The window's SceneGraph from its frames' FrameScenes (from `analyse`)."""
+        h, w = window.frames[0].image.shape[:2] if window.frames else (0, 0)
+        return assemble(window, frames, np.array([f.wall for f in window.frames], np.float64), (w, h),
+                        relations=self.relations, motion=self.motion)
 
 
 def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_size: tuple[int, int], *,
