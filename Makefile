@@ -38,6 +38,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_pose_accuracy.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_alerts.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,
 # installed only when missing.

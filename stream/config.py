@@ -258,7 +258,11 @@ class TrackingConfig(_Strict):
     max_age_s: float = Field(2.0, gt=0.0, le=60.0, description="A track unseen this long is ended.")
     max_jump: float = Field(0.6, ge=0.0, le=10.0,
                             description="With no overlap, a track continues to a detection this many body "
-                                        "heights from where it was predicted (0: overlap only).")
+                                        "heights from where it was predicted (0, and max_speed 0: overlap only).")
+    max_speed: float = Field(3.5, ge=0.0, le=20.0,
+                             description="...or as far as this many body heights a second carry a person since the "
+                                         "track was last seen (a sprinter: 3-4; at 2 sampled frames a second a "
+                                         "runner moves over a body height between frames).")
     high_score: float = Field(0.5, ge=0.0, le=1.0,
                               description="Detections at least this confident start tracks and match first; weaker "
                                           "ones (down to person_detector.score_threshold) only continue tracks "
@@ -323,21 +327,80 @@ class DetectorConfig(_Strict):
         return self
 
 
+def _any_path(v: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    return (v if v.is_absolute() or base is None else Path(base) / v).resolve()
+
+
+class OutboxConfig(_Strict):
+    path: Path = Field(Path("var/outbox.sqlite"),
+                       description="The SQLite file every alert is written to before it is sent (created).")
+    synchronous: Literal["full", "normal"] = Field(
+        "full", description="full: each alert is on disk before it is sent (survives a power cut); "
+                            "normal: survives the process being killed, not the machine.")
+    max_age_days: float | None = Field(30.0, gt=0.0, description="Alerts older than this are removed (None: kept).")
+    max_mb: float | None = Field(512.0, gt=0.0, description="The oldest alerts are removed beyond this much data.")
+
+    _path = field_validator("path")(_any_path)
+
+
+class CurveConfig(_Strict):
+    secret_key: Path = Field(description="The pipeline's key pair (NAME.key_secret; python -m stream.alerts.security).")
+    allowed_clients: Path = Field(description="Folder of the public keys (*.key) of subscribers allowed in.")
+
+    @field_validator("secret_key", "allowed_clients")
+    @classmethod
+    def _exists(cls, v: Path, info: ValidationInfo) -> Path:
+        v = _any_path(v, info)
+        if (info.context or {}).get("check_files", True) and not v.exists():
+            raise ValueError(f"{v} does not exist (make keys with `python -m stream.alerts.security`)")
+        return v
+
+
+class MqttConfig(_Strict):
+    host: str = Field(description="The MQTT broker (e.g. Mosquitto, Home Assistant's).")
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("hawkwatch", description="Messages go to <prefix>/alert/<camera>, <prefix>/health/<camera>.")
+    qos: Literal[0, 1, 2] = Field(1)
+    username: str | None = None
+    password_env: str | None = Field(None, description="The environment variable holding the password.")
+    client_id: str = Field("hawkwatch")
+    topics: list[Literal["alert", "health", "verdict"]] = Field(["alert", "health"], description="What is bridged.")
+
+
 class AlertsConfig(_Strict):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint to bind.")
+    query_endpoint: str | None = Field(
+        "tcp://127.0.0.1:5557", description="ZeroMQ ROUTER endpoint where subscribers fetch missed alerts by "
+                                            "number (None: no catch-up).")
     health_interval_s: float = Field(5.0, gt=0.0, le=3600.0, description="Seconds between health messages.")
     publish_verdicts: bool = Field(True, description="Also publish every window's verdict on verdict/<camera>.")
     wait_for_subscriber_s: float = Field(
         0.0, ge=0.0, le=600.0,
         description="Before starting, wait up to this long for a first subscriber (0: do not wait).")
     send_hwm: int = Field(10000, ge=1, le=10_000_000, description="Messages queued per subscriber before drops.")
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    curve: CurveConfig | None = Field(None, description="CURVE encryption and client authentication for both endpoints.")
+    allow_plaintext: bool = Field(False, description="Allow endpoints reachable from other machines without CURVE.")
+    mqtt: MqttConfig | None = Field(None, description="Also bridge messages to an MQTT broker.")
 
-    @field_validator("endpoint")
+    @field_validator("endpoint", "query_endpoint")
     @classmethod
-    def _endpoint(cls, v: str) -> str:
-        if not v.startswith(("tcp://", "ipc://", "inproc://")):
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("tcp://", "ipc://", "inproc://")):
             raise ValueError("endpoint must be tcp://HOST:PORT, ipc://PATH or inproc://NAME")
         return v
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> AlertsConfig:
+        from stream.alerts.security import is_loopback
+        for name, ep in (("endpoint", self.endpoint), ("query_endpoint", self.query_endpoint)):
+            if ep is not None and self.curve is None and not self.allow_plaintext and not is_loopback(ep):
+                raise ValueError(f"{name} {ep} is reachable from other machines: set alerts.curve (encryption and "
+                                 "authentication) or, on a network you trust, alerts.allow_plaintext: true")
+        if self.endpoint == self.query_endpoint:
+            raise ValueError("endpoint and query_endpoint must differ")
+        return self
 
 
 class QueuesConfig(_Strict):

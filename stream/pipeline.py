@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Callable, Protocol
 
-from stream.alerts import Publisher, alert_payload, verdict_payload
+from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler
@@ -400,15 +400,20 @@ class Pipeline:
             if self.cfg.alerts.publish_verdicts:
                 self.publisher.publish("verdict", obj.camera, verdict_payload(obj))
         else:
-            self.stats[obj.camera].count("alerts")
-            self.publisher.publish("alert", obj.camera, alert_payload(obj))
-            log.info("alert %s %s on %s: %s %.2f", obj.state, obj.alert_id[:8], obj.camera, obj.category, obj.score)
+            self._publish_alerts([obj])
+
+    def _publish_alerts(self, alerts: list) -> None:
+        self.publisher.publish_alerts([alert_payload(a) for a in alerts])
+        for a in alerts:
+            self.stats[a.camera].count("alerts")
+            log.info("alert %s %s on %s: %s %.2f", a.state, a.alert_id[:8], a.camera, a.category, a.score)
 
     def _running(self) -> bool:
         return any(cam not in self.ended for cam in self.sources) and not self._abort.is_set()
 
     def run(self) -> int:
         """Run until every camera has ended; 0 if all ended normally, 1 on a failure."""
+        self.publisher.resume()
         if self.cfg.alerts.wait_for_subscriber_s > 0:
             if not self.publisher.wait_for_subscriber(self.cfg.alerts.wait_for_subscriber_s):
                 log.warning("no subscriber after %.1f s; starting anyway", self.cfg.alerts.wait_for_subscriber_s)
@@ -432,9 +437,20 @@ class Pipeline:
                     self._apply_reload(load)
             self._publish_state_changes()
             try:
-                self._deliver(self.outbox.get(timeout=0.1))
+                item = self.outbox.get(timeout=0.1)
             except queue.Empty:
-                pass
+                item = None
+            alerts = []
+            while isinstance(item, tuple) and item[0] == "alert" and len(alerts) < 256:
+                alerts.append(item[1])       # a run of alerts is stored in one commit (group commit)
+                try:
+                    item = self.outbox.get(timeout=0)
+                except queue.Empty:
+                    item = None
+            if alerts:
+                self._publish_alerts(alerts)
+            if item is not None:
+                self._deliver(item)
             if time.monotonic() >= next_health:
                 next_health += interval
                 for cam in self.sources:
@@ -468,8 +484,34 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
     scene = scene_from_config(cfg)
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline), "hawkeye": lambda: _hawkeye(cfg)}[
         cfg.detector.name]()
-    publisher = Publisher(cfg.alerts.endpoint, send_hwm=cfg.alerts.send_hwm)
-    return Pipeline(cfg, make_source, scene, verdicts, publisher, stop)
+    return Pipeline(cfg, make_source, scene, verdicts, publisher_from_config(cfg.alerts), stop)
+
+
+def publisher_from_config(a) -> Publisher:
+    """The outbox, the sinks, the query endpoint and CURVE, as `alerts` says."""
+    import zmq
+
+    from stream.alerts.outbox import Outbox, OutboxError
+    from stream.alerts.security import CurveServer, KeyFileError
+
+    try:
+        outbox = Outbox(a.outbox.path, synchronous=a.outbox.synchronous, max_mb=a.outbox.max_mb,
+                        max_age_s=a.outbox.max_age_days * 86400 if a.outbox.max_age_days else None)
+    except OutboxError as e:
+        raise ConfigError(f"alerts.outbox: {e}") from None
+    sinks = []
+    curve = None
+    try:
+        if a.curve is not None:
+            curve = CurveServer(a.curve.secret_key, a.curve.allowed_clients, zmq.Context.instance())
+        if a.mqtt is not None:
+            from stream.alerts.mqtt import MqttSink
+            sinks.append(MqttSink(a.mqtt))
+        return Publisher(a.endpoint, outbox=outbox, query_endpoint=a.query_endpoint, send_hwm=a.send_hwm,
+                         sinks=sinks, curve=curve)
+    except (KeyFileError, RuntimeError) as e:
+        outbox.close()
+        raise ConfigError(f"alerts: {e}") from None
 
 
 def _hawkeye(cfg: HawkwatchConfig):

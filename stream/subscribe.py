@@ -1,15 +1,25 @@
 """Print what a Hawkwatch subscriber receives, readably (or as JSON lines).
 
     python -m stream.subscribe --endpoint tcp://127.0.0.1:5556 [--topic alert/] [--json]
+    python -m stream.subscribe --out alerts.jsonl      # every alert exactly once, across restarts
+
+Alerts are never missed: gaps in a camera's numbers are filled from the query endpoint
+(`--query`), before the next alert is shown. With `--out FILE` each alert is appended to FILE
+(one JSON line, synced to disk) exactly once, in order per camera: the file is also where the
+subscriber resumes from when restarted, so alerts it was down for are fetched, and none twice.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import zmq
+
+from stream.alerts.subscriber import AlertSubscriber
 
 
 def _clock(t: float) -> str:
@@ -41,39 +51,101 @@ def format_message(topic: str, msg: dict) -> str:
     return f"{head} {json.dumps(msg)}"
 
 
+def read_positions(path: Path) -> dict[str, tuple[str, int]]:
+    """Each camera's last alert in an --out file; a torn last line (killed mid-write) is cut off."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+        data = data[:data.rfind(b"\n") + 1]
+    positions: dict[str, tuple[str, int]] = {}
+    for n, line in enumerate(data.splitlines(), 1):
+        try:
+            msg = json.loads(line)
+            positions[msg["camera"]] = (msg["outbox"], int(msg["seq"]))
+        except (ValueError, KeyError, TypeError):
+            raise SystemExit(f"{path}:{n}: not an alert line written by --out; use another file") from None
+    return positions
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stream.subscribe", description=__doc__.split("\n")[0])
-    p.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the pipeline's PUB endpoint")
+    p.add_argument("--query", default="tcp://127.0.0.1:5557", help="its query endpoint (missed alerts, by number)")
     p.add_argument("--topic", action="append", help="topic prefix to subscribe to (repeatable; default: all)")
+    p.add_argument("--camera", action="append", help="only these cameras' alerts (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print each message as one JSON line")
+    p.add_argument("--out", type=Path, help="append every alert to this JSON-lines file, exactly once; resumes from it")
+    p.add_argument("--from-start", action="store_true",
+                   help="also print the alerts already stored before this subscriber started (--out implies it)")
+    p.add_argument("--server-key", type=Path, help="CURVE: the pipeline's public key file (NAME.key)")
+    p.add_argument("--client-key", type=Path, help="CURVE: this subscriber's key pair (NAME.key_secret)")
     p.add_argument("--until-stopped", action="store_true",
                    help="exit once every camera seen has reported state stopped or failed")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
     args = p.parse_args(argv)
+    if (args.server_key is None) != (args.client_key is None):
+        p.error("CURVE needs both --server-key and --client-key")
+    configure = None
+    if args.server_key:
+        from stream.alerts.security import KeyFileError, client_configure
+        try:
+            configure = client_configure(args.server_key, args.client_key)
+        except KeyFileError as e:
+            p.error(str(e))
 
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(args.endpoint)
-    for t in args.topic or [""]:
-        sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+    positions = read_positions(args.out) if args.out else {}
+    out = args.out.open("ab") if args.out else None
+    wanted = tuple(args.topic or [""])
     live: dict[str, bool] = {}
+
+    def show(topic: str, msg: dict) -> None:
+        if topic.startswith(wanted):
+            print(json.dumps({"topic": topic, **msg}) if args.json else format_message(topic, msg), flush=True)
+
+    def on_alert(msg: dict) -> None:
+        if out is not None:
+            out.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        show(f"alert/{msg['camera']}", msg)
+
+    def on_message(topic: str, msg: dict) -> None:
+        if msg.get("type") != "alert":
+            show(topic, msg)
+        if msg.get("type") == "health":
+            live[msg["camera"]] = msg["state"] not in ("stopped", "failed")
+
+    sub = AlertSubscriber(args.endpoint, args.query, cameras=args.camera, positions=positions, configure=configure,
+                          from_start=args.from_start or args.out is not None, extra_topics=list(wanted))
+    stop = _StopWhen(lambda: args.until_stopped and live and not any(live.values()))
     try:
-        while True:
-            if not sock.poll(int(args.timeout * 1000) if args.timeout else -1):
-                print(f"no message for {args.timeout:g} s; exiting", file=sys.stderr)
-                return 1
-            topic, body = sock.recv_multipart()
-            msg = json.loads(body)
-            print(json.dumps({"topic": topic.decode(), **msg}) if args.json else format_message(topic.decode(), msg),
-                  flush=True)
-            if msg.get("type") == "health":
-                live[msg["camera"]] = msg["state"] not in ("stopped", "failed")
-                if args.until_stopped and live and not any(live.values()):
-                    return 0
+        sub.run(on_alert, stop=stop, idle_timeout_s=args.timeout, on_message=on_message)
+        if args.timeout and not stop.is_set():
+            print(f"no message for {args.timeout:g} s; exiting", file=sys.stderr)
+            return 1
+        return 0
     except KeyboardInterrupt:
         return 0
+    except (TimeoutError, RuntimeError) as e:
+        print(f"subscriber: {e}", file=sys.stderr)
+        return 1
     finally:
-        sock.close()
+        sub.close()
+        if out is not None:
+            out.close()
+
+
+class _StopWhen:
+    """An Event-like stop flag computed from a condition (AlertSubscriber.run polls is_set)."""
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def is_set(self) -> bool:
+        return bool(self.condition())
 
 
 if __name__ == "__main__":

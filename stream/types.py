@@ -130,6 +130,14 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    kind: str                  # "keyframe" (JPEG with the scene overlay) | "clip" (MP4 around the span)
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
 class Alert:
     alert_id: str
     camera: str
@@ -143,6 +151,8 @@ class Alert:
     explanation: str
     window_id: int             # the window that caused this state change
     latency_ms: dict[str, float] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    reason: str = ""           # why it closed, when not by its scores
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,12 @@ from stream.types import SceneGraph, Window
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def next_port(endpoint: str) -> str:
+    """The port after a tcp endpoint's (the query endpoint beside a free PUB endpoint)."""
+    host, port = endpoint.rsplit(":", 1)
+    return f"{host}:{int(port) + 1}"
+
+
 def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path, replay="fast", **sections) -> Path:
     """A config for `cameras` ({id: video file, or a camera mapping}); `sections` replace defaults."""
     cfg = {
@@ -24,7 +30,8 @@ def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path,
         "windows": {"length_s": 4.0, "stride_s": 2.0, "sample_fps": 2.0},
         "models": {"threads": 2, "person_detector": {"path": str(models_dir / "ssdlite_person.onnx")},
                    "pose": {"path": str(models_dir / "pose_landmark_full.onnx")}},
-        "alerts": {"endpoint": endpoint, "health_interval_s": 0.5, "wait_for_subscriber_s": 20},
+        "alerts": {"endpoint": endpoint, "health_interval_s": 0.5, "wait_for_subscriber_s": 20,
+                   "query_endpoint": next_port(endpoint), "outbox": {"path": str(tmp_path / "outbox.sqlite")}},
         **sections,
     }
     path = tmp_path / "hawkwatch.yaml"

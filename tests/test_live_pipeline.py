@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stream.alerts import Publisher
+from stream.alerts.publisher import Publisher
 from stream.config import parse_config
 from stream.ingest.clips import camera_clip
 from stream.ingest.source import VideoSource
@@ -86,7 +86,7 @@ def test_a_failing_camera_leaves_the_others_at_full_rate_and_sighup_adds_and_rem
     assert "hunter2" not in err and all("hunter2" not in str(m) for _, m in sub.messages)
 
 
-def test_a_slow_stage_drops_the_oldest_live_windows_and_latency_stays_bounded(h264_40s, free_endpoint):
+def test_a_slow_stage_drops_the_oldest_live_windows_and_latency_stays_bounded(h264_40s, free_endpoint, tmp_path):
     with RtspServer({"/lobby": h264_40s}) as server:
         cfg = parse_config({
             "cameras": {"lobby": {"url": server.url("/lobby"), "ingest": FAST_RETRY}},
@@ -100,7 +100,7 @@ def test_a_slow_stage_drops_the_oldest_live_windows_and_latency_stays_bounded(h2
         def make_source(camera, c, on_state):
             return VideoSource(camera, c.target, is_file=False, ingest=c.ingest, on_state=on_state)
         pipeline = Pipeline(cfg, make_source, StubScene(seconds=1.0), BaselineDetector(cfg.detector.baseline),
-                            Publisher(free_endpoint), stop)
+                            Publisher(free_endpoint, outbox=tmp_path / "outbox.sqlite"), stop)
         sub = Subscriber(free_endpoint)
         threading.Timer(12.0, stop.set).start()
         try:

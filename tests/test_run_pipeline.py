@@ -1,10 +1,14 @@
 """End to end: the command line on real footage, received over a real ZeroMQ socket."""
 from __future__ import annotations
 
+import json
 import signal
+
+import jsonschema
 
 import pytest
 
+from stream.alerts import schema
 from tests.harness import Subscriber, all_stopped, start, write_config
 
 pytestmark = pytest.mark.slow
@@ -21,8 +25,11 @@ def test_pipeline_replays_real_footage_to_a_zeromq_subscriber(tmp_path, clip12, 
         proc.kill()
         sub.close()
 
+    health_schema = jsonschema.Draft202012Validator(json.loads(schema.schema_path("health").read_text()))
     for topic, msg in sub.messages:
-        assert topic == f"{msg['type']}/{msg['camera']}" and msg["schema"] == 1
+        assert topic == f"{msg['type']}/{msg['camera']}" and msg["schema"] == schema.SCHEMA_VERSION
+        if msg["type"] == "health":
+            health_schema.validate(msg)                    # real health messages match the published schema
     assert {m["camera"] for m in sub.of("health")} == set(cams)
     for cam in cams:
         for kind in ("health", "verdict"):

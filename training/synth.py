@@ -46,7 +46,7 @@ from engines import file_sha256
 
 CATEGORIES = ("fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned")
 SPLITS = ("train", "val", "test")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 GROUND_Y = (200.0, 560.0)     # where feet can be in vtest's frame (the road and the lawn)
 WALK = (0.55, 0.85)           # walking speed, body heights a second
 RUN = (2.2, 3.0)              # running speed
@@ -181,6 +181,7 @@ class Actor:
     sprite), lean angle (degrees, about the feet), facing left."""
     sprite: Sprite
     n: int
+    tint: tuple[float, float, float] = (0.0, 1.0, 1.0)   # hue shift (OpenCV units, 0..180), saturation and value scales
     visible: np.ndarray = field(init=False)
     x: np.ndarray = field(init=False)
     y: np.ndarray = field(init=False)
@@ -202,7 +203,11 @@ class Script:
         self.bank, self.n, self.fps, self.size, self.rng = bank, n, fps, size, rng
 
     def actor(self, sprites: list[Sprite]) -> Actor:
-        return Actor(sprites[self.rng.integers(len(sprites))], self.n)
+        """A person from the bank in clothes of other colours: the actors are vtest's own pedestrians,
+        who also walk normally in every background, so each composed person (actor or extra walker)
+        is recoloured, and who someone is says nothing about what they do."""
+        tint = (float(self.rng.uniform(0, 180)), float(self.rng.uniform(0.6, 1.6)), float(self.rng.uniform(0.7, 1.3)))
+        return Actor(sprites[self.rng.integers(len(sprites))], self.n, tint)
 
     def inside(self, x: float, y: float, margin: float = 0.0) -> bool:
         w, _ = self.size
@@ -387,11 +392,22 @@ def draw_bag(img: np.ndarray, bag: dict) -> None:
     cv2.ellipse(img, (int(x), y0), (max(2, int(w * 0.25)), max(2, int(hgt * 0.35))), 0, 180, 360, dark, 2)
 
 
-def paste(img: np.ndarray, sprite: Sprite, gait: float, x: float, y: float, height: float, angle: float, left: bool) -> None:
-    """Alpha-blend the sprite's gait frame with its feet at (x, y), scaled to `height`, leaning
-    `angle` degrees about the feet, mirrored when facing left."""
+def recolour(patch: np.ndarray, tint: tuple[float, float, float]) -> np.ndarray:
+    """A BGR patch with its hue rotated and its saturation and value scaled."""
+    if tint == (0.0, 1.0, 1.0):
+        return patch
+    hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + tint[0]) % 180
+    hsv[..., 1:] *= tint[1:]
+    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+
+
+def paste(img: np.ndarray, sprite: Sprite, gait: float, x: float, y: float, height: float, angle: float, left: bool,
+          tint: tuple[float, float, float] = (0.0, 1.0, 1.0)) -> None:
+    """Alpha-blend the sprite's gait frame, recoloured by `tint`, with its feet at (x, y), scaled to
+    `height`, leaning `angle` degrees about the feet, mirrored when facing left."""
     i = int(gait) % len(sprite.patches)
-    patch, alpha = sprite.patches[i], sprite.alphas[i]
+    patch, alpha = recolour(sprite.patches[i], tint), sprite.alphas[i]
     scale = height / sprite.height
     ph, pw = patch.shape[:2]
     nw, nh = max(2, int(round(pw * scale))), max(4, int(round(ph * scale)))
@@ -461,7 +477,7 @@ def render(plan: VideoPlan, frames: list[np.ndarray], bank: Bank, n: int) -> lis
                 draw_bag(img, bag)
         here = sorted((a for a in plan.actors if a.visible[t]), key=lambda a: a.y[t])   # far ones first
         for a in here:
-            paste(img, a.sprite, a.gait[t], a.x[t], a.y[t], bank.height_at(a.y[t]), a.angle[t], bool(a.left[t]))
+            paste(img, a.sprite, a.gait[t], a.x[t], a.y[t], bank.height_at(a.y[t]), a.angle[t], bool(a.left[t]), a.tint)
         out.append(img)
     return out
 

@@ -2,8 +2,11 @@
 1-second clips), then clips of many windows padded into one ClipBatch.
 
 Per clip: its sampled frames' appearance and motion thumbnails, the skeletons of the
-`max_people` people most present in it (fixed slots through the clip, coordinates as fractions of
-the frame), and each frame's `max_triples` strongest relation triples as (K, 353) rows with the
+`max_people` people who stand out most in it (fixed slots through the clip; present longest and
+fastest first, so a runner among idle bystanders gets a slot), each joint as x, y (fractions of
+the frame), score and its velocity (body heights a second, from the person's previous sampled
+frame in the window: at 2 frames a second a clip holds two frames, and the velocity is what says
+walk from run), and each frame's `max_triples` strongest relation triples as (K, 353) rows with the
 entity ids that make the relation graph's adjacency.
 """
 from __future__ import annotations
@@ -14,9 +17,9 @@ import cv2
 import numpy as np
 import torch
 
-from stream.llm.hawkeye import ClipBatch, HawkeyeConfig
+from stream.llm.hawkeye import POSE_CHANNELS, ClipBatch, HawkeyeConfig
 from stream.scene.relations import ROW, relation_rows
-from stream.types import SceneGraph
+from stream.types import PersonTrack, SceneGraph
 
 _EPS = 1e-6
 
@@ -27,7 +30,7 @@ class Clip:
     end: float
     frames: np.ndarray      # (T, 3, H, W) float32 0..1, RGB
     motion: np.ndarray      # (T, 3, H, W)
-    pose: np.ndarray        # (T, P, 17, 3)
+    pose: np.ndarray        # (T, P, 17, POSE_CHANNELS) x, y, score, vx, vy
     people: np.ndarray      # (T, P) bool
     rel: np.ndarray         # (T, K, 353)
     rel_nodes: np.ndarray   # (T, K, 2) int64
@@ -54,19 +57,48 @@ def _thumbs(images: np.ndarray | None, idx: np.ndarray, size: tuple[int, int]) -
     return np.ascontiguousarray(sel[..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0
 
 
+MAX_SPEED = 5.0    # body heights a second; faster is a tracking slip, clipped
+
+
+def joint_velocity(track: PersonTrack, timestamps: np.ndarray, max_gap_s: float = 1.5) -> np.ndarray:
+    """(T, 17, 2) each joint's velocity in body heights a second, from the person's previous
+    sampled frame in the window (within `max_gap_s`); 0 where either frame does not know it."""
+    T = len(timestamps)
+    out = np.zeros((T, 17, 2), np.float32)
+    seen = np.flatnonzero(track.present)
+    for prev, t in zip(seen[:-1], seen[1:]):
+        dt = timestamps[t] - timestamps[prev]
+        height = track.boxes[t, 3] - track.boxes[t, 1]
+        if not 0 < dt <= max_gap_s or not height > 1:
+            continue
+        a, b = track.keypoints[prev], track.keypoints[t]
+        known = (a[:, 2] > 0) & (b[:, 2] > 0)
+        out[t, known] = np.clip((b[known, :2] - a[known, :2]) / dt / height, -MAX_SPEED, MAX_SPEED)
+    return out
+
+
 def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
     fw, fh = scene.frame_size
     scale = np.array([max(fw, 1), max(fh, 1), 1.0], np.float32)
     P, K = cfg.max_people, cfg.max_triples
+    velocity = [joint_velocity(t, scene.timestamps) for t in scene.tracks]
     out = []
     for start, end in seconds_of(scene):
         idx = np.flatnonzero((scene.timestamps >= start - _EPS) & (scene.timestamps < end - _EPS))
         T = len(idx)
-        ranked = sorted(scene.tracks, key=lambda t: -(t.present[idx].sum() + t.box_scores[idx].mean() if T else 0))
-        pose = np.zeros((T, P, 17, 3), np.float32)
+
+        def salience(k: int) -> float:      # frames present, then speed (heights a second, up to 3)
+            t = scene.tracks[k]
+            speed = np.abs(velocity[k][idx]).max() if T else 0.0
+            return float(t.present[idx].sum() + min(speed, 3.0) / 3.0 + 0.1 * t.box_scores[idx].mean()) if T else 0.0
+
+        ranked = sorted(range(len(scene.tracks)), key=lambda k: -salience(k))
+        pose = np.zeros((T, P, 17, POSE_CHANNELS), np.float32)
         people = np.zeros((T, P), bool)
-        for slot, track in enumerate(ranked[:P]):
-            pose[:, slot] = track.keypoints[idx] / scale
+        for slot, k in enumerate(ranked[:P]):
+            track = scene.tracks[k]
+            pose[:, slot, :, :3] = track.keypoints[idx] / scale
+            pose[:, slot, :, 3:] = velocity[k][idx]
             people[:, slot] = track.present[idx]
         rel = np.zeros((T, K, ROW), np.float32)
         nodes = np.full((T, K, 2), -2, np.int64)
@@ -88,7 +120,7 @@ def collate(clips: list[Clip], cfg: HawkeyeConfig) -> ClipBatch:
     w, h = cfg.thumb_size
     P, K = cfg.max_people, cfg.max_triples
     b = {"frames": np.zeros((B, T, 3, h, w), np.float32), "motion": np.zeros((B, T, 3, h, w), np.float32),
-         "frame_mask": np.zeros((B, T), bool), "pose": np.zeros((B, T, P, 17, 3), np.float32),
+         "frame_mask": np.zeros((B, T), bool), "pose": np.zeros((B, T, P, 17, POSE_CHANNELS), np.float32),
          "people": np.zeros((B, T, P), bool), "rel": np.zeros((B, T, K, ROW), np.float32),
          "rel_nodes": np.full((B, T, K, 2), -2, np.int64), "rel_mask": np.zeros((B, T, K), bool)}
     for i, c in enumerate(clips):

@@ -27,6 +27,7 @@ from torch import nn
 from stream.scene.pose import COCO17_EDGES
 
 VIDEO_TOKEN = "<video>"
+POSE_CHANNELS = 5          # per joint: x, y (fractions of the frame), score, vx, vy (body heights a second)
 
 
 @dataclass(frozen=True)
@@ -63,21 +64,25 @@ class HawkeyeConfig:
 
 
 class FrameEncoder(nn.Module):
-    """(B, T, 3, H, W) frames in 0..1 -> (B, T, n, d): a small conv net, n tokens a frame from a
-    2 x n/2 pooled grid (coarse where, not just what)."""
+    """(B, T, 3, H, W) frames in 0..1 -> (B, T, n, d): a small conv net (group-normalised, so a
+    batch of one behaves as in training), n tokens a frame from n vertical strips of the image,
+    each pooled both by mean (the scene) and by max (a small thing that stands out: people are a
+    few pixels tall in a thumbnail)."""
 
     def __init__(self, dim: int, n: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 32, 3, 2, 1), nn.GELU(), nn.Conv2d(32, 64, 3, 2, 1), nn.GELU(),
-            nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, dim, 3, 2, 1))
-        self.pool = nn.AdaptiveAvgPool2d((1, n))
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, 2, 1), nn.GroupNorm(8, cout), nn.GELU()]
+        self.net = nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), nn.Conv2d(128, dim, 3, 1, 1))
+        self.mean, self.max = nn.AdaptiveAvgPool2d((1, n)), nn.AdaptiveMaxPool2d((1, n))
+        self.out = nn.Linear(2 * dim, dim)
         self.n = n
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         B, T = frames.shape[:2]
-        x = self.pool(self.net(frames.flatten(0, 1)))            # (B*T, d, 1, n)
-        return x.flatten(2).transpose(1, 2).reshape(B, T, self.n, -1)
+        x = self.net(frames.flatten(0, 1))                                     # (B*T, d, h, w)
+        x = torch.cat([self.mean(x), self.max(x)], 1).flatten(2).transpose(1, 2)   # (B*T, n, 2d)
+        return self.out(x).reshape(B, T, self.n, -1)
 
 
 def skeleton_adjacency() -> torch.Tensor:
@@ -88,14 +93,15 @@ def skeleton_adjacency() -> torch.Tensor:
 
 
 class ActionGraphEncoder(nn.Module):
-    """Skeletons (B, T, P, 17, 3) (x, y in 0..1 of the frame, score) -> (B, T, n, d).
+    """Skeletons (B, T, P, 17, POSE_CHANNELS) (x, y in 0..1 of the frame, score, velocity in body
+    heights a second) -> (B, T, n, d).
 
     Graph attention over each skeleton's joints (attention only along bones), then attention over
     time for each person and joint, then people pooled (masked mean and max)."""
 
     def __init__(self, dim: int, heads: int, n: int):
         super().__init__()
-        self.embed = nn.Linear(3, dim)
+        self.embed = nn.Linear(POSE_CHANNELS, dim)
         self.joint = nn.Parameter(torch.randn(17, dim) * 0.02)
         self.register_buffer("bones", ~skeleton_adjacency(), persistent=False)   # True: not allowed
         self.spatial = nn.TransformerEncoderLayer(dim, heads, 2 * dim, 0.0, batch_first=True, norm_first=True)
@@ -170,7 +176,7 @@ class RelationGraphEncoder(nn.Module):
 class HeterogeneousMoE(nn.Module):
     """Experts of different kinds, each on its own modality, mixed per frame by a softmax router on
     their joint summary h: out = LN(Σ_i R_i(h) E_i), with the balance loss L_bc = σ²(T)/μ(T),
-    T = P ∘ M, P_i = Σ_j R_i(h_j), M_i = Σ_j exp(ω_j^i / τ), ω the router logits (see balance_loss)."""
+    T = P ∘ M, P_i = Σ_j R_i(h_j), M_i = Σ_j exp(ω_j^i / τ), ω the router's log-probabilities (see balance_loss)."""
 
     def __init__(self, dim: int, experts: int, tau: float, router: str = "softmax"):
         super().__init__()
@@ -195,14 +201,19 @@ class HeterogeneousMoE(nn.Module):
 
 def balance_loss(logits: torch.Tensor, tau: float) -> torch.Tensor:
     """(N, E) router logits of N frames -> L_bc = σ²(T)/μ(T), T = P ∘ M (0 when the experts are
-    used evenly). P and M are means over the frames where the paper writes sums: the same loss
-    divided by N², so that its size (and what λ means) does not depend on the batch size."""
+    used evenly). Two choices where the paper leaves room:
+    - P and M are means over the frames where the paper writes sums: the same loss divided by N²,
+      so that its size (and what λ means) does not depend on the batch size;
+    - ω are the router's log-probabilities (log-softmax of the logits), so exp(ω/τ) = R^(1/τ) <= 1.
+      The router is the same for any shift of a frame's logits and so is this loss; exp of raw
+      logits / 0.07 overflows float32 once a logit passes 6.2, and the loss turns to NaN."""
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
-    p = logits.softmax(-1).mean(0)
-    m = torch.exp(logits / tau).mean(0)
+    log_r = logits.float().log_softmax(-1)
+    p = log_r.exp().mean(0)
+    m = torch.exp(log_r / tau).mean(0)
     t = p * m
-    return t.var(unbiased=False) / t.mean()
+    return t.var(unbiased=False) / t.mean().clamp(min=1e-30)
 
 
 @dataclass
@@ -211,7 +222,7 @@ class ClipBatch:
     frames: torch.Tensor        # (B, T, 3, H, W) 0..1
     motion: torch.Tensor        # (B, T, 3, H, W) 0..1, the frame where it moves, else 0
     frame_mask: torch.Tensor    # (B, T) bool
-    pose: torch.Tensor          # (B, T, P, 17, 3) x, y in 0..1 of the frame, score
+    pose: torch.Tensor          # (B, T, P, 17, POSE_CHANNELS) x, y in 0..1 of the frame, score, vx, vy
     people: torch.Tensor        # (B, T, P) bool
     rel: torch.Tensor           # (B, T, K, 353)
     rel_nodes: torch.Tensor     # (B, T, K, 2) long

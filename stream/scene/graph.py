@@ -38,12 +38,12 @@ THUMB_SIZE = (64, 48)      # (width, height) of the frames the Hawkeye model see
 
 class SceneBuilder:
     def __init__(self, people: PeopleFinder, *, iou_threshold: float = 0.3,
-                 max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5,
+                 max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5, max_speed: float = 3.5,
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
                  thumb_size: tuple[int, int] | None = None):
         self.people, self.motion, self.relations = people, motion, relations
         self.thumb_size = thumb_size
-        self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score)
+        self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score, max_speed)
         self._trackers: dict[str, PersonTracker] = {}
         self._last: dict[str, tuple[float, np.ndarray]] = {}      # per camera: the last analysed frame (ts, image)
         self._cache: dict[str, dict[int, FrameScene]] = {}
@@ -197,5 +197,5 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
     if thumbs is None:
         thumbs = cfg.detector.name == "hawkeye"
     return SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
-                        high_score=t.high_score, motion=motion, relations=GeometricRelations(),
+                        high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
                         thumb_size=THUMB_SIZE if thumbs else None)

@@ -3,8 +3,10 @@ detections in two rounds.
 
 1. Confident detections (score >= `high_score`) match the tracks first. Boxes overlap first (IoU).
    At low sampling rates (2 fps) a walker's box can move past any overlap, so a track may also
-   continue to the detection nearest its predicted centre, within `max_jump` body heights and a
-   plausible change of height. Overlaps always rank before distances.
+   continue to the detection nearest its predicted centre, within `max_jump` body heights (or as
+   far as `max_speed` body heights a second carry a person in the time since the track was last
+   seen: a runner a new track has no velocity for yet) and a plausible change of height. Overlaps
+   always rank before distances.
 2. Weak detections (below `high_score`: a person half hidden, blurred, far) may then continue the
    tracks still unmatched, by overlap only. This is ByteTrack's point: an occluded person keeps
    their id instead of being lost and reborn. A weak detection never starts a track: unmatched, it
@@ -41,8 +43,9 @@ class _Track:
 
 class PersonTracker:
     def __init__(self, iou_threshold: float = 0.3, max_age_s: float = 2.0, max_jump: float = 0.6,
-                 high_score: float = 0.5):
+                 high_score: float = 0.5, max_speed: float = 3.5):
         self.iou_threshold, self.max_age_s, self.max_jump = iou_threshold, max_age_s, max_jump
+        self.max_speed = max_speed
         self.high_score = high_score
         self._tracks: list[_Track] = []
         self._next_id = 1
@@ -55,7 +58,8 @@ class PersonTracker:
         strong = np.ones(len(boxes), bool) if scores is None else np.asarray(scores) >= self.high_score
         ids = np.zeros(len(boxes), np.int64)
         taken_t: set[int] = set()
-        affinity = self._affinity(predicted, boxes)
+        reach = np.array([max(self.max_jump, self.max_speed * (ts - t.last_ts)) for t in self._tracks])
+        affinity = self._affinity(predicted, boxes, reach)
         affinity[:, ~strong] = 0.0
         self._match(affinity, boxes, ts, ids, taken_t)                       # round 1: confident detections
         weak = iou_matrix(predicted, boxes)
@@ -84,9 +88,10 @@ class PersonTracker:
             t.box, t.last_ts = boxes[bi].copy(), ts
             ids[bi] = t.track_id
 
-    def _affinity(self, tracks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _affinity(self, tracks: np.ndarray, boxes: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """IoU where it reaches the threshold (1 >= a >= thr); otherwise a distance score in (0, thr)
-        for a detection within `max_jump` heights and a 2/3..3/2 height ratio; <= 0 never matches."""
+        for a detection within each track's `reach` (body heights) and a 2/3..3/2 height ratio;
+        <= 0 never matches."""
         ious = iou_matrix(tracks, boxes)
         if len(tracks) == 0 or len(boxes) == 0:
             return ious
@@ -94,6 +99,6 @@ class PersonTracker:
         th, bh = tracks[:, 3] - tracks[:, 1], boxes[:, 3] - boxes[:, 1]
         dist = np.linalg.norm(centre(tracks)[:, None] - centre(boxes)[None], axis=2) / np.maximum(th[:, None], 1.0)
         ratio = bh[None, :] / np.maximum(th[:, None], 1.0)
-        near = (1.0 - dist / self.max_jump) * self.iou_threshold
+        near = (1.0 - dist / np.maximum(reach[:, None], 1e-9)) * self.iou_threshold
         near = np.where((ratio > 2 / 3) & (ratio < 1.5), near, -1.0)
         return np.where(ious >= self.iou_threshold, ious, np.minimum(near, self.iou_threshold * 0.999))

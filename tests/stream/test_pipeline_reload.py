@@ -6,7 +6,7 @@ import logging
 import threading
 
 
-from stream.alerts import Publisher
+from stream.alerts.publisher import Publisher
 from stream.config import ConfigError, parse_config
 from stream.ingest.source import VideoSource
 from stream.llm.baseline import BaselineDetector
@@ -14,7 +14,7 @@ from stream.pipeline import Pipeline
 from tests.harness import StubScene, Subscriber
 
 
-def test_reload_adds_removes_and_restarts_cameras_without_touching_the_others(clip12, free_endpoint, caplog):
+def test_reload_adds_removes_and_restarts_cameras_without_touching_the_others(clip12, free_endpoint, caplog, tmp_path):
     base = {
         "cameras": {"a": {"path": str(clip12), "loop": True}, "keep": {"path": str(clip12), "loop": True}},
         "windows": {"length_s": 2.0, "stride_s": 1.0, "sample_fps": 2.0},
@@ -28,7 +28,7 @@ def test_reload_adds_removes_and_restarts_cameras_without_touching_the_others(cl
                            on_state=on_state)
     stop = threading.Event()
     pipeline = Pipeline(cfg, make_source, StubScene(), BaselineDetector(cfg.detector.baseline),
-                        Publisher(free_endpoint), stop)
+                        Publisher(free_endpoint, outbox=tmp_path / "outbox.sqlite"), stop)
     sub = Subscriber(free_endpoint)
     runner = threading.Thread(target=lambda: setattr(pipeline, "code", pipeline.run()))
     runner.start()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from stream.llm.features import Clip, clips_of, collate
-from stream.llm.hawkeye import ActionGraphEncoder, balance_loss, load_model, normalized_adjacency
+from stream.llm.features import Clip, clips_of, collate, joint_velocity
+from stream.llm.hawkeye import POSE_CHANNELS, ActionGraphEncoder, HawkeyeConfig, balance_loss, load_model, normalized_adjacency
 from stream.llm.lm import new_model
 from stream.llm.prompts import DISCOVERY, answer_yes_no
 from stream.scene.relations import PRED, Triple
@@ -48,7 +48,7 @@ def test_clips_batch_shapes_and_masks(model):
     clips = clips_of(scene(seconds=3), cfg) + clips_of(scene(seconds=2, fps=1.0), cfg)
     assert [(c.start, c.end, len(c.frames)) for c in clips] == [(0, 1, 2), (1, 2, 2), (2, 3, 2), (0, 1, 1), (1, 2, 1)]
     b = collate(clips, cfg)
-    assert b.frames.shape == (5, 2, 3, 48, 64) and b.pose.shape == (5, 2, 5, 17, 3) and b.rel.shape == (5, 2, 16, 353)
+    assert b.frames.shape == (5, 2, 3, 48, 64) and b.pose.shape == (5, 2, 5, 17, POSE_CHANNELS) and b.rel.shape == (5, 2, 16, 353)
     assert b.frame_mask.tolist() == [[True, True]] * 3 + [[True, False]] * 2
     assert float(b.pose[..., :2].max()) <= 1.0                 # keypoints as fractions of the frame
     assert b.rel_mask[0, 0].sum() == 2 and b.rel_nodes[0, 0, 0].tolist() == [1, 2]
@@ -58,6 +58,29 @@ def test_clips_batch_shapes_and_masks(model):
     assert mask.sum(1).tolist() == [2 * n] * 3 + [n] * 2
     assert router.shape == (5, 2, len(cfg.experts)) and torch.allclose(router.sum(-1), torch.ones(5, 2))
     assert l_bc.ndim == 0 and l_bc >= 0
+
+
+def test_joint_velocity_is_in_body_heights_a_second_and_a_runner_gets_a_slot():
+    T = 8
+    ts = np.arange(T) / 2.0
+    present = np.ones(T, bool)
+
+    def person(tid, x0, speed_px):          # 100 px tall, moving right at speed_px a second
+        x = x0 + speed_px * ts
+        boxes = np.stack([x, np.full(T, 100.0), x + 40, np.full(T, 200.0)], 1).astype(np.float32)
+        kps = np.zeros((T, 17, 3), np.float32)
+        kps[..., 0], kps[..., 1], kps[..., 2] = x[:, None] + 20, 150, 0.9
+        return PersonTrack(tid, present.copy(), boxes, np.full(T, 0.9, np.float32), kps)
+
+    idle = [person(k, 50.0 * k, 0.0) for k in range(1, 6)]
+    runner = person(9, 0.0, 250.0)                       # 2.5 body heights a second
+    v = joint_velocity(runner, ts)
+    assert np.allclose(v[0], 0) and np.allclose(v[1:, :, 0], 2.5) and np.allclose(v[..., 1], 0)
+    g = SceneGraph("cam", 0, 0.0, 4.0, ts, ts, (640, 480), tuple(idle + [runner]))
+    cfg = HawkeyeConfig(max_people=5)
+    clip = clips_of(g, cfg)[1]
+    assert clip.people.all() and np.allclose(clip.pose[:, 0, :, 3], 2.5)    # the runner comes first
+    assert np.allclose(clip.pose[:, 1:, :, 3:], 0)                             # then four of the idle
 
 
 def test_padding_and_batch_company_do_not_change_a_clips_score(model):
@@ -75,27 +98,35 @@ def test_padding_and_batch_company_do_not_change_a_clips_score(model):
 def test_absent_people_and_padded_triples_are_ignored():
     torch.manual_seed(0)
     enc = ActionGraphEncoder(32, 4, 2).eval()
-    pose = torch.rand(1, 3, 2, 17, 3)
+    pose = torch.rand(1, 3, 2, 17, POSE_CHANNELS)
     people = torch.tensor([[[True, False]] * 3])
     noisy = pose.clone()
-    noisy[:, :, 1] = torch.rand(1, 3, 17, 3) * 100          # garbage in the absent person's slot
+    noisy[:, :, 1] = torch.rand(1, 3, 17, POSE_CHANNELS) * 100          # garbage in the absent person's slot
     with torch.inference_mode():
         assert torch.allclose(enc(pose, people), enc(noisy, people), atol=1e-5)
 
 
 def test_balance_loss_matches_a_hand_computed_case():
     tau = 0.07
-    logits = torch.tensor([[tau * math.log(3.0), 0.0], [0.0, 0.0]])
-    # by hand: router rows softmax([tau ln 3, 0]) and [0.5, 0.5]; M_i = mean_j exp(w_j^i / tau)
-    # (means over the N = 2 frames where the paper sums: the paper's loss / N^2)
-    e = math.exp(tau * math.log(3.0))
-    p = [(e / (e + 1) + 0.5) / 2, (1 / (e + 1) + 0.5) / 2]
-    m = [(3.0 + 1.0) / 2, (1.0 + 1.0) / 2]
+    logits = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
+    # by hand: router rows [3/4, 1/4] and [1/2, 1/2]; ω = log R, so exp(ω/τ) = R^(1/τ);
+    # P_i and M_i are means over the N = 2 frames (the paper sums: its loss / N^2)
+    r = [[0.75, 0.25], [0.5, 0.5]]
+    p = [(r[0][i] + r[1][i]) / 2 for i in range(2)]
+    m = [(r[0][i] ** (1 / tau) + r[1][i] ** (1 / tau)) / 2 for i in range(2)]
     t = [p[0] * m[0], p[1] * m[1]]
     mean = (t[0] + t[1]) / 2
     var = ((t[0] - mean) ** 2 + (t[1] - mean) ** 2) / 2
-    assert balance_loss(logits, tau).item() == pytest.approx(var / mean, rel=1e-6)
+    assert balance_loss(logits, tau).item() == pytest.approx(var / mean, rel=1e-5)
+    assert balance_loss(logits + 7.0, tau).item() == pytest.approx(var / mean, rel=1e-5)   # shift-free, like R
     assert balance_loss(torch.zeros(4, 3), tau).item() == pytest.approx(0.0, abs=1e-7)   # even use: no loss
+
+
+def test_balance_loss_stays_finite_for_a_collapsed_router():
+    logits = torch.tensor([[60.0, 0.0, -40.0], [55.0, 1.0, 0.0]], requires_grad=True)
+    loss = balance_loss(logits, 0.07)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0.1 and torch.isfinite(logits.grad).all()
 
 
 def test_relation_adjacency_is_symmetric_normalised_over_shared_entities():
@@ -176,7 +207,7 @@ def test_a_local_checkpoint_directory_loads_by_path(tmp_path):
 def test_an_empty_second_still_gets_a_score(model):
     cfg = model.cfg
     empty = Clip(0.0, 1.0, *(np.zeros((0,) + s, dt) for s, dt in (
-        ((3, 48, 64), np.float32), ((3, 48, 64), np.float32), ((5, 17, 3), np.float32), ((5,), bool),
+        ((3, 48, 64), np.float32), ((3, 48, 64), np.float32), ((5, 17, POSE_CHANNELS), np.float32), ((5,), bool),
         ((16, 353), np.float32), ((16, 2), np.int64), ((16,), bool))))
     with torch.inference_mode():
         p = model.yes_probability([DISCOVERY], collate([empty], cfg), [[0]])

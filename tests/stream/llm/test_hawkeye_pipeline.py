@@ -39,7 +39,7 @@ def test_hawkeye_detector_scores_every_second_and_explains_opened_alerts(tmp_pat
         assert all(v["detector"] == "hawkeye" for v in verdicts)
         assert [len(v["seconds"]) for v in verdicts] == [4, 4, 4, 4, 4, 2]
         assert all(0.0 < s["score"] < 1.0 for v in verdicts for s in v["seconds"])
-        assert abs(sum(verdicts[0]["categories"].values()) - 1.0) < 1e-3
+        assert abs(sum(verdicts[0]["categories"].values()) - 1.0) < 5e-3     # each rounded to 3 places
     alerts = sub.of("alert", "lobby")
     states = [a["state"] for a in alerts]
     assert states[0] == "open" and states[-1] == "close" and len({a["alert_id"] for a in alerts}) == 1

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from engines import create_engine
-from stream.alerts import Publisher
+from stream.alerts.publisher import Publisher
 from stream.config import parse_config
 from stream.ingest.source import VideoSource
 from stream.llm.baseline import BaselineDetector
@@ -65,7 +65,7 @@ def test_windows_of_two_cameras_share_engine_calls_and_match_one_at_a_time(model
     assert det1.calls == [4, 2, 4, 2]
 
 
-def test_scene_stage_gathers_windows_of_all_cameras_into_batches(clip12, free_endpoint):
+def test_scene_stage_gathers_windows_of_all_cameras_into_batches(clip12, free_endpoint, tmp_path):
     """Three cameras replayed as fast as possible into a slow scene stage: batches fill up with
     windows of several cameras, every window is built exactly once, each camera's in order."""
     cfg = parse_config({
@@ -80,8 +80,8 @@ def test_scene_stage_gathers_windows_of_all_cameras_into_batches(clip12, free_en
 
     def make_source(camera, c, on_state):
         return VideoSource(camera, c.target, is_file=True, replay="fast", ingest=c.ingest, on_state=on_state)
-    pipeline = Pipeline(cfg, make_source, scene, BaselineDetector(cfg.detector.baseline), Publisher(free_endpoint),
-                        threading.Event())
+    pipeline = Pipeline(cfg, make_source, scene, BaselineDetector(cfg.detector.baseline),
+                        Publisher(free_endpoint, outbox=tmp_path / "outbox.sqlite"), threading.Event())
     t0 = time.monotonic()
     assert pipeline.run() == 0 and time.monotonic() - t0 < 60
     done = [w for b in scene.batches for w in b]

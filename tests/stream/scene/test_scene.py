@@ -89,6 +89,22 @@ def test_tracker_keeps_ids_for_walkers_and_separates_crossing_people():
     assert later[0] not in ids[0]
 
 
+def test_tracker_follows_a_runner_at_two_frames_a_second():
+    """A runner (3 body heights a second) moves 1.5 heights between frames sampled at 2 fps: past
+    any overlap and past max_jump, but within max_speed; a walker passing near keeps their own id."""
+    def run(max_speed):
+        tr = PersonTracker(iou_threshold=0.3, max_age_s=1.0, max_jump=0.6, max_speed=max_speed)
+        out = []
+        for k in range(6):
+            runner = [100 + 150 * k, 300, 140 + 150 * k, 400]             # 100 px tall, 150 px a frame
+            walker = [900 - 35 * k, 120, 940 - 35 * k, 220]
+            out.append(tr.update(np.array([runner, walker], np.float32), k * 0.5).tolist())
+        return out
+    ids = run(3.5)
+    assert all(i == ids[0] for i in ids) and ids[0][0] != ids[0][1]
+    assert len({i[0] for i in run(0.0)}) == 6                            # without it: a new person every frame
+
+
 def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pose, clip12):
     from stream.ingest.source import VideoSource
     asm = WindowAssembler("lobby", 4.0, 2.0, 2.0)

@@ -1,0 +1,173 @@
+"""Send alerts, verdicts and health to the sinks: ZeroMQ always, MQTT as an option.
+
+Alerts go to the outbox first (numbered and stored), then to every sink, then are marked sent;
+a pipeline that dies in between sends them again when it starts (subscribers drop the repeat by
+number). Health and verdicts are not stored: they are numbered per topic from 1 at start.
+
+Sinks sit behind one interface (`Sink.send(topic, body)`); a sink that raises is logged and
+counted, never allowed to stop the others or the pipeline: the outbox has the alert, and the
+query endpoint serves it to whoever missed it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import zmq
+
+from stream.alerts.outbox import Outbox, Stored
+from stream.alerts.query import QueryServer
+from stream.alerts.schema import SCHEMA_VERSION
+from stream.types import Alert, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def _rounded(d: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 3) for k, v in d.items()}
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    p = asdict(alert)
+    p["score"] = round(alert.score, 4)
+    p["latency_ms"] = _rounded(alert.latency_ms)
+    return p
+
+
+def verdict_payload(v: Verdict) -> dict[str, Any]:
+    return {
+        "window_id": v.window_id, "start": v.start, "end": v.end, "wall_start": v.wall_start, "wall_end": v.wall_end,
+        "score": round(v.score, 4), "people": v.people, "detector": v.detector, "final": v.final,
+        "categories": _rounded(v.categories), "explanation": v.explanation,
+        "seconds": [{"start": s.start, "end": s.end, "score": round(s.score, 4), "category": s.category}
+                    for s in v.seconds],
+        "gaps": [[round(a, 3), round(b, 3)] for a, b in v.gaps],
+        "latency_ms": _rounded(v.latency_ms),
+    }
+
+
+class Sink(Protocol):
+    name: str
+
+    def send(self, topic: str, body: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ZmqSink:
+    """The PUB side (an XPUB, so the pipeline can wait for a first subscriber)."""
+    name = "zeromq"
+
+    def __init__(self, endpoint: str, *, send_hwm: int = 10000, context: zmq.Context | None = None,
+                 configure: Any = None):
+        self.endpoint = endpoint
+        self._sock = (context or zmq.Context.instance()).socket(zmq.XPUB)
+        self._sock.setsockopt(zmq.SNDHWM, send_hwm)
+        self._sock.setsockopt(zmq.LINGER, 2000)   # on close, give queued messages 2 s to leave
+        if configure is not None:
+            configure(self._sock)
+        try:
+            self._sock.bind(endpoint)
+        except zmq.ZMQError as e:
+            self._sock.close(0)
+            raise OSError(f"cannot bind alerts endpoint {endpoint}: {e.strerror}") from None
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        if self._sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            self._sock.recv()   # the subscription message itself
+            return True
+        return False
+
+    def send(self, topic: str, body: bytes) -> None:
+        self._sock.send_multipart([topic.encode(), body])
+        while self._sock.poll(0, zmq.POLLIN):   # drain (un)subscription notices so they never pile up
+            self._sock.recv()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Publisher:
+    """Owns the outbox, the sinks and the query endpoint; use from one thread only."""
+
+    def __init__(self, endpoint: str, *, outbox: Outbox | str | Path, query_endpoint: str | None = None,
+                 send_hwm: int = 10000, sinks: list[Sink] = (), context: zmq.Context | None = None,
+                 curve: Any = None):
+        configure = curve.configure if curve is not None else None
+        self.zmq = ZmqSink(endpoint, send_hwm=send_hwm, context=context, configure=configure)
+        self.endpoint = endpoint
+        self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
+        self.sinks: list[Sink] = [self.zmq, *sinks]
+        self.query = None
+        if query_endpoint is not None:
+            self.query = QueryServer(query_endpoint, self.outbox.path, context=context, configure=configure).start()
+        self._curve = curve
+        self._seq: dict[str, int] = {}
+        self.sent = 0
+        self.sink_errors: dict[str, int] = {s.name: 0 for s in self.sinks}
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        return self.zmq.wait_for_subscriber(timeout_s)
+
+    def _fan_out(self, topic: str, body: bytes) -> None:
+        for sink in self.sinks:
+            try:
+                sink.send(topic, body)
+            except Exception as e:  # noqa: BLE001 - one sink never stops the others
+                self.sink_errors[sink.name] = self.sink_errors.get(sink.name, 0) + 1
+                n = self.sink_errors[sink.name]
+                if n & (n - 1) == 0:                  # 1st, 2nd, 4th, 8th... failure: logged, not flooded
+                    log.warning("sink %s failed (%d so far): %s", sink.name, n, e)
+        self.sent += 1
+
+    def _send_stored(self, stored: list[Stored]) -> None:
+        for s in stored:
+            self._fan_out(f"alert/{s.camera}", s.body)
+        self.outbox.mark_published(stored)
+
+    def resume(self) -> None:
+        """At start: send what was stored but never sent, and close the events a previous run
+        left open (their windows are gone; the close says why)."""
+        pending = self.outbox.unpublished()
+        if pending:
+            log.info("sending %d alerts stored by the previous run but never sent", len(pending))
+            self._send_stored(pending)
+        for last in self.outbox.unclosed():
+            keep = {k: last[k] for k in ("alert_id", "camera", "category", "score", "start", "end", "wall_start",
+                                        "wall_end", "explanation")}
+            self.publish_alerts([{**keep, "state": "close", "window_id": -1, "reason": "pipeline restarted",
+                                  "evidence": [], "latency_ms": {}}])
+
+    def publish_alerts(self, payloads: list[dict[str, Any]]) -> list[dict]:
+        """Store, then send; returns the messages as sent."""
+        stored = self.outbox.append(payloads)
+        self._send_stored(stored)
+        return [json.loads(s.body) for s in stored]
+
+    def publish(self, kind: str, camera: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if kind == "alert":
+            return self.publish_alerts([{"camera": camera, **payload}])[0]
+        topic = f"{kind}/{camera}"
+        seq = self._seq.get(topic, 0) + 1
+        self._seq[topic] = seq
+        msg = {"schema": SCHEMA_VERSION, "type": kind, "camera": camera, "seq": seq, "sent_at": time.time(), **payload}
+        if kind == "health":
+            msg["alert_seq"], msg["outbox"] = self.outbox.last_seq(camera), self.outbox.id
+        self._fan_out(topic, json.dumps(msg, separators=(",", ":")).encode())
+        return msg
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing sink %s", sink.name)
+        if self.query is not None:
+            self.query.close()
+        if self._curve is not None:
+            self._curve.close()
+        self.outbox.close()

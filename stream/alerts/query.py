@@ -1,0 +1,172 @@
+"""The catch-up endpoint: a ROUTER socket that answers, from the outbox, which alerts a camera
+has had since a number. Subscribers use it to fill gaps and to catch up after a restart.
+
+Requests are one JSON object (from a REQ or DEALER socket), at most `MAX_REQUEST` bytes:
+
+    {"op": "since", "camera": "lobby", "after": 41, "limit": 100}
+        -> {"ok": true, "outbox": ID, "camera": "lobby", "alerts": [<alert message>...],
+            "last_seq": 57, "first_seq": 1, "more": true}
+    {"op": "cameras"}
+        -> {"ok": true, "outbox": ID, "cameras": {"lobby": 57, ...}}
+
+Anything else is answered {"ok": false, "error": "..."} and changes nothing (the endpoint only
+reads). `first_seq` is the oldest alert retention kept: a subscriber further behind has lost
+the ones in between for good and is told so.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from stream.alerts.outbox import Reader
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 4096            # bytes; a request is a few dozen
+MAX_LIMIT = 500               # alerts a reply
+MAX_FRAME = 1 << 20           # larger messages make ZeroMQ drop the connection before we see them
+
+
+class RequestError(ValueError):
+    pass
+
+
+def _int(req: dict, key: str, default: int | None, lo: int, hi: int) -> int:
+    v = req.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise RequestError(f"{key} must be an integer")
+    if not lo <= v <= hi:
+        raise RequestError(f"{key} must be between {lo} and {hi}")
+    return v
+
+
+def answer(reader: Reader, body: bytes) -> dict[str, Any]:
+    """One request's reply (never raises for a bad request)."""
+    try:
+        if len(body) > MAX_REQUEST:
+            raise RequestError(f"request too large ({len(body)} bytes; at most {MAX_REQUEST})")
+        try:
+            req = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError("request is not JSON") from None
+        if not isinstance(req, dict):
+            raise RequestError("request must be a JSON object")
+        op = req.get("op")
+        if op == "cameras":
+            return {"ok": True, "outbox": reader.id, "cameras": reader.cameras()}
+        if op != "since":
+            raise RequestError("op must be 'since' or 'cameras'")
+        unknown = set(req) - {"op", "camera", "after", "limit"}
+        if unknown:
+            raise RequestError(f"unknown fields {sorted(unknown)}")
+        camera = req.get("camera")
+        if not isinstance(camera, str) or not 0 < len(camera) <= 64:
+            raise RequestError("camera must be a camera id (a string of 1-64 characters)")
+        after = _int(req, "after", None, 0, 2**62)
+        limit = _int(req, "limit", 100, 1, MAX_LIMIT)
+        rows, last, first = reader.since(camera, after, limit)
+        alerts = [json.loads(r) for r in rows]
+        more = bool(alerts) and alerts[-1]["seq"] < last
+        return {"ok": True, "outbox": reader.id, "camera": camera, "alerts": alerts, "last_seq": last,
+                "first_seq": first, "more": more}
+    except RequestError as e:
+        return {"ok": False, "error": str(e)}
+
+
+class QueryServer:
+    """Serves the catch-up endpoint from its own thread, socket and outbox connection."""
+
+    def __init__(self, endpoint: str, outbox_path: Path, *, context: zmq.Context | None = None,
+                 configure: Any = None):
+        self.endpoint = endpoint
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        if configure is not None:
+            configure(self._sock)           # CURVE (stream/alerts/security.py)
+        try:
+            self._sock.bind(endpoint)
+        except zmq.ZMQError as e:
+            self._sock.close(0)
+            raise OSError(f"cannot bind alerts query endpoint {endpoint}: {e.strerror}") from None
+        self._path = outbox_path
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="alerts-query", daemon=True)
+        self.answered = self.refused = 0
+
+    def start(self) -> QueryServer:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        reader = Reader(self._path)
+        try:
+            while not self._stop.is_set():
+                if not self._sock.poll(100):
+                    continue
+                frames = self._sock.recv_multipart()
+                # REQ peers send [identity, b"", body]; DEALER peers [identity, body]
+                if len(frames) == 3 and frames[1] == b"":
+                    route, body = frames[:2], frames[2]
+                elif len(frames) == 2:
+                    route, body = frames[:1], frames[1]
+                else:            # several frames: not a request; answered on the envelope it came with
+                    route, body = frames[:2] if frames[1:2] == [b""] else frames[:1], None
+                reply = answer(reader, body) if body is not None else \
+                    {"ok": False, "error": "a request is one frame (one JSON object)"}
+                if reply["ok"]:
+                    self.answered += 1
+                else:
+                    self.refused += 1
+                    log.info("refused an alerts query: %s", reply["error"])
+                try:
+                    self._sock.send_multipart([*route, json.dumps(reply, separators=(",", ":")).encode()])
+                except zmq.ZMQError:
+                    pass        # the peer left
+        finally:
+            reader.close()
+            self._sock.close(0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+        else:
+            self._sock.close(0)
+
+
+class QueryClient:
+    """Asks the catch-up endpoint (a DEALER socket, so a lost reply never wedges it)."""
+
+    def __init__(self, endpoint: str, *, context: zmq.Context | None = None, timeout_s: float = 5.0,
+                 configure: Any = None):
+        self._ctx = context or zmq.Context.instance()
+        self.endpoint, self.timeout_s, self._configure = endpoint, timeout_s, configure
+        self._sock = self._open()
+
+    def _open(self) -> zmq.Socket:
+        s = self._ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        if self._configure is not None:
+            self._configure(s)
+        s.connect(self.endpoint)
+        return s
+
+    def request(self, req: dict) -> dict:
+        """The reply; raises TimeoutError when none comes (the socket is then replaced, so a late
+        reply is never mistaken for the next one's)."""
+        self._sock.send(json.dumps(req).encode())
+        if not self._sock.poll(int(self.timeout_s * 1000)):
+            self._sock.close(0)
+            self._sock = self._open()
+            raise TimeoutError(f"no answer from the alerts query endpoint {self.endpoint} in {self.timeout_s:g} s")
+        return json.loads(self._sock.recv())
+
+    def close(self) -> None:
+        self._sock.close(0)
