@@ -154,9 +154,17 @@ class AlertSubscriber:
         """Catch up, then hand over alerts as they come until `stop` is set or nothing arrives for
         `idle_timeout_s`. `on_message(topic, msg)` sees every message (health too), for display."""
         time.sleep(0.05)                          # let the subscription reach the publisher first
-        self.catch_up_all(callback)
+        caught_up, warned = False, False
         last = time.monotonic()
         while not (stop and stop.is_set()):
+            if not caught_up:                     # the pipeline may not be up yet: keep asking
+                try:
+                    self.catch_up_all(callback)
+                    caught_up = True
+                except TimeoutError as e:
+                    if not warned:
+                        log.warning("%s; retrying", e)
+                        warned = True
             if not self._sub.poll(100):
                 if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
                     return
