@@ -26,10 +26,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _resolve_path(value: Path, info: ValidationInfo, what: str) -> Path:
+def _any_path(v: Path, info: ValidationInfo) -> Path:
+    """A config path made absolute: relative paths are relative to the config file's folder."""
     base = (info.context or {}).get("base_dir")
-    path = value if value.is_absolute() or base is None else (Path(base) / value)
-    path = path.resolve()
+    return (v if v.is_absolute() or base is None else Path(base) / v).resolve()
+
+
+def _resolve_path(value: Path, info: ValidationInfo, what: str) -> Path:
+    path = _any_path(value, info)
     if (info.context or {}).get("check_files", True) and not path.is_file():
         raise ValueError(f"{what} {path} does not exist")
     return path
@@ -308,8 +312,7 @@ class HawkeyeDetectorConfig(_Strict):
     def _directory(cls, v: Path | None, info: ValidationInfo) -> Path | None:
         if v is None:
             return None
-        base = (info.context or {}).get("base_dir")
-        v = (v if v.is_absolute() or base is None else Path(base) / v).resolve()
+        v = _any_path(v, info)
         if (info.context or {}).get("check_files", True) and not v.is_dir():
             raise ValueError(f"{v}: no such model directory")
         return v
@@ -325,11 +328,6 @@ class DetectorConfig(_Strict):
         if self.name == "hawkeye" and self.hawkeye is None:
             raise ValueError("detector hawkeye needs detector.hawkeye.model (a model directory)")
         return self
-
-
-def _any_path(v: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    return (v if v.is_absolute() or base is None else Path(base) / v).resolve()
 
 
 class OutboxConfig(_Strict):

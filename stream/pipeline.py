@@ -484,34 +484,7 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
     scene = scene_from_config(cfg)
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline), "hawkeye": lambda: _hawkeye(cfg)}[
         cfg.detector.name]()
-    return Pipeline(cfg, make_source, scene, verdicts, publisher_from_config(cfg.alerts), stop)
-
-
-def publisher_from_config(a) -> Publisher:
-    """The outbox, the sinks, the query endpoint and CURVE, as `alerts` says."""
-    import zmq
-
-    from stream.alerts.outbox import Outbox, OutboxError
-    from stream.alerts.security import CurveServer, KeyFileError
-
-    try:
-        outbox = Outbox(a.outbox.path, synchronous=a.outbox.synchronous, max_mb=a.outbox.max_mb,
-                        max_age_s=a.outbox.max_age_days * 86400 if a.outbox.max_age_days else None)
-    except OutboxError as e:
-        raise ConfigError(f"alerts.outbox: {e}") from None
-    sinks = []
-    curve = None
-    try:
-        if a.curve is not None:
-            curve = CurveServer(a.curve.secret_key, a.curve.allowed_clients, zmq.Context.instance())
-        if a.mqtt is not None:
-            from stream.alerts.mqtt import MqttSink
-            sinks.append(MqttSink(a.mqtt))
-        return Publisher(a.endpoint, outbox=outbox, query_endpoint=a.query_endpoint, send_hwm=a.send_hwm,
-                         sinks=sinks, curve=curve)
-    except (KeyFileError, RuntimeError) as e:
-        outbox.close()
-        raise ConfigError(f"alerts: {e}") from None
+    return Pipeline(cfg, make_source, scene, verdicts, Publisher.from_config(cfg.alerts), stop)
 
 
 def _hawkeye(cfg: HawkwatchConfig):

@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import zmq
-
 from stream.alerts.subscriber import AlertSubscriber
 
 

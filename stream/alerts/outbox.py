@@ -61,8 +61,8 @@ class Stored:
 
 
 class Outbox:
-    """Used by one writer (the pipeline's publishing thread); `read` is safe from any thread
-    through its own connection (see `Reader`)."""
+    """Used by one writer (the pipeline's publishing thread); readers in other threads open their
+    own connection (`Reader`). Retention is applied on opening and every 1,000 alerts."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "full", max_age_s: float | None = None,
                  max_mb: float | None = None):
@@ -81,6 +81,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._written = 0
         self._sent: list[tuple[str, int]] = []     # sent since the last commit: marked in the next one
+        self.prune()
 
     def last_seq(self, camera: str) -> int:
         return self._last.get(camera, 0)
@@ -117,6 +118,9 @@ class Outbox:
                                       "last_seq = excluded.last_seq", [(c, last[c]) for c in {r[0] for r in rows}])
                 self._flush_sent(now)
                 self._con.execute("COMMIT")
+                for p in payloads:        # a closed event gets no more revisions: forget its count
+                    if p["state"] == "close":
+                        self._revision.pop(p["alert_id"], None)
             except BaseException:
                 if self._con.in_transaction:
                     self._con.execute("ROLLBACK")

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 
 import zmq
 
-from stream.alerts.outbox import Outbox, Stored
+from stream.alerts.outbox import Outbox, OutboxError, Stored
 from stream.alerts.query import QueryServer
 from stream.alerts.schema import SCHEMA_VERSION
+from stream.alerts.security import CurveServer, KeyFileError
+from stream.config import AlertsConfig, ConfigError
 from stream.types import Alert, Verdict
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,6 @@ class ZmqSink:
 
     def __init__(self, endpoint: str, *, send_hwm: int = 10000, context: zmq.Context | None = None,
                  configure: Any = None):
-        self.endpoint = endpoint
         self._sock = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, send_hwm)
         self._sock.setsockopt(zmq.LINGER, 2000)   # on close, give queued messages 2 s to leave
@@ -99,7 +100,6 @@ class Publisher:
                  curve: Any = None):
         configure = curve.configure if curve is not None else None
         self.zmq = ZmqSink(endpoint, send_hwm=send_hwm, context=context, configure=configure)
-        self.endpoint = endpoint
         self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
         self.sinks: list[Sink] = [self.zmq, *sinks]
         self.query = None
@@ -110,6 +110,26 @@ class Publisher:
         self.sent = 0
         self.sink_errors: dict[str, int] = {s.name: 0 for s in self.sinks}
 
+    @classmethod
+    def from_config(cls, a: AlertsConfig) -> Publisher:
+        """The outbox, the sinks, the query endpoint and CURVE, as the config's `alerts` says."""
+        try:
+            outbox = Outbox(a.outbox.path, synchronous=a.outbox.synchronous, max_mb=a.outbox.max_mb,
+                            max_age_s=a.outbox.max_age_days * 86400 if a.outbox.max_age_days else None)
+        except OutboxError as e:
+            raise ConfigError(f"alerts.outbox: {e}") from None
+        try:
+            curve = CurveServer(a.curve.secret_key, a.curve.allowed_clients, zmq.Context.instance()) if a.curve else None
+            sinks = []
+            if a.mqtt is not None:
+                from stream.alerts.mqtt import MqttSink
+                sinks.append(MqttSink(a.mqtt))
+            return cls(a.endpoint, outbox=outbox, query_endpoint=a.query_endpoint, send_hwm=a.send_hwm,
+                       sinks=sinks, curve=curve)
+        except (KeyFileError, RuntimeError) as e:
+            outbox.close()
+            raise ConfigError(f"alerts: {e}") from None
+
     def wait_for_subscriber(self, timeout_s: float) -> bool:
         return self.zmq.wait_for_subscriber(timeout_s)
 
@@ -118,7 +138,7 @@ class Publisher:
             try:
                 sink.send(topic, body)
             except Exception as e:  # noqa: BLE001 - one sink never stops the others
-                self.sink_errors[sink.name] = self.sink_errors.get(sink.name, 0) + 1
+                self.sink_errors[sink.name] += 1
                 n = self.sink_errors[sink.name]
                 if n & (n - 1) == 0:                  # 1st, 2nd, 4th, 8th... failure: logged, not flooded
                     log.warning("sink %s failed (%d so far): %s", sink.name, n, e)

@@ -89,10 +89,10 @@ def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
 
         def salience(k: int) -> float:      # frames present, then speed (heights a second, up to 3)
             t = scene.tracks[k]
-            speed = np.abs(velocity[k][idx]).max() if T else 0.0
-            return float(t.present[idx].sum() + min(speed, 3.0) / 3.0 + 0.1 * t.box_scores[idx].mean()) if T else 0.0
+            speed = float(np.abs(velocity[k][idx]).max())
+            return float(t.present[idx].sum() + min(speed, 3.0) / 3.0 + 0.1 * t.box_scores[idx].mean())
 
-        ranked = sorted(range(len(scene.tracks)), key=lambda k: -salience(k))
+        ranked = sorted(range(len(scene.tracks)), key=lambda k: -salience(k)) if T else []
         pose = np.zeros((T, P, 17, POSE_CHANNELS), np.float32)
         people = np.zeros((T, P), bool)
         for slot, k in enumerate(ranked[:P]):
