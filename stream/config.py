@@ -342,6 +342,27 @@ class OutboxConfig(_Strict):
     _path = field_validator("path")(_any_path)
 
 
+class EvidenceConfig(_Strict):
+    enabled: bool = Field(True, description="Save a keyframe and a clip for every opened event.")
+    folder: Path = Field(Path("var/evidence"), description="Where evidence goes, as <camera>/<date>/<alert id>.jpg|.mp4.")
+    fps: float = Field(5.0, gt=0.0, le=30.0, description="Frames per second kept for clips (plus the frames the models see).")
+    pre_s: float = Field(3.0, ge=0.0, le=60.0, description="Seconds of clip before the event's span.")
+    post_s: float = Field(3.0, ge=0.0, le=60.0, description="Seconds of clip after the span (as known when it opened).")
+    buffer_s: float = Field(30.0, gt=0.0, le=600.0, description="Seconds of stream each camera keeps in memory for clips.")
+    wait_s: float = Field(10.0, ge=0.0, le=120.0, description="Longest wall time to wait for the clip's last seconds to arrive.")
+    jpeg_quality: int = Field(85, ge=10, le=100)
+    max_age_days: float | None = Field(30.0, gt=0.0, description="Files older than this are removed (None: kept).")
+    max_mb: float | None = Field(2048.0, gt=0.0, description="The oldest files are removed beyond this much data.")
+
+    _folder = field_validator("folder")(_any_path)
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_clip(self) -> EvidenceConfig:
+        if self.buffer_s < self.pre_s + self.post_s:
+            raise ValueError(f"buffer_s ({self.buffer_s}) must hold pre_s + post_s ({self.pre_s + self.post_s})")
+        return self
+
+
 class CurveConfig(_Strict):
     secret_key: Path = Field(description="The pipeline's key pair (NAME.key_secret; python -m stream.alerts.security).")
     allowed_clients: Path = Field(description="Folder of the public keys (*.key) of subscribers allowed in.")
@@ -378,6 +399,7 @@ class AlertsConfig(_Strict):
         description="Before starting, wait up to this long for a first subscriber (0: do not wait).")
     send_hwm: int = Field(10000, ge=1, le=10_000_000, description="Messages queued per subscriber before drops.")
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     curve: CurveConfig | None = Field(None, description="CURVE encryption and client authentication for both endpoints.")
     allow_plaintext: bool = Field(False, description="Allow endpoints reachable from other machines without CURVE.")
     mqtt: MqttConfig | None = Field(None, description="Also bridge messages to an MQTT broker.")

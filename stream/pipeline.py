@@ -21,6 +21,9 @@ from collections import deque
 from dataclasses import replace
 from typing import Callable, Protocol
 
+import numpy as np
+
+from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.ingest.source import SourceError, VideoSource
@@ -29,7 +32,7 @@ from stream.llm.events import EventTracker
 from stream.llm.scheduler import Request, Scheduler
 from stream.metrics import CameraStats
 from stream.scene.graph import SceneBuilder, scene_from_config
-from stream.types import EndOfStream, SceneGraph, Verdict, Window
+from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +110,9 @@ class StageQueue:
 class Pipeline:
     def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource],
                  scene: SceneBuilder, detector: Detector, publisher: Publisher,
-                 stop: threading.Event):
+                 stop: threading.Event, evidence: EvidenceWriter | None = None):
         self.cfg, self.make_source, self.scene, self.detector = cfg, make_source, scene, detector
-        self.publisher, self.stop = publisher, stop
+        self.publisher, self.stop, self.evidence = publisher, stop, evidence
         self.sources: dict[str, VideoSource] = {}
         self.stats: dict[str, CameraStats] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -197,12 +200,16 @@ class Pipeline:
         policy = self.cfg.queues.windows_policy
         if policy == "auto":
             policy = "drop_oldest" if source.live else "block"
+        ring = self.evidence.ring(camera) if self.evidence is not None else None
         reason = "finished"
         try:
             for frame in source.frames():
                 stats.declared_fps = source.declared_fps
                 sampled, skipped = asm.sampled, asm.skipped
-                windows = asm.push(frame.seq, frame.ts, frame.wall, frame.pixels, frame.gap)
+                pixels = _once(frame.pixels) if ring is not None else frame.pixels
+                windows = asm.push(frame.seq, frame.ts, frame.wall, pixels, frame.gap)
+                if ring is not None:
+                    ring.offer(frame.ts, frame.wall, pixels, sampled=asm.sampled > sampled)
                 stats.count("frames_decoded")
                 stats.count("frames_sampled", asm.sampled - sampled)
                 stats.count("windows_skipped", asm.skipped - skipped)
@@ -219,6 +226,8 @@ class Pipeline:
         except Exception as e:   # a bug in ingest must not take the other cameras down
             log.exception("camera %s: ingest failed", camera)
             reason = f"failed: {type(e).__name__}: {e}"
+        if ring is not None:
+            ring.end()
         for window in asm.finish():
             self._emit(window, policy)
         self.windows.put(EndOfStream(camera, reason), abort=self._abort)
@@ -265,11 +274,26 @@ class Pipeline:
 
     def _run_detector(self) -> None:
         """Scenes -> verdicts -> events. The scheduler picks which waiting windows the detector runs
-        together (up to the detector's max_batch: the model batches, the baseline takes one)."""
+        together (up to the detector's max_batch: the model batches, the baseline takes one).
+
+        An opened event's evidence is written on its own thread and goes out as an `update`; a close
+        that comes before its evidence waits for it (with the camera's later messages behind it),
+        so every close carries its event's files."""
         trackers: dict[str, EventTracker] = {}
         last: dict[str, Verdict] = {}
         waiting: dict[tuple[str, int], SceneGraph] = {}
         sched = Scheduler(self.detector.max_batch, self.detector.max_wait_s)
+        pending: set[str] = set()                     # alert ids whose evidence is being written
+        held: dict[str, list[Alert | EndOfStream]] = {}   # camera -> a close waiting for evidence, then the rest
+
+        def send(item: Alert | EndOfStream) -> None:
+            """Towards the publisher, in order per camera."""
+            if item.camera in held:
+                held[item.camera].append(item)
+            elif isinstance(item, Alert) and item.state == "close" and item.alert_id in pending:
+                held[item.camera] = [item]
+            else:
+                self.outbox.put(("alert", item) if isinstance(item, Alert) else item, abort=self._abort)
 
         def tracker_of(camera: str) -> EventTracker:
             if camera not in trackers:
@@ -287,7 +311,10 @@ class Pipeline:
                 last[scene.camera] = verdict
                 self.outbox.put(("verdict", verdict), abort=self._abort)
                 for alert in tracker_of(scene.camera).update(verdict):
-                    self.outbox.put(("alert", alert), abort=self._abort)
+                    send(alert)
+                    if alert.state == "open" and self.evidence is not None and \
+                            self.evidence.submit(scene, verdict, alert):
+                        pending.add(alert.alert_id)
                     if alert.state == "open" and self._explain_jobs is not None:
                         try:
                             self._explain_jobs.put_nowait((scene, alert))
@@ -306,7 +333,22 @@ class Pipeline:
                     return
                 update = trackers[camera].explained(alert_id, text) if camera in trackers else None
                 if update is not None:
-                    self.outbox.put(("alert", update), abort=self._abort)
+                    send(update)
+
+        def evidenced() -> None:
+            while self.evidence is not None:
+                try:
+                    camera, alert_id, evidence = self.evidence.results.get_nowait()
+                except queue.Empty:
+                    return
+                pending.discard(alert_id)
+                first = held.get(camera, [None])[0]
+                if isinstance(first, Alert) and first.alert_id == alert_id:
+                    items = held.pop(camera)
+                    for item in [replace(first, evidence=evidence), *items[1:]]:
+                        send(item)
+                elif camera in trackers and (update := trackers[camera].evidenced(alert_id, evidence)):
+                    send(update)
 
         try:
             while not self._finished.is_set() and not self._abort.is_set():
@@ -318,11 +360,12 @@ class Pipeline:
                 if isinstance(item, EndOfStream):
                     run_due(flush=True)                  # the camera's windows are decided before its end
                     explained()
+                    evidenced()
                     tracker = trackers.pop(item.camera, None)
                     for alert in (tracker.flush(last.get(item.camera)) if tracker else []):
-                        self.outbox.put(("alert", alert), abort=self._abort)
+                        send(alert)
                     last.pop(item.camera, None)
-                    self.outbox.put(item, abort=self._abort)
+                    send(item)
                     continue
                 if item is not None:
                     waiting[(item.camera, item.window_id)] = item
@@ -330,6 +373,7 @@ class Pipeline:
                                       priority=item.camera in trackers and trackers[item.camera].is_open))
                 run_due()
                 explained()
+                evidenced()
         except Exception as e:   # a broken stage ends the run with its reason, logged once
             log.exception("detector stage failed")
             self.fatal = f"detector stage failed: {type(e).__name__}: {e}"
@@ -462,6 +506,8 @@ class Pipeline:
                 src.stop.set()
         for t in [*stages, *self._threads.values()]:
             t.join(timeout=5.0)
+        if self.evidence is not None:
+            self.evidence.close()
         self.publisher.close()
         failed = [f"camera {c}: {r.removeprefix('failed: ').removeprefix(f'camera {c}: ')}"
                   for c, r in self.ended.items() if r.startswith("failed")]
@@ -484,7 +530,19 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
     scene = scene_from_config(cfg)
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline), "hawkeye": lambda: _hawkeye(cfg)}[
         cfg.detector.name]()
-    return Pipeline(cfg, make_source, scene, verdicts, Publisher.from_config(cfg.alerts), stop)
+    evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
+    return Pipeline(cfg, make_source, scene, verdicts, Publisher.from_config(cfg.alerts), stop, evidence)
+
+
+def _once(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """`make`, called at most once (the windows and the evidence ring share a frame's conversion)."""
+    made: list[np.ndarray] = []
+
+    def image() -> np.ndarray:
+        if not made:
+            made.append(make())
+        return made[0]
+    return image
 
 
 def _hawkeye(cfg: HawkwatchConfig):

@@ -31,7 +31,8 @@ def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path,
         "models": {"threads": 2, "person_detector": {"path": str(models_dir / "ssdlite_person.onnx")},
                    "pose": {"path": str(models_dir / "pose_landmark_full.onnx")}},
         "alerts": {"endpoint": endpoint, "health_interval_s": 0.5, "wait_for_subscriber_s": 20,
-                   "query_endpoint": next_port(endpoint), "outbox": {"path": str(tmp_path / "outbox.sqlite")}},
+                   "query_endpoint": next_port(endpoint), "outbox": {"path": str(tmp_path / "outbox.sqlite")},
+                   "evidence": {"folder": str(tmp_path / "evidence")}},
         **sections,
     }
     path = tmp_path / "hawkwatch.yaml"

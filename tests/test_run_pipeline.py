@@ -1,9 +1,12 @@
 """End to end: the command line on real footage, received over a real ZeroMQ socket."""
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 
+import av
+import cv2
 import jsonschema
 
 import pytest
@@ -83,3 +86,42 @@ def test_a_broken_camera_fails_alone_and_the_run_exits_1_with_one_line(tmp_path,
     assert sub.of("health", "broken")[-1]["state"] == "failed"
     good = sub.of("health", "good")[-1]
     assert good["state"] == "stopped" and good["frames_decoded"] == 60 and good["windows_done"] == 3
+
+
+def test_every_event_carries_its_keyframe_and_clip(tmp_path, clip12, models_dir, free_endpoint):
+    # thresholds low enough that the baseline opens events on ordinary walking
+    events = {"open_threshold": 0.1, "close_threshold": 0.05, "min_duration_s": 1.0, "close_after_s": 1.0}
+    sub = Subscriber(free_endpoint)
+    proc = start(write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, events=events))
+    try:
+        sub.receive_until(all_stopped(["lobby"]))
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        sub.close()
+
+    alerts = sub.of("alert")
+    alert_schema = jsonschema.Draft202012Validator(json.loads(schema.schema_path("alert").read_text()))
+    for a in alerts:
+        alert_schema.validate(a)
+    opens = [a for a in alerts if a["state"] == "open"]
+    assert opens, "no event opened"
+    for op in opens:
+        event = [a for a in alerts if a["alert_id"] == op["alert_id"]]
+        assert event[0] is op and not op["evidence"] and event[-1]["state"] == "close"
+        # an update carries the files once written, and so does every later message; a close that
+        # came first waited for them
+        first = next(k for k, a in enumerate(event) if a["evidence"])
+        assert all(a["evidence"] == event[-1]["evidence"] for a in event[first:])
+        assert event[first]["state"] == "update" or first == len(event) - 1
+        files = {e["kind"]: e for e in event[-1]["evidence"]}
+        assert set(files) == {"keyframe", "clip"}
+        for e in files.values():
+            data = open(e["path"], "rb").read()
+            assert hashlib.sha256(data).hexdigest() == e["sha256"] and len(data) == e["bytes"]
+            assert e["path"].startswith(str(tmp_path / "evidence" / "lobby"))
+        assert cv2.imread(files["keyframe"]["path"]).shape == (576, 768, 3)
+        with av.open(files["clip"]["path"]) as c:
+            times = [f.time for f in c.decode(video=0)]
+        # from 3 s before the span to as far after it as the clip had (the stream may have ended)
+        assert len(times) >= 5 * 3 and times[-1] - times[0] >= min(op["end"] + 3, 12) - max(op["start"] - 3, 0) - 1

@@ -160,7 +160,7 @@ class Publisher:
             keep = {k: last[k] for k in ("alert_id", "camera", "category", "score", "start", "end", "wall_start",
                                         "wall_end", "explanation")}
             self.publish_alerts([{**keep, "state": "close", "window_id": -1, "reason": "pipeline restarted",
-                                  "evidence": [], "latency_ms": {}}])
+                                  "evidence": last.get("evidence", []), "latency_ms": {}}])
 
     def publish_alerts(self, payloads: list[dict[str, Any]]) -> list[dict]:
         """Store, then send; returns the messages as sent."""

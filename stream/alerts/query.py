@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import zmq
 
@@ -45,8 +46,22 @@ def _int(req: dict, key: str, default: int | None, lo: int, hi: int) -> int:
     return v
 
 
-def answer(reader: Reader, body: bytes) -> dict[str, Any]:
-    """One request's reply (never raises for a bad request)."""
+def camera_field(req: dict) -> str:
+    camera = req.get("camera")
+    if not isinstance(camera, str) or not 0 < len(camera) <= 64:
+        raise RequestError("camera must be a camera id (a string of 1-64 characters)")
+    return camera
+
+
+def only_fields(req: dict, allowed: set[str]) -> None:
+    unknown = set(req) - allowed
+    if unknown:
+        raise RequestError(f"unknown fields {sorted(unknown)}")
+
+
+def reply(body: bytes, handle: Callable[[dict], dict[str, Any]]) -> dict[str, Any]:
+    """`handle`'s reply to one request body, or {"ok": false, "error"} when the body is not one
+    JSON object of at most MAX_REQUEST bytes or `handle` refuses it (never raises for a bad request)."""
     try:
         if len(body) > MAX_REQUEST:
             raise RequestError(f"request too large ({len(body)} bytes; at most {MAX_REQUEST})")
@@ -56,34 +71,41 @@ def answer(reader: Reader, body: bytes) -> dict[str, Any]:
             raise RequestError("request is not JSON") from None
         if not isinstance(req, dict):
             raise RequestError("request must be a JSON object")
-        op = req.get("op")
-        if op == "cameras":
-            return {"ok": True, "outbox": reader.id, "cameras": reader.cameras()}
-        if op != "since":
-            raise RequestError("op must be 'since' or 'cameras'")
-        unknown = set(req) - {"op", "camera", "after", "limit"}
-        if unknown:
-            raise RequestError(f"unknown fields {sorted(unknown)}")
-        camera = req.get("camera")
-        if not isinstance(camera, str) or not 0 < len(camera) <= 64:
-            raise RequestError("camera must be a camera id (a string of 1-64 characters)")
-        after = _int(req, "after", None, 0, 2**62)
-        limit = _int(req, "limit", 100, 1, MAX_LIMIT)
-        rows, last, first = reader.since(camera, after, limit)
-        alerts = [json.loads(r) for r in rows]
-        more = bool(alerts) and alerts[-1]["seq"] < last
-        return {"ok": True, "outbox": reader.id, "camera": camera, "alerts": alerts, "last_seq": last,
-                "first_seq": first, "more": more}
+        return handle(req)
     except RequestError as e:
         return {"ok": False, "error": str(e)}
 
 
-class QueryServer:
-    """Serves the catch-up endpoint from its own thread, socket and outbox connection."""
+def catch_up(reader: Reader, req: dict) -> dict[str, Any]:
+    """A catch-up request's reply, from the outbox."""
+    op = req.get("op")
+    if op == "cameras":
+        return {"ok": True, "outbox": reader.id, "cameras": reader.cameras()}
+    if op != "since":
+        raise RequestError("op must be 'since' or 'cameras'")
+    only_fields(req, {"op", "camera", "after", "limit"})
+    camera = camera_field(req)
+    after = _int(req, "after", None, 0, 2**62)
+    limit = _int(req, "limit", 100, 1, MAX_LIMIT)
+    rows, last, first = reader.since(camera, after, limit)
+    alerts = [json.loads(r) for r in rows]
+    more = bool(alerts) and alerts[-1]["seq"] < last
+    return {"ok": True, "outbox": reader.id, "camera": camera, "alerts": alerts, "last_seq": last,
+            "first_seq": first, "more": more}
 
-    def __init__(self, endpoint: str, outbox_path: Path, *, context: zmq.Context | None = None,
-                 configure: Any = None):
-        self.endpoint = endpoint
+
+def answer(reader: Reader, body: bytes) -> dict[str, Any]:
+    """One catch-up request body's reply."""
+    return reply(body, partial(catch_up, reader))
+
+
+class RequestServer:
+    """A ROUTER endpoint served from its own thread: each request (from a REQ or DEALER socket)
+    is one JSON object, answered by `handle(request) -> reply` through `reply`."""
+
+    def __init__(self, endpoint: str, handle: Callable[[dict], dict[str, Any]], *, name: str,
+                 context: zmq.Context | None = None, configure: Any = None):
+        self.endpoint, self.name, self._handle = endpoint, name, handle
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -94,18 +116,16 @@ class QueryServer:
             self._sock.bind(endpoint)
         except zmq.ZMQError as e:
             self._sock.close(0)
-            raise OSError(f"cannot bind alerts query endpoint {endpoint}: {e.strerror}") from None
-        self._path = outbox_path
+            raise OSError(f"cannot bind {name} endpoint {endpoint}: {e.strerror}") from None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="alerts-query", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=name.replace(" ", "-"), daemon=True)
         self.answered = self.refused = 0
 
-    def start(self) -> QueryServer:
+    def start(self) -> RequestServer:
         self._thread.start()
         return self
 
     def _serve(self) -> None:
-        reader = Reader(self._path)
         try:
             while not self._stop.is_set():
                 if not self._sock.poll(100):
@@ -118,20 +138,23 @@ class QueryServer:
                     route, body = frames[:1], frames[1]
                 else:            # several frames: not a request; answered on the envelope it came with
                     route, body = frames[:2] if frames[1:2] == [b""] else frames[:1], None
-                reply = answer(reader, body) if body is not None else \
+                out = reply(body, self._handle) if body is not None else \
                     {"ok": False, "error": "a request is one frame (one JSON object)"}
-                if reply["ok"]:
+                if out["ok"]:
                     self.answered += 1
                 else:
                     self.refused += 1
-                    log.info("refused an alerts query: %s", reply["error"])
+                    log.info("refused a request to the %s endpoint: %s", self.name, out["error"])
                 try:
-                    self._sock.send_multipart([*route, json.dumps(reply, separators=(",", ":")).encode()])
+                    self._sock.send_multipart([*route, json.dumps(out, separators=(",", ":")).encode()])
                 except zmq.ZMQError:
                     pass        # the peer left
         finally:
-            reader.close()
             self._sock.close(0)
+            self.closed()
+
+    def closed(self) -> None:
+        """Called on the serving thread once its socket is closed."""
 
     def close(self) -> None:
         self._stop.set()
@@ -141,13 +164,30 @@ class QueryServer:
             self._sock.close(0)
 
 
+class QueryServer(RequestServer):
+    """The catch-up endpoint, reading the outbox through a connection of its own."""
+
+    def __init__(self, endpoint: str, outbox_path: Path, *, context: zmq.Context | None = None,
+                 configure: Any = None):
+        self._reader = Reader(outbox_path)
+        try:
+            super().__init__(endpoint, partial(catch_up, self._reader), name="alerts query", context=context,
+                             configure=configure)
+        except OSError:
+            self._reader.close()
+            raise
+
+    def closed(self) -> None:
+        self._reader.close()
+
+
 class QueryClient:
-    """Asks the catch-up endpoint (a DEALER socket, so a lost reply never wedges it)."""
+    """Asks a request endpoint (a DEALER socket, so a lost reply never wedges it)."""
 
     def __init__(self, endpoint: str, *, context: zmq.Context | None = None, timeout_s: float = 5.0,
-                 configure: Any = None):
+                 configure: Any = None, what: str = "alerts query"):
         self._ctx = context or zmq.Context.instance()
-        self.endpoint, self.timeout_s, self._configure = endpoint, timeout_s, configure
+        self.endpoint, self.timeout_s, self._configure, self.what = endpoint, timeout_s, configure, what
         self._sock = self._open()
 
     def _open(self) -> zmq.Socket:
@@ -165,7 +205,7 @@ class QueryClient:
         if not self._sock.poll(int(self.timeout_s * 1000)):
             self._sock.close(0)
             self._sock = self._open()
-            raise TimeoutError(f"no answer from the alerts query endpoint {self.endpoint} in {self.timeout_s:g} s")
+            raise TimeoutError(f"no answer from the {self.what} endpoint {self.endpoint} in {self.timeout_s:g} s")
         return json.loads(self._sock.recv())
 
     def close(self) -> None:

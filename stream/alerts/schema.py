@@ -54,7 +54,7 @@ class AlertMessage(BaseModel):
     explanation: str
     window_id: int = Field(description="The window that caused this change (-1: none, e.g. a close at shutdown).")
     reason: str = Field("", description="Why an event closed other than by its scores (e.g. `pipeline restarted`).")
-    evidence: list[Evidence] = Field(default_factory=list, description="Saved files (keyframe, clip); empty until evidence is written (roadmap).")
+    evidence: list[Evidence] = Field(default_factory=list, description="Saved files (keyframe, clip): on the `update` that follows the open once they are written, and on every later message of the event.")
     latency_ms: dict[str, float] = Field(default_factory=dict, description="Stage latencies of the deciding window.")
     sent_at: float = Field(description="When it was written to the outbox (Unix seconds).")
 

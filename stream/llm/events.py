@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from stream.config import EventsConfig
-from stream.types import Alert, Verdict
+from stream.types import Alert, Evidence, Verdict
 
 _EPS = 1e-6
 
@@ -26,6 +26,7 @@ class _Open:
     wall_end: float
     peak: float
     explanation: str
+    evidence: tuple[Evidence, ...] = ()
 
 
 class EventTracker:
@@ -86,6 +87,13 @@ class EventTracker:
         self._open.explanation = text
         return self._alert("update", None)
 
+    def evidenced(self, alert_id: str, evidence: tuple[Evidence, ...]) -> Alert | None:
+        """An open event's saved files: an `update` alert carrying them; later messages carry them too."""
+        if self._open is None or self._open.alert_id != alert_id or not evidence:
+            return None
+        self._open.evidence = evidence
+        return self._alert("update", None)
+
     def flush(self, verdict: Verdict | None = None) -> list[Alert]:
         """The stream ended: close the open event, if any."""
         return [self._close(verdict)] if self._open is not None else []
@@ -101,4 +109,4 @@ class EventTracker:
         return Alert(alert_id=ev.alert_id, camera=self.camera, state=state, category=ev.category, score=ev.peak,
                      start=ev.start, end=ev.end, wall_start=ev.wall_start, wall_end=ev.wall_end,
                      explanation=ev.explanation, window_id=verdict.window_id if verdict else -1,
-                     latency_ms=dict(verdict.latency_ms) if verdict else {})
+                     latency_ms=dict(verdict.latency_ms) if verdict else {}, evidence=ev.evidence)

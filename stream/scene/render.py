@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+from fractions import Fraction
 import sys
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def colour(track_id: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def _label(img: np.ndarray, text: str, org: tuple[int, int], col, scale: float = 0.45) -> None:
+def label(img: np.ndarray, text: str, org: tuple[int, int], col, scale: float = 0.45) -> None:
+    """Text on a black box, kept inside the image."""
     (w, h), base = cv2.getTextSize(text, _FONT, scale, 1)
     x, y = max(0, min(org[0], img.shape[1] - w - 3)), max(h + 2, org[1])
     cv2.rectangle(img, (x, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
@@ -75,14 +77,14 @@ def draw(image: np.ndarray, graph: SceneGraph, t: int, *, scale: float = 1.0, tr
         for x, y, s in kp:
             if s >= KEYPOINT_MIN:
                 cv2.circle(img, pt((x, y)), 2, (255, 255, 255), -1, cv2.LINE_AA)
-        _label(img, f"#{tr.track_id}", (pt((x0, y0))[0], pt((x0, y0))[1] - 2), col)
+        label(img, f"#{tr.track_id}", (pt((x0, y0))[0], pt((x0, y0))[1] - 2), col)
     for (a, b), text in _pair_labels(graph, t, tracks).items():
         ba, bb = tracks[a].boxes[t], tracks[b].boxes[t]
         ca, cb = pt(((ba[0] + ba[2]) / 2, (ba[1] + ba[3]) / 2)), pt(((bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2))
         cv2.line(img, ca, cb, (255, 255, 255), 1, cv2.LINE_AA)
-        _label(img, text, ((ca[0] + cb[0]) // 2, (ca[1] + cb[1]) // 2), (255, 255, 255), 0.4)
+        label(img, text, ((ca[0] + cb[0]) // 2, (ca[1] + cb[1]) // 2), (255, 255, 255), 0.4)
     people = int(sum(tr.present[t] for tr in graph.tracks))
-    _label(img, f"{graph.camera}  window {graph.window_id}  t={graph.timestamps[t]:.1f}s  {people} people",
+    label(img, f"{graph.camera}  window {graph.window_id}  t={graph.timestamps[t]:.1f}s  {people} people",
            (4, 18), (255, 255, 255), 0.55)
     return img
 
@@ -106,18 +108,29 @@ def _pair_labels(graph: SceneGraph, t: int, tracks: dict) -> dict[tuple[int, int
     return {k: ", ".join(sorted(v, key=lambda x: (x != "near", x))) for k, v in pairs.items()}
 
 
-class _Mp4:
-    def __init__(self, path: Path, fps: float):
-        self.container = av.open(str(path), "w")
-        self.fps, self.stream = fps, None
+class Mp4Writer:
+    """BGR frames into an MP4 (H.264, or MPEG-4 Part 2 where PyAV lacks libx264), at `fps` or, when
+    each write gives its stream time `ts`, at those times (a variable frame rate, to the millisecond)."""
 
-    def write(self, img: np.ndarray) -> None:
+    def __init__(self, path: Path, fps: float, container_format: str | None = None):
+        self.container = av.open(str(path), "w", format=container_format)
+        self.fps, self.stream = fps, None
+        self._t0: float | None = None
+        self._last_pts = -1
+
+    def write(self, img: np.ndarray, ts: float | None = None) -> None:
         if self.stream is None:
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-            self.stream = self.container.add_stream(codec, rate=round(self.fps))
+            self.stream = self.container.add_stream(codec, rate=max(1, round(self.fps)))
             self.stream.height, self.stream.width = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
             self.stream.pix_fmt = "yuv420p"
+            if ts is not None:
+                self.stream.codec_context.time_base = Fraction(1, 1000)
+                self._t0 = ts
         frame = av.VideoFrame.from_ndarray(img[:self.stream.height, :self.stream.width], format="bgr24")
+        if self._t0 is not None and ts is not None:
+            self._last_pts = max(self._last_pts + 1, round((ts - self._t0) * 1000))
+            frame.pts, frame.time_base = self._last_pts, Fraction(1, 1000)
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
@@ -136,7 +149,7 @@ def render(video: Path, out: Path, cfg, *, start: float = 0.0, seconds: float | 
     scene = scene_from_config(cfg)
     w = cfg.windows
     asm = WindowAssembler(video.stem, w.length_s, w.stride_s, w.sample_fps)
-    mp4 = _Mp4(out, w.sample_fps) if out.suffix.lower() == ".mp4" else None
+    mp4 = Mp4Writer(out, w.sample_fps) if out.suffix.lower() == ".mp4" else None
     if mp4 is None:
         out.mkdir(parents=True, exist_ok=True)
     end = None if seconds is None else start + seconds
