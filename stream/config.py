@@ -392,6 +392,9 @@ class AlertsConfig(_Strict):
     query_endpoint: str | None = Field(
         "tcp://127.0.0.1:5557", description="ZeroMQ ROUTER endpoint where subscribers fetch missed alerts by "
                                             "number (None: no catch-up).")
+    chat_endpoint: str | None = Field(
+        "tcp://127.0.0.1:5558", description="ZeroMQ ROUTER endpoint where users ask the model about a camera's "
+                                            "recent windows (python -m stream.llm.chat; None: no chat).")
     health_interval_s: float = Field(5.0, gt=0.0, le=3600.0, description="Seconds between health messages.")
     publish_verdicts: bool = Field(True, description="Also publish every window's verdict on verdict/<camera>.")
     wait_for_subscriber_s: float = Field(
@@ -404,7 +407,7 @@ class AlertsConfig(_Strict):
     allow_plaintext: bool = Field(False, description="Allow endpoints reachable from other machines without CURVE.")
     mqtt: MqttConfig | None = Field(None, description="Also bridge messages to an MQTT broker.")
 
-    @field_validator("endpoint", "query_endpoint")
+    @field_validator("endpoint", "query_endpoint", "chat_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("tcp://", "ipc://", "inproc://")):
@@ -414,12 +417,15 @@ class AlertsConfig(_Strict):
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> AlertsConfig:
         from stream.alerts.security import is_loopback
-        for name, ep in (("endpoint", self.endpoint), ("query_endpoint", self.query_endpoint)):
+        endpoints = {"endpoint": self.endpoint, "query_endpoint": self.query_endpoint,
+                     "chat_endpoint": self.chat_endpoint}
+        for name, ep in endpoints.items():
             if ep is not None and self.curve is None and not self.allow_plaintext and not is_loopback(ep):
                 raise ValueError(f"{name} {ep} is reachable from other machines: set alerts.curve (encryption and "
                                  "authentication) or, on a network you trust, alerts.allow_plaintext: true")
-        if self.endpoint == self.query_endpoint:
-            raise ValueError("endpoint and query_endpoint must differ")
+        used = [ep for ep in endpoints.values() if ep is not None]
+        if len(set(used)) < len(used):
+            raise ValueError("endpoint, query_endpoint and chat_endpoint must differ")
         return self
 
 

@@ -28,6 +28,7 @@ from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler
+from stream.llm.chat import ChatService
 from stream.llm.events import EventTracker
 from stream.llm.scheduler import Request, Scheduler
 from stream.metrics import CameraStats
@@ -110,9 +111,9 @@ class StageQueue:
 class Pipeline:
     def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource],
                  scene: SceneBuilder, detector: Detector, publisher: Publisher,
-                 stop: threading.Event, evidence: EvidenceWriter | None = None):
+                 stop: threading.Event, evidence: EvidenceWriter | None = None, chat: ChatService | None = None):
         self.cfg, self.make_source, self.scene, self.detector = cfg, make_source, scene, detector
-        self.publisher, self.stop, self.evidence = publisher, stop, evidence
+        self.publisher, self.stop, self.evidence, self.chat = publisher, stop, evidence, chat
         self.sources: dict[str, VideoSource] = {}
         self.stats: dict[str, CameraStats] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -309,6 +310,8 @@ class Pipeline:
                     verdict = replace(verdict, latency_ms={
                         **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
                 last[scene.camera] = verdict
+                if self.chat is not None:
+                    self.chat.remember(scene)
                 self.outbox.put(("verdict", verdict), abort=self._abort)
                 for alert in tracker_of(scene.camera).update(verdict):
                     send(alert)
@@ -508,6 +511,8 @@ class Pipeline:
             t.join(timeout=5.0)
         if self.evidence is not None:
             self.evidence.close()
+        if self.chat is not None:
+            self.chat.close()
         self.publisher.close()
         failed = [f"camera {c}: {r.removeprefix('failed: ').removeprefix(f'camera {c}: ')}"
                   for c, r in self.ended.items() if r.startswith("failed")]
@@ -530,8 +535,16 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
     scene = scene_from_config(cfg)
     verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline), "hawkeye": lambda: _hawkeye(cfg)}[
         cfg.detector.name]()
+    publisher = Publisher.from_config(cfg.alerts)
     evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
-    return Pipeline(cfg, make_source, scene, verdicts, Publisher.from_config(cfg.alerts), stop, evidence)
+    chat = None
+    if cfg.alerts.chat_endpoint is not None:
+        try:
+            chat = ChatService(verdicts).serve(cfg.alerts.chat_endpoint, publisher.configure)
+        except OSError as e:
+            publisher.close()
+            raise ConfigError(f"alerts.chat_endpoint: {e}") from None
+    return Pipeline(cfg, make_source, scene, verdicts, publisher, stop, evidence, chat)
 
 
 def _once(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:

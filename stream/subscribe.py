@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from stream.alerts.security import add_client_arguments, client_from_arguments
 from stream.alerts.subscriber import AlertSubscriber
 
 
@@ -78,21 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="append every alert to this JSON-lines file, exactly once; resumes from it")
     p.add_argument("--from-start", action="store_true",
                    help="also print the alerts already stored before this subscriber started (--out implies it)")
-    p.add_argument("--server-key", type=Path, help="CURVE: the pipeline's public key file (NAME.key)")
-    p.add_argument("--client-key", type=Path, help="CURVE: this subscriber's key pair (NAME.key_secret)")
+    add_client_arguments(p)
     p.add_argument("--until-stopped", action="store_true",
                    help="exit once every camera seen has reported state stopped or failed")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
     args = p.parse_args(argv)
-    if (args.server_key is None) != (args.client_key is None):
-        p.error("CURVE needs both --server-key and --client-key")
-    configure = None
-    if args.server_key:
-        from stream.alerts.security import KeyFileError, client_configure
-        try:
-            configure = client_configure(args.server_key, args.client_key)
-        except KeyFileError as e:
-            p.error(str(e))
+    configure = client_from_arguments(p, args)
 
     positions = read_positions(args.out) if args.out else {}
     out = args.out.open("ab") if args.out else None

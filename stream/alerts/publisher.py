@@ -99,6 +99,7 @@ class Publisher:
                  send_hwm: int = 10000, sinks: list[Sink] = (), context: zmq.Context | None = None,
                  curve: Any = None):
         configure = curve.configure if curve is not None else None
+        self.configure = configure        # CURVE server set-up for the pipeline's other endpoints (chat)
         self.zmq = ZmqSink(endpoint, send_hwm=send_hwm, context=context, configure=configure)
         self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
         self.sinks: list[Sink] = [self.zmq, *sinks]

@@ -37,7 +37,7 @@ class RequestError(ValueError):
     pass
 
 
-def _int(req: dict, key: str, default: int | None, lo: int, hi: int) -> int:
+def int_field(req: dict, key: str, default: int | None, lo: int, hi: int) -> int:
     v = req.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int):
         raise RequestError(f"{key} must be an integer")
@@ -85,8 +85,8 @@ def catch_up(reader: Reader, req: dict) -> dict[str, Any]:
         raise RequestError("op must be 'since' or 'cameras'")
     only_fields(req, {"op", "camera", "after", "limit"})
     camera = camera_field(req)
-    after = _int(req, "after", None, 0, 2**62)
-    limit = _int(req, "limit", 100, 1, MAX_LIMIT)
+    after = int_field(req, "after", None, 0, 2**62)
+    limit = int_field(req, "limit", 100, 1, MAX_LIMIT)
     rows, last, first = reader.since(camera, after, limit)
     alerts = [json.loads(r) for r in rows]
     more = bool(alerts) and alerts[-1]["seq"] < last

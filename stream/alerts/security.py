@@ -91,6 +91,24 @@ def client_configure(server_key_file: str | Path, client_secret_file: str | Path
     return configure
 
 
+def add_client_arguments(p: argparse.ArgumentParser) -> None:
+    """--server-key and --client-key, for the command-line clients of the pipeline's endpoints."""
+    p.add_argument("--server-key", type=Path, help="CURVE: the pipeline's public key file (NAME.key)")
+    p.add_argument("--client-key", type=Path, help="CURVE: this client's key pair (NAME.key_secret)")
+
+
+def client_from_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[zmq.Socket], None] | None:
+    """The socket set-up those arguments ask for (None: plaintext); a usage error names a bad key."""
+    if (args.server_key is None) != (args.client_key is None):
+        p.error("CURVE needs both --server-key and --client-key")
+    if args.server_key is None:
+        return None
+    try:
+        return client_configure(args.server_key, args.client_key)
+    except KeyFileError as e:
+        p.error(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stream.alerts.security", description="Make a CURVE key pair.")
     p.add_argument("name", help="file name stem: NAME.key (public) and NAME.key_secret")

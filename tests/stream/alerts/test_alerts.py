@@ -279,7 +279,11 @@ def test_plaintext_is_refused_off_loopback_unless_the_config_says_so():
         AlertsConfig(endpoint="tcp://0.0.0.0:5556")
     with pytest.raises(ValueError, match="query_endpoint"):
         AlertsConfig(query_endpoint="tcp://*:5557")
+    with pytest.raises(ValueError, match="chat_endpoint"):
+        AlertsConfig(chat_endpoint="tcp://10.0.0.5:5558")
     assert AlertsConfig(endpoint="tcp://0.0.0.0:5556", query_endpoint="tcp://0.0.0.0:5557", allow_plaintext=True)
+    with pytest.raises(ValueError, match="must differ"):
+        AlertsConfig(chat_endpoint="tcp://127.0.0.1:5557")
 
 
 class Broken:

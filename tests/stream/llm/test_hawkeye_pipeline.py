@@ -1,13 +1,15 @@
 """`detector: hawkeye` through the whole pipeline (a real process, real footage, a real subscriber):
 batched verdicts with per-second fast scores, alerts opened per camera thresholds, and an
-explanation that follows an opened alert as an update.
+explanation that follows an opened alert as an update; questions on the chat endpoint.
 
 The model here is untrained (new weights, saved by the test): the test is about the wiring, so
 thresholds are set where its near-constant scores open an event on one camera and never on the other."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from stream.alerts.query import QueryClient, RequestError
 from stream.llm.lm import new_model
 from tests.harness import Subscriber, all_stopped, start, write_config
 
@@ -46,3 +48,40 @@ def test_hawkeye_detector_scores_every_second_and_explains_opened_alerts(tmp_pat
     updates = [a for a in alerts if a["state"] == "update"]
     assert updates and all(a["explanation"] for a in updates)          # generated text, off the scoring path
     assert sub.of("alert", "gate") == []                                # its own threshold: nothing opens
+
+
+def test_a_user_asks_the_running_pipeline_about_a_camera(tmp_path, clip12, models_dir, free_endpoint, model_dir):
+    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, replay="realtime",
+                          detector={"name": "hawkeye", "hawkeye": {"model": str(model_dir), "explain": False}})
+    chat = yaml.safe_load(config.read_text())["alerts"]["chat_endpoint"]
+    sub = Subscriber(free_endpoint)
+    proc = start(config)
+    client = QueryClient(chat, timeout_s=60, what="chat")
+    try:
+        sub.receive_until(lambda msgs: any(m["type"] == "verdict" for _, m in msgs), timeout_s=120)
+        rep = client.request({"op": "chat", "camera": "lobby", "question": "Is anyone running?", "windows": 2})
+        assert rep["ok"] and isinstance(rep["answer"], str) and rep["windows"][0] == 0, rep
+        assert rep["start"] == 0.0 and rep["end"] >= 4.0
+        # what a user can get wrong gets an error that names it; the pipeline goes on
+        for bad, says in [({"op": "chat", "camera": "gate", "question": "hi"}, "no windows of camera 'gate'"),
+                          ({"op": "chat", "camera": "lobby", "question": ""}, "question must be"),
+                          ({"op": "chat", "camera": "lobby", "question": "x" * 501}, "at most 500"),
+                          ({"op": "chat", "camera": "lobby", "question": "hi", "windows": 99}, "windows must be"),
+                          ({"op": "since", "camera": "lobby", "after": 0}, "op must be 'chat'")]:
+            rep = client.request(bad)
+            assert not rep["ok"] and says in rep["error"], (bad, rep)
+        sub.receive_until(all_stopped(["lobby"]), timeout_s=120)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        client.close()
+        proc.kill()
+        sub.close()
+
+
+def test_the_baseline_says_it_cannot_answer_questions():
+    from stream.llm.baseline import BaselineDetector
+    from stream.config import BaselineConfig
+    from stream.llm.chat import ChatService
+
+    with pytest.raises(RequestError, match="baseline detector does not answer questions"):
+        ChatService(BaselineDetector(BaselineConfig())).handle({"op": "chat", "camera": "lobby", "question": "hi"})
