@@ -1,0 +1,104 @@
+"""What the model's inputs can show, per category, before any training: the per-second ROC-AUC
+of single hand-read cues on a split's seconds of that category against its normal seconds.
+
+    python -m training.cues --features data/bench --gt data/bench/gt.json --subset test
+
+Each second is read as the model reads it (its clip from stream/llm/features.py, the people
+the clip keeps), so a category no cue separates is one whose events leave little in the
+scene graph, and no model trained on these features should be expected to find it. A cue near
+0.5 says nothing; under 0.5 it points the other way (e.g. fewer people seen during falls).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from stream.llm.features import Clip, clips_of
+from stream.llm.hawkeye import HawkeyeConfig
+from training.data import read_ground_truth, second_label
+from training.features import read_video
+from training.metrics import roc_auc
+
+CUES = ("people", "fastest joint", "fastest person", "widest pose", "motion", "relations")
+
+
+def cues(clip: Clip) -> list[float]:
+    """One second's cues: people seen (mean a frame); the fastest joint and the fastest person
+    (median joint speed), body heights a second; the widest pose (width / height: lying people);
+    the share of moving pixels in the motion frames; relation triples a frame."""
+    if len(clip.pose) == 0:
+        return [0.0] * len(CUES)
+    known = (clip.pose[..., 2] > 0.05) & clip.people[..., None]              # (T, P, 17)
+    speed = np.linalg.norm(clip.pose[..., 3:5], axis=-1)
+    person = np.where(known.sum(-1) >= 3, np.nanmedian(np.where(known, speed, np.nan), axis=-1), 0.0) \
+        if known.any() else np.zeros(known.shape[:2])
+    x, y = clip.pose[..., 0], clip.pose[..., 1]
+    wide = 0.0
+    for t, p in zip(*np.nonzero(known.sum(-1) >= 3)):
+        k = known[t, p]
+        h = y[t, p, k].max() - y[t, p, k].min()
+        wide = max(wide, float((x[t, p, k].max() - x[t, p, k].min()) / max(h, 1e-3)))
+    moving = float((clip.motion.max(axis=1) > 0).mean())
+    return [float(clip.people.sum(-1).mean()), float(np.where(known, speed, 0).max()),
+            float(np.nan_to_num(person).max()), min(wide, 5.0), moving, float(clip.rel_mask.sum(-1).mean())]
+
+
+def table(features: Path, gt_path: Path, subset: str, progress: bool = True) -> tuple[dict, dict]:
+    """-> ({category: [AUC per cue]}, {category: seconds}) over the subset's seconds."""
+    gt = read_ground_truth(gt_path)
+    cfg = HawkeyeConfig()
+    rows: list[tuple[str, list[float]]] = []
+    names = [v for v, e in gt.items() if e["subset"] == subset]
+    if not names:
+        raise ValueError(f"{gt_path}: no videos in subset {subset!r}")
+    for k, video in enumerate(names):
+        if progress:
+            print(f"\rreading {k + 1}/{len(names)} {video}", end="", file=sys.stderr, flush=True)
+        seen: set[float] = set()
+        for graph in read_video(features, video).scene_graphs():
+            for clip in clips_of(graph, cfg):
+                if round(clip.start, 3) not in seen:       # overlapping windows repeat seconds
+                    seen.add(round(clip.start, 3))
+                    rows.append((second_label(gt[video]["segments"], clip.start, clip.end), cues(clip)))
+    if progress:
+        print(file=sys.stderr)
+    labels = np.array([lab for lab, _ in rows], dtype=object)
+    values = np.array([v for _, v in rows])
+    out, counts = {}, {c: int((labels == c).sum()) for c in sorted(set(labels))}
+    for cat in sorted(set(labels) - {"normal"}):
+        sel = (labels == cat) | (labels == "normal")
+        out[cat] = [roc_auc((labels[sel] == cat).astype(int), values[sel, j]) for j in range(len(CUES))]
+    if len(set(labels)) > 1:
+        out["any"] = [roc_auc((labels != "normal").astype(int), values[:, j]) for j in range(len(CUES))]
+    return out, counts
+
+
+def render(aucs: dict, counts: dict) -> str:
+    head = "| category | seconds | " + " | ".join(CUES) + " |"
+    lines = [head, "|" + "---|" * (len(CUES) + 2)]
+    for cat, row in aucs.items():
+        n = sum(v for c, v in counts.items() if c != "normal") if cat == "any" else counts[cat]
+        lines.append(f"| {cat} | {n} | " + " | ".join(f"{100 * a:.0f}" for a in row) + " |")
+    return "\n".join(lines) + f"\n\n(normal seconds: {counts.get('normal', 0)}; ROC-AUC ×100 against them)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.cues", description=__doc__.split("\n")[0])
+    p.add_argument("--features", type=Path, default=Path("data/bench"))
+    p.add_argument("--gt", type=Path, default=Path("data/bench/gt.json"))
+    p.add_argument("--subset", default="test")
+    args = p.parse_args(argv)
+    try:
+        aucs, counts = table(args.features, args.gt, args.subset)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(render(aucs, counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
