@@ -29,6 +29,7 @@ import numpy as np
 
 from engines import file_sha256
 from stream.config import EvidenceConfig
+from stream.scene.render import Mp4Writer, draw, label
 from stream.types import Alert, Evidence, SceneGraph, Verdict
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class EvidenceWriter:
                         a.start, a.end, a.alert_id[:8], cfg.buffer_s)
             return ()
         day = time.strftime("%Y-%m-%d", time.localtime(a.wall_start or time.time()))
-        base = self.folder / _safe(a.camera) / day / a.alert_id
+        base = self.folder / a.camera / day / a.alert_id     # camera ids are file-name safe (config.CameraId)
         base.parent.mkdir(parents=True, exist_ok=True)
         out = [self._keyframe(job, frames, base.with_suffix(".jpg")), self._clip(frames, base.with_suffix(".mp4"))]
         self._written += 1
@@ -165,7 +166,6 @@ class EvidenceWriter:
         i = min(range(len(frames)), key=lambda k: abs(ts[k] - want))
         img = cv2.imdecode(np.frombuffer(frames[i].jpeg, np.uint8), cv2.IMREAD_COLOR)
         if t is not None and abs(ts[i] - want) < 1e-3:    # the frame the models saw: draw what they saw
-            from stream.scene.render import draw, label
             img = draw(img, scene, t, trails=True)
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frames[i].wall))
             label(img, f"{a.category} {a.score:.2f}  alert {a.alert_id[:8]}  {when}", (4, 40), (80, 80, 255), 0.55)
@@ -176,9 +176,7 @@ class EvidenceWriter:
         _atomic_write(path, data)
         return Evidence("keyframe", str(path), hashlib.sha256(data).hexdigest(), len(data))
 
-    def _clip(self, frames: list[Stored], path: Path) -> Evidence | None:
-        from stream.scene.render import Mp4Writer
-
+    def _clip(self, frames: list[Stored], path: Path) -> Evidence:
         tmp = path.with_name(f".{path.name}.tmp")
         writer = Mp4Writer(tmp, self.cfg.fps, container_format="mp4")
         try:
@@ -191,8 +189,8 @@ class EvidenceWriter:
 
     def prune(self) -> None:
         """Retention: files older than max_age_days go, then the oldest until under max_mb."""
-        files = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.folder.rglob("*") if p.is_file()]
-        files.sort()
+        stats = [(p, p.stat()) for p in self.folder.rglob("*") if p.is_file()]
+        files = sorted((st.st_mtime, st.st_size, p) for p, st in stats)
         now, total = time.time(), sum(s for _, s, _ in files)
         limit = self.cfg.max_mb * 1e6 if self.cfg.max_mb is not None else float("inf")
         cutoff = now - self.cfg.max_age_days * 86400 if self.cfg.max_age_days is not None else float("-inf")
@@ -208,10 +206,6 @@ class EvidenceWriter:
             for d in sorted((d for d in self.folder.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
                 if not any(d.iterdir()):
                     d.rmdir()
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

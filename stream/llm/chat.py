@@ -33,10 +33,7 @@ class ChatService:
         self._recent: dict[str, deque[SceneGraph]] = {}
         self._lock = threading.Lock()
         self.server: RequestServer | None = None
-
-    @property
-    def talks(self) -> bool:
-        return callable(getattr(self.detector, "chat", None))
+        self.talks = callable(getattr(detector, "chat", None))
 
     def remember(self, scene: SceneGraph) -> None:
         """A scored window (the detector thread, every window)."""

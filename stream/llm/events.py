@@ -82,16 +82,18 @@ class EventTracker:
     def explained(self, alert_id: str, text: str) -> Alert | None:
         """An explanation generated for an event: an `update` alert carrying it, if the event is
         still open (an explanation that arrives after the close is dropped; the close said the rest)."""
-        if self._open is None or self._open.alert_id != alert_id or not text:
-            return None
-        self._open.explanation = text
-        return self._alert("update", None)
+        return self._amend(alert_id, explanation=text)
 
     def evidenced(self, alert_id: str, evidence: tuple[Evidence, ...]) -> Alert | None:
         """An open event's saved files: an `update` alert carrying them; later messages carry them too."""
-        if self._open is None or self._open.alert_id != alert_id or not evidence:
+        return self._amend(alert_id, evidence=evidence)
+
+    def _amend(self, alert_id: str, **changes) -> Alert | None:
+        """An `update` with what was learnt about the open event `alert_id` (None if it closed, or nothing new)."""
+        if self._open is None or self._open.alert_id != alert_id or not all(changes.values()):
             return None
-        self._open.evidence = evidence
+        for field, value in changes.items():
+            setattr(self._open, field, value)
         return self._alert("update", None)
 
     def flush(self, verdict: Verdict | None = None) -> list[Alert]:
