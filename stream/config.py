@@ -280,6 +280,18 @@ class MotionConfig(_Strict):
                              description="Pixels moving faster than this (frame heights per second) count as moving.")
 
 
+class ObjectsConfig(_Strict):
+    enabled: bool = Field(True, description="Find left objects: things that stay put where the background was, "
+                                            "away from people (stream/scene/objects.py).")
+    width: int = Field(320, ge=64, le=4096, description="Frames are compared at this width (px).")
+    history_s: float = Field(60.0, ge=5.0, le=3600.0,
+                             description="The background is the median of one frame a second over this long.")
+    still_s: float = Field(2.0, gt=0.0, le=60.0, description="An object must not change for this long to count.")
+    threshold: int = Field(28, ge=1, le=255, description="Grey-level difference that counts as a change.")
+    max_unseen_s: float = Field(3.0, ge=0.0, le=60.0,
+                                description="An object not found (hidden by a passer-by) is kept this long.")
+
+
 class BaselineConfig(_Strict):
     run_speed: float = Field(1.6, gt=0.0, le=20.0,
                              description="Speed (body heights per second) at which `running` scores 0.5.")
@@ -290,6 +302,13 @@ class BaselineConfig(_Strict):
     scuffle_limb_speed: float = Field(2.5, gt=0.0, le=50.0,
                                       description="Wrist speed relative to the body (heights/s) at which contact "
                                                   "becomes a `scuffle` at 0.5.")
+    loiter_s: float = Field(10.0, gt=0.0, le=3600.0,
+                            description="Seconds a person stays in place (their dwell) at which `loitering` scores 0.5.")
+    abandoned_s: float = Field(6.0, gt=0.0, le=3600.0,
+                               description="Seconds a left object has been there, with nobody within "
+                                           "`abandoned_distance`, at which `abandoned` scores 0.5.")
+    abandoned_distance: float = Field(1.0, gt=0.0, le=20.0,
+                                      description="A person within this many body heights of an object attends it.")
     softness: float = Field(0.15, gt=0.0, le=1.0,
                             description="Width of each logistic ramp, as a fraction of its threshold.")
 
@@ -447,6 +466,7 @@ class HawkwatchConfig(_Strict):
     models: ModelsConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
+    objects: ObjectsConfig = Field(default_factory=ObjectsConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -51,6 +51,7 @@ class PersonTrack:
     boxes: np.ndarray           # (T, 4) x0, y0, x1, y1 in pixels; NaN where absent
     box_scores: np.ndarray      # (T,) detector score; 0 where absent
     keypoints: np.ndarray       # (T, 17, 3) COCO-17 x, y (pixels) and score; score 0 where unknown
+    dwell: np.ndarray | None = None   # (T,) seconds the person has stayed where they stand (tracking.py); None: unknown
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class SceneGraph:
     wall_end: float = 0.0
     motion: MotionSummary | None = None   # flow between the sampled frames (stream/scene/motion.py), if computed
     relations: tuple[tuple[Triple, ...], ...] = ()   # per sampled frame: its relation triples
+    objects: tuple[np.ndarray, ...] = ()  # per sampled frame: (M, 6) left objects x0, y0, x1, y1, seconds there, id
     thumbs: np.ndarray | None = field(default=None, repr=False)         # (T, h, w, 3) uint8 BGR: the model's
     motion_thumbs: np.ndarray | None = field(default=None, repr=False)  # appearance and (Hawk) motion frames
 

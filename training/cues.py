@@ -16,19 +16,37 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.llm.features import Clip, clips_of
+from stream.llm.features import DWELL_UNIT, Clip, clips_of
 from stream.llm.hawkeye import HawkeyeConfig
+from stream.scene.relations import OBJ, OBJECTS, PRED, PREDICATES
 from training.data import read_ground_truth, second_label
 from training.features import read_video
 from training.metrics import roc_auc
 
-CUES = ("people", "fastest joint", "fastest person", "widest pose", "motion", "relations")
+CUES = ("people", "fastest joint", "fastest person", "widest pose", "motion", "relations", "longest dwell",
+        "unattended object")
+_P = len(PREDICATES)
+
+
+def unattended(clip: Clip) -> float:
+    """The highest score of a left object (`bag on street`, scored by its time there) that no
+    person is `near`, over the clip's frames."""
+    best = 0.0
+    for t in range(len(clip.rel)):
+        rows, nodes, mask = clip.rel[t], clip.rel_nodes[t], clip.rel_mask[t]
+        bag = mask & (rows[:, _P + OBJ["bag"]] > 0) & (rows[:, PRED["on"]] > 0)
+        attended = set(nodes[mask & (rows[:, PRED["near"]] > 0) & (rows[:, _P + len(OBJECTS) + OBJ["bag"]] > 0), 1])
+        for k in np.flatnonzero(bag):
+            if nodes[k, 0] not in attended:
+                best = max(best, float(rows[k, PRED["on"]]))
+    return best
 
 
 def cues(clip: Clip) -> list[float]:
     """One second's cues: people seen (mean a frame); the fastest joint and the fastest person
     (median joint speed), body heights a second; the widest pose (width / height: lying people);
-    the share of moving pixels in the motion frames; relation triples a frame."""
+    the share of moving pixels in the motion frames; relation triples a frame; the longest any
+    person has stayed in place (s); the most certain unattended left object."""
     if len(clip.pose) == 0:
         return [0.0] * len(CUES)
     known = (clip.pose[..., 2] > 0.05) & clip.people[..., None]              # (T, P, 17)
@@ -42,8 +60,10 @@ def cues(clip: Clip) -> list[float]:
         h = y[t, p, k].max() - y[t, p, k].min()
         wide = max(wide, float((x[t, p, k].max() - x[t, p, k].min()) / max(h, 1e-3)))
     moving = float((clip.motion.max(axis=1) > 0).mean())
+    dwell = float((clip.pose[..., 0, 5] * clip.people).max()) * DWELL_UNIT
     return [float(clip.people.sum(-1).mean()), float(np.where(known, speed, 0).max()),
-            float(np.nan_to_num(person).max()), min(wide, 5.0), moving, float(clip.rel_mask.sum(-1).mean())]
+            float(np.nan_to_num(person).max()), min(wide, 5.0), moving, float(clip.rel_mask.sum(-1).mean()),
+            dwell, unattended(clip)]
 
 
 def table(features: Path, gt_path: Path, subset: str, progress: bool = True) -> tuple[dict, dict]:

@@ -4,13 +4,14 @@ Per video, one file per sampled frame N (N counts the video's decoded frames):
 
     pose_feat/<video>/frame_N.npy    (P, 17, 5) float32: x, y (pixels), keypoint score, track id, box score
     rel_feat/<video>/frame_N.npy     (K, 353) float32: 51 predicate + 151 subject + 151 object probabilities
-    box_feat/<video>/frame_N.npy     (P, 6) float32: x0, y0, x1, y1, score, track id        (Hawkwatch's)
+    box_feat/<video>/frame_N.npy     (P, 7) float32: x0, y0, x1, y1, score, track id, dwell (s)  (Hawkwatch's)
+    obj_feat/<video>/frame_N.npy     (M, 6) float32: left objects x0, y0, x1, y1, seconds there, id (Hawkwatch's)
     rel_nodes/<video>/frame_N.npy    (K, 2) int64: subject and object entity of each triple (Hawkwatch's)
     thumb_feat/<video>/frame_N.npy   (2, 48, 64, 3) uint8 BGR: the model's frame and motion frame (Hawkwatch's)
     meta/<video>.json                fps, frame size, the sampled frames' stream times, the stream's windows
 
 The first two are Hawkeye's own (its released features load). The others hold what makes the
-stream's scene graphs exact: boxes and track ids (tracks through a window), entity ids
+stream's scene graphs exact: boxes, track ids and dwell (tracks through a window), left objects, entity ids
 (the relation graph's adjacency), and Hawk's motion frames. Relations depend on the window
 (velocity from neighbouring frames), so windows rebuilt from these files recompute them with the
 stream's code; `rel_feat` keeps each frame's triples from the first window that held it.
@@ -28,8 +29,8 @@ from stream.scene.graph import THUMB_SIZE, FrameScene, assemble
 from stream.scene.relations import OBJECTS, PREDICATES, ROW, GeometricRelations
 from stream.types import SceneGraph, Triple, Window
 
-FEATURE_VERSION = 1
-KINDS = ("pose_feat", "box_feat", "rel_feat", "rel_nodes", "thumb_feat")
+FEATURE_VERSION = 2        # 2: dwell in box_feat, obj_feat (version 1's six-column boxes still load, without them)
+KINDS = ("pose_feat", "box_feat", "obj_feat", "rel_feat", "rel_nodes", "thumb_feat")
 
 
 class FeatureError(ValueError):
@@ -48,9 +49,12 @@ def write_frame(root: Path, video: str, frame: int, scene: FrameScene, rel: np.n
     pose[..., :3] = scene.keypoints
     pose[..., 3] = tid[:, None]
     pose[..., 4] = scene.scores[:, None]
-    boxes = np.concatenate([scene.boxes.reshape(P, 4), scene.scores.reshape(P, 1), tid.reshape(P, 1)], 1).astype(np.float32)
-    arrays = {"pose_feat": pose, "box_feat": boxes, "rel_feat": rel.astype(np.float32),
-              "rel_nodes": nodes.astype(np.int64)}
+    dwell = np.zeros(P, np.float32) if scene.dwell is None else scene.dwell
+    boxes = np.concatenate([scene.boxes.reshape(P, 4), scene.scores.reshape(P, 1), tid.reshape(P, 1),
+                            dwell.reshape(P, 1)], 1).astype(np.float32)
+    objects = np.zeros((0, 6), np.float32) if scene.objects is None else scene.objects
+    arrays = {"pose_feat": pose, "box_feat": boxes, "obj_feat": objects.astype(np.float32),
+              "rel_feat": rel.astype(np.float32), "rel_nodes": nodes.astype(np.int64)}
     if scene.thumb is not None:
         arrays["thumb_feat"] = np.stack([scene.thumb, scene.motion_thumb])
     for kind, a in arrays.items():
@@ -182,8 +186,16 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
     scenes, rel = [], []
     for n, ts in zip(frames, stamps):
         pose = _load(_path(root, "pose_feat", video, n), (None, 17, 5), np.float32)
+        extra = {}
         if own:
-            boxes = _load(_path(root, "box_feat", video, n), (len(pose), 6), np.float32)
+            boxes = _load(_path(root, "box_feat", video, n), (len(pose), None), np.float32)
+            if boxes.shape[1] not in (6, 7):
+                raise FeatureError(f"{_path(root, 'box_feat', video, n)}: shape {boxes.shape}, expected ({len(pose)}, 7)")
+            if boxes.shape[1] == 7:
+                extra["dwell"] = boxes[:, 6].copy()
+            op = _path(root, "obj_feat", video, n)
+            if op.exists():
+                extra["objects"] = _load(op, (None, 6), np.float32)
         else:   # Hawkeye's: boxes around the keypoints
             kp = pose[..., :2]
             boxes = np.concatenate([kp.min(1), kp.max(1), pose[:, :1, 4], pose[:, :1, 3]], 1) if len(pose) else \
@@ -194,7 +206,7 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
             t = _load(tp, (2, THUMB_SIZE[1], THUMB_SIZE[0], 3), np.uint8)
             thumbs = {"thumb": t[0], "motion_thumb": t[1]}
         scenes.append(FrameScene(ts, boxes[:, :4].copy(), boxes[:, 4].copy(), boxes[:, 5].astype(np.int64),
-                                 pose[..., :3].copy(), **thumbs))
+                                 pose[..., :3].copy(), **extra, **thumbs))
         if not own:
             rel.append(_load(_path(root, "rel_feat", video, n), (None, ROW), np.float32))
     return VideoFeatures(video, fps, (w, h), frames, scenes, windows, None if own else rel, meta.get("source"))

@@ -1,12 +1,15 @@
 """The kinematic baseline detector: transparent rules over tracks and poses, scored per second.
 
-Three cues, each a logistic ramp around a configured threshold, all measured in body heights so
-they do not depend on distance to the camera:
-- running:  ground speed of a person's feet (bottom centre of the box), body heights per second;
-- fall:     torso angle from vertical (hip centre -> shoulder centre), from keypoints;
-- scuffle:  two people in contact (distance between centres under `scuffle_distance` heights)
-            while their wrists move fast relative to their own bodies.
-A second's score is the highest cue of any person in it; the window's score the highest second.
+Five cues, each a logistic ramp around a configured threshold, distances measured in body
+heights so they do not depend on distance to the camera:
+- running:   ground speed of a person's feet (bottom centre of the box), body heights per second;
+- fall:      torso angle from vertical (hip centre -> shoulder centre), from keypoints;
+- scuffle:   two people in contact (distance between centres under `scuffle_distance` heights)
+             while their wrists move fast relative to their own bodies;
+- loitering: how long a person has stayed in place (the tracker's dwell);
+- abandoned: how long a left object (stream/scene/objects.py) has been there, while nobody is
+             within `abandoned_distance` body heights of it.
+A second's score is the highest cue of anyone (or any object) in it; the window's score the highest second.
 This detector is kept beside the Hawkeye model as the reference it must beat.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ from stream.config import BaselineConfig
 from stream.scene.kinematics import feet, ramp, torso_angles
 from stream.types import PersonTrack, SceneGraph, SecondScore, Verdict
 
-CATEGORIES = ("running", "fall", "scuffle")
+CATEGORIES = ("running", "fall", "scuffle", "loitering", "abandoned")
 _L_WRIST, _R_WRIST, _L_HIP, _R_HIP = 9, 10, 11, 12
 _MIN_KP_SCORE = 0.5
 
@@ -70,15 +73,19 @@ class BaselineDetector:
         self.cfg = cfg
 
     def cues(self, scene: SceneGraph) -> dict[str, np.ndarray]:
-        """Per category, a (people, T) score for each track in each sampled frame."""
+        """Per category, a (people, T) score for each track in each sampled frame; `abandoned` is
+        (objects, T), one row per left object of the window (`object_ids` names them)."""
         c, ts, tracks = self.cfg, scene.timestamps, scene.tracks
         n, T = len(tracks), len(ts)
         running = np.zeros((n, T))
         fall = np.zeros((n, T))
         scuffle = np.zeros((n, T))
         wrists = np.zeros((n, T))
+        loitering = np.zeros((n, T))
         for i, tr in enumerate(tracks):
             running[i] = np.where(tr.present, ramp(foot_speed(tr, ts), c.run_speed, c.softness), 0.0)
+            if tr.dwell is not None:
+                loitering[i] = np.where(tr.present, ramp(tr.dwell, c.loiter_s, c.softness), 0.0)
             angle = torso_angle(tr)
             fall[i] = np.where(np.isnan(angle), 0.0, ramp(np.nan_to_num(angle), c.fall_angle_deg, c.softness))
             wrists[i] = wrist_speed(tr, ts)
@@ -95,7 +102,25 @@ class BaselineDetector:
                         s = float(ramp(max(wrists[a, t], wrists[b, t]), c.scuffle_limb_speed, c.softness))
                         scuffle[a, t] = max(scuffle[a, t], s)
                         scuffle[b, t] = max(scuffle[b, t], s)
-        return {"running": running, "fall": fall, "scuffle": scuffle}
+        return {"running": running, "fall": fall, "scuffle": scuffle, "loitering": loitering,
+                "abandoned": self.abandoned(scene)}
+
+    @staticmethod
+    def object_ids(scene: SceneGraph) -> list[int]:
+        return sorted({int(o[5]) for objs in scene.objects for o in objs})
+
+    def abandoned(self, scene: SceneGraph) -> np.ndarray:
+        """(objects, T): each left object's time there as a ramp, 0 while someone is near it."""
+        c, T = self.cfg, len(scene.timestamps)
+        ids = self.object_ids(scene)
+        out = np.zeros((len(ids), T))
+        for t, objs in enumerate(scene.objects[:T]):
+            boxes = np.array([tr.boxes[t] for tr in scene.tracks if tr.present[t]], np.float32).reshape(-1, 4)
+            for x0, y0, x1, y1, there, oid in objs:
+                gap = np.linalg.norm(feet(boxes) - [(x0 + x1) / 2, y1], axis=1) / np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+                if not (gap < c.abandoned_distance).any():
+                    out[ids.index(int(oid)), t] = ramp(there, c.abandoned_s, c.softness)
+        return out
 
     def batch(self, scenes: list[SceneGraph]) -> list[Verdict]:
         return [self(s) for s in scenes]
@@ -118,7 +143,9 @@ class BaselineDetector:
                     if score > best:
                         i, _ = np.unravel_index(np.argmax(vals), vals.shape)
                         best = score
-                        best_reason = self._reason(name, scene.tracks[i], score, start)
+                        who = f"object {self.object_ids(scene)[i]}" if name == "abandoned" else \
+                            f"person {scene.tracks[i].track_id}"
+                        best_reason = self._reason(name, who, score, start)
             seconds.append(SecondScore(start, end, score, cat))
             start = end
         categories = {name: float(cues[name].max()) if cues[name].size else 0.0 for name in CATEGORIES}
@@ -132,7 +159,9 @@ class BaselineDetector:
             latency_ms={**scene.latency_ms, "detector": (time.perf_counter() - t0) * 1000.0}, final=scene.final)
 
     @staticmethod
-    def _reason(category: str, track: PersonTrack, score: float, second: float) -> str:
+    def _reason(category: str, who: str, score: float, second: float) -> str:
         what = {"running": "moves at running speed", "fall": "has a torso far from upright",
-                "scuffle": "is in contact with someone while their arms move fast"}[category]
-        return f"person {track.track_id} {what} (from {second:.0f} s, score {score:.2f})"
+                "scuffle": "is in contact with someone while their arms move fast",
+                "loitering": "has stayed in one place for a long time",
+                "abandoned": "has been left with nobody near it"}[category]
+        return f"{who} {what} (from {second:.0f} s, score {score:.2f})"

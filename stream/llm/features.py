@@ -6,7 +6,8 @@ Per clip: its sampled frames' appearance and motion thumbnails, the skeletons of
 fastest first, so a runner among idle bystanders gets a slot), each joint as x, y (fractions of
 the frame), score and its velocity (body heights a second, from the person's previous sampled
 frame in the window: at 2 frames a second a clip holds two frames, and the velocity is what says
-walk from run), and each frame's `max_triples` strongest relation triples as (K, 353) rows with the
+walk from run) and the person's dwell (how long they have stayed where they are, from the
+tracker: what tells a loiterer from a passer-by), and each frame's `max_triples` strongest relation triples as (K, 353) rows with the
 entity ids that make the relation graph's adjacency.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Clip:
     end: float
     frames: np.ndarray      # (T, 3, H, W) float32 0..1, RGB
     motion: np.ndarray      # (T, 3, H, W)
-    pose: np.ndarray        # (T, P, 17, POSE_CHANNELS) x, y, score, vx, vy
+    pose: np.ndarray        # (T, P, 17, POSE_CHANNELS) x, y, score, vx, vy, dwell
     people: np.ndarray      # (T, P) bool
     rel: np.ndarray         # (T, K, 353)
     rel_nodes: np.ndarray   # (T, K, 2) int64
@@ -58,6 +59,7 @@ def _thumbs(images: np.ndarray | None, idx: np.ndarray, size: tuple[int, int]) -
 
 
 MAX_SPEED = 5.0    # body heights a second; faster is a tracking slip, clipped
+DWELL_UNIT, MAX_DWELL = 10.0, 3.0   # dwell enters the model in tens of seconds, up to 30 s
 
 
 def joint_velocity(track: PersonTrack, timestamps: np.ndarray, max_gap_s: float = 1.5) -> np.ndarray:
@@ -82,15 +84,18 @@ def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
     scale = np.array([max(fw, 1), max(fh, 1), 1.0], np.float32)
     P, K = cfg.max_people, cfg.max_triples
     velocity = [joint_velocity(t, scene.timestamps) for t in scene.tracks]
+    dwell = [np.zeros(len(scene.timestamps), np.float32) if t.dwell is None else
+             np.clip(t.dwell / DWELL_UNIT, 0.0, MAX_DWELL) for t in scene.tracks]
     out = []
     for start, end in seconds_of(scene):
         idx = np.flatnonzero((scene.timestamps >= start - _EPS) & (scene.timestamps < end - _EPS))
         T = len(idx)
 
-        def salience(k: int) -> float:      # frames present, then speed (heights a second, up to 3)
+        def salience(k: int) -> float:      # frames present, then speed (heights a second, up to 3) and dwell
             t = scene.tracks[k]
             speed = float(np.abs(velocity[k][idx]).max())
-            return float(t.present[idx].sum() + min(speed, 3.0) / 3.0 + 0.1 * t.box_scores[idx].mean())
+            return float(t.present[idx].sum() + min(speed, 3.0) / 3.0 + dwell[k][idx].max() / MAX_DWELL
+                         + 0.1 * t.box_scores[idx].mean())
 
         ranked = sorted(range(len(scene.tracks)), key=lambda k: -salience(k)) if T else []
         pose = np.zeros((T, P, 17, POSE_CHANNELS), np.float32)
@@ -98,7 +103,8 @@ def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
         for slot, k in enumerate(ranked[:P]):
             track = scene.tracks[k]
             pose[:, slot, :, :3] = track.keypoints[idx] / scale
-            pose[:, slot, :, 3:] = velocity[k][idx]
+            pose[:, slot, :, 3:5] = velocity[k][idx]
+            pose[:, slot, :, 5] = (dwell[k][idx] * track.present[idx])[:, None]
             people[:, slot] = track.present[idx]
         rel = np.zeros((T, K, ROW), np.float32)
         nodes = np.full((T, K, 2), -2, np.int64)

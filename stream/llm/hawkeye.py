@@ -27,7 +27,8 @@ from torch import nn
 from stream.scene.pose import COCO17_EDGES
 
 VIDEO_TOKEN = "<video>"
-POSE_CHANNELS = 5          # per joint: x, y (fractions of the frame), score, vx, vy (body heights a second)
+POSE_CHANNELS = 6          # per joint: x, y (fractions of the frame), score, vx, vy (body heights a second),
+                           # and the person's dwell (tens of seconds stayed in place, up to 3)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def skeleton_adjacency() -> torch.Tensor:
 
 class ActionGraphEncoder(nn.Module):
     """Skeletons (B, T, P, 17, POSE_CHANNELS) (x, y in 0..1 of the frame, score, velocity in body
-    heights a second) -> (B, T, n, d).
+    heights a second, dwell) -> (B, T, n, d).
 
     Graph attention over each skeleton's joints (attention only along bones), then attention over
     time for each person and joint, then people pooled (masked mean and max)."""
@@ -222,7 +223,7 @@ class ClipBatch:
     frames: torch.Tensor        # (B, T, 3, H, W) 0..1
     motion: torch.Tensor        # (B, T, 3, H, W) 0..1, the frame where it moves, else 0
     frame_mask: torch.Tensor    # (B, T) bool
-    pose: torch.Tensor          # (B, T, P, 17, POSE_CHANNELS) x, y in 0..1 of the frame, score, vx, vy
+    pose: torch.Tensor          # (B, T, P, 17, POSE_CHANNELS) x, y in 0..1 of the frame, score, vx, vy, dwell
     people: torch.Tensor        # (B, T, P) bool
     rel: torch.Tensor           # (B, T, K, 353)
     rel_nodes: torch.Tensor     # (B, T, K, 2) long

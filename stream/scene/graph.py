@@ -1,4 +1,5 @@
-"""Build windows' SceneGraphs: people, poses, tracks, relations and motion for every sampled frame.
+"""Build windows' SceneGraphs: people, poses, tracks (with dwell), left objects, relations and
+motion for every sampled frame.
 
 Overlapping windows share frames; each frame is analysed once (a small per-camera cache). The new
 frames of all windows in a batch, from any number of cameras, go through the models together: the
@@ -7,12 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from stream.scene.kinematics import feet
 from stream.scene.motion import MotionExtractor, PairMotion
+from stream.scene.objects import LeftObjects
 from stream.scene.pose import PeopleFinder
 from stream.scene.relations import GeometricRelations
 from stream.scene.tracking import PersonTracker
@@ -28,6 +31,8 @@ class FrameScene:
     scores: np.ndarray      # (P,)
     track_ids: np.ndarray   # (P,)
     keypoints: np.ndarray   # (P, 17, 3)
+    dwell: np.ndarray | None = None          # (P,) seconds each person has stayed where they stand
+    objects: np.ndarray | None = None        # (M, 6) left objects: x0, y0, x1, y1, seconds there, id
     thumb: np.ndarray | None = None          # (h, w, 3) the model's small copy of the frame
     motion_thumb: np.ndarray | None = None   # the same, blacked out where nothing moved since the previous frame
     flow: PairMotion | None = None           # flow from the camera's previous sampled frame (None for its first)
@@ -40,11 +45,13 @@ class SceneBuilder:
     def __init__(self, people: PeopleFinder, *, iou_threshold: float = 0.3,
                  max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5, max_speed: float = 3.5,
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
-                 thumb_size: tuple[int, int] | None = None):
+                 thumb_size: tuple[int, int] | None = None, objects: Callable[[], LeftObjects] | None = None):
         self.people, self.motion, self.relations = people, motion, relations
+        self.objects = objects          # makes a camera's left-object finder; None: no objects
         self.thumb_size = thumb_size
         self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score, max_speed)
         self._trackers: dict[str, PersonTracker] = {}
+        self._finders: dict[str, LeftObjects] = {}
         self._last: dict[str, tuple[float, np.ndarray]] = {}      # per camera: the last analysed frame (ts, image)
         self._cache: dict[str, dict[int, FrameScene]] = {}
 
@@ -52,6 +59,7 @@ class SceneBuilder:
         """The camera's stream ended: drop its cached frames, its tracks and its last frame."""
         self._cache.pop(camera, None)
         self._trackers.pop(camera, None)
+        self._finders.pop(camera, None)
         self._last.pop(camera, None)
 
     def new_frames(self, window: Window) -> int:
@@ -70,8 +78,13 @@ class SceneBuilder:
             found = self.people.find([f.image for f in todo.values()])
             for ((camera, seq), f), p in zip(todo.items(), found):   # a camera's frames come in time order
                 tracker = self._trackers.setdefault(camera, PersonTracker(*self._tracker_args))
-                self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, tracker.update(p.boxes, f.ts, p.scores),
-                                                      p.keypoints, **self._pixels(camera, f.ts, f.image))
+                ids = tracker.update(p.boxes, f.ts, p.scores)
+                objects = None
+                if self.objects is not None:
+                    finder = self._finders.get(camera) or self._finders.setdefault(camera, self.objects())
+                    objects = finder.update(f.image, f.ts, p.boxes)
+                self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, tracker.dwell(),
+                                                      objects, **self._pixels(camera, f.ts, f.image))
         out = [[self._cache[w.camera][f.seq] for f in w.frames] for w in windows]
         for camera in {w.camera for w in windows}:
             start = max(w.start for w in windows if w.camera == camera)
@@ -124,12 +137,15 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
         boxes = np.full((T, 4), np.nan, np.float32)
         scores = np.zeros(T, np.float32)
         kps = np.zeros((T, 17, 3), np.float32)
+        dwell = np.zeros(T, np.float32)
         for t, s in enumerate(frames):
             hit = np.flatnonzero(s.track_ids == tid)
             if len(hit):
                 present[t], boxes[t], scores[t], kps[t] = True, s.boxes[hit[0]], s.scores[hit[0]], s.keypoints[hit[0]]
-        tracks.append(PersonTrack(tid, present, boxes, scores, kps))
+                dwell[t] = s.dwell[hit[0]] if s.dwell is not None else 0.0
+        tracks.append(PersonTrack(tid, present, boxes, scores, kps, dwell))
     ts = np.array([f.ts for f in frames], np.float64)
+    objects = tuple(f.objects if f.objects is not None else np.zeros((0, 6), np.float32) for f in frames)
     summary = None
     if motion is not None:        # the flows between the window's consecutive frames
         summary = motion.summarise([f.flow for f in frames[1:] if f.flow is not None], max(frame_size[1], 1))
@@ -139,13 +155,14 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
     return SceneGraph(
         camera=window.camera, window_id=window.window_id, start=window.start, end=window.end, timestamps=ts,
         walls=walls, frame_size=frame_size, tracks=tuple(tracks), latency_ms={}, final=window.final, gaps=window.gaps,
-        wall_start=window.wall_start, wall_end=window.wall_end, motion=summary,
-        relations=frame_relations(relations, tracks, ts) if relations else (), **thumbs)
+        wall_start=window.wall_start, wall_end=window.wall_end, motion=summary, objects=objects,
+        relations=frame_relations(relations, tracks, ts, objects) if relations else (), **thumbs)
 
 
-def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts: np.ndarray) -> tuple:
+def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts: np.ndarray,
+                    objects: tuple[np.ndarray, ...] = ()) -> tuple:
     """Per sampled frame, the triples between the people present (feet velocity from the track's
-    neighbouring frames in the window)."""
+    neighbouring frames in the window) and the left objects."""
     out = []
     for t in range(len(ts)):
         here = [tr for tr in tracks if tr.present[t]]
@@ -158,7 +175,8 @@ def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts
                 vel[k] = (feet(tr.boxes[j]) - feet(tr.boxes[i])) / (ts[j] - ts[i])
         out.append(tuple(relations.frame(np.array([tr.track_id for tr in here]),
                                          np.array([tr.boxes[t] for tr in here]).reshape(-1, 4), vel,
-                                         np.array([tr.keypoints[t] for tr in here]).reshape(-1, 17, 3))))
+                                         np.array([tr.keypoints[t] for tr in here]).reshape(-1, 17, 3),
+                                         objects=objects[t] if t < len(objects) else None)))
     return tuple(out)
 
 
@@ -193,9 +211,12 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
                           nms_iou=p.nms_iou, max_batch=m.max_batch, peak_threshold=p.peak_threshold,
                           tag_threshold=p.tag_threshold)
     motion = MotionExtractor(cfg.motion.width, cfg.motion.min_speed) if cfg.motion.enabled else None
+    o = cfg.objects
+    objects = (lambda: LeftObjects(o.width, o.history_s, o.still_s, o.threshold, max_unseen_s=o.max_unseen_s)) \
+        if o.enabled else None
     t = cfg.tracking
     if thumbs is None:
         thumbs = cfg.detector.name == "hawkeye"
     return SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
                         high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
-                        thumb_size=THUMB_SIZE if thumbs else None)
+                        thumb_size=THUMB_SIZE if thumbs else None, objects=objects)

@@ -7,7 +7,9 @@ Hawkeye's relation graph uses them.
   camera; the reverse pair is implied, so it is not repeated as `behind`); `behind` for a person
   following another (same heading, one behind the other: VG150 has no `following`, and this is
   its nearest label); and `walking on` / `standing on` / `laying on` a ground object `street`,
-  which stands for the floor.
+  which stands for the floor. Left objects (stream/scene/objects.py) are `bag` `on` the street,
+  scored by how long they have been there, and a person within `near` body heights of one is
+  `near` it: a bag nobody is near is an unattended one.
 - `decode_reltr`: an adapter for a RelTR ONNX export (51 predicate, 151 subject and 151 object
   class logits and boxes per query), for sites that run RelTR itself.
 
@@ -45,22 +47,25 @@ OBJ = {name: i for i, name in enumerate(OBJECTS)}
 PRED = {name: i for i, name in enumerate(PREDICATES)}
 ROW = len(PREDICATES) + 2 * len(OBJECTS)     # 353
 GROUND = -1                                  # the object id of the ground ("street")
+OBJECT_BASE = 1_000_000                      # a left object's entity id: OBJECT_BASE + its id
 
 
 class GeometricRelations:
     """Triples between the people of one frame (and each person and the ground), from boxes, the
     tracks' speeds and the poses. Distances are in body heights, so they hold at any scale."""
 
-    def __init__(self, near: float = 1.0, walk_speed: float = 0.3, lay_angle_deg: float = 60.0, softness: float = 0.15):
+    def __init__(self, near: float = 1.0, walk_speed: float = 0.3, lay_angle_deg: float = 60.0, softness: float = 0.15,
+                 left_s: float = 4.0):
         self.near, self.walk_speed, self.lay_angle, self.softness = near, walk_speed, lay_angle_deg, softness
+        self.left_s = left_s
 
     def _ramp(self, value, threshold) -> float:
         return float(ramp(value, threshold, self.softness))
 
     def frame(self, ids: np.ndarray, boxes: np.ndarray, velocity: np.ndarray, keypoints: np.ndarray | None = None,
-              person_class: str = "person") -> list[Triple]:
+              person_class: str = "person", objects: np.ndarray | None = None) -> list[Triple]:
         """ids (P,), boxes (P, 4), velocity (P, 2) of the box's bottom centre in pixels per second,
-        keypoints (P, 17, 3) or None."""
+        keypoints (P, 17, 3) or None, left objects (M, 6) (x0, y0, x1, y1, seconds there, id) or None."""
         person = OBJ[person_class]
         out: list[Triple] = []
         heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
@@ -89,6 +94,14 @@ class GeometricRelations:
                 follow = self._following(foot[i], foot[j], velocity[i], velocity[j], scale)
                 if follow >= 0.5:                                   # i follows j
                     out.append(Triple(int(ids[i]), person, PRED["behind"], int(ids[j]), person, follow))
+        for x0, y0, x1, y1, there, oid in (() if objects is None else objects):
+            entity = OBJECT_BASE + int(oid)
+            out.append(Triple(entity, OBJ["bag"], PRED["on"], GROUND, OBJ["street"], self._ramp(there, self.left_s)))
+            gaps = np.linalg.norm(foot - np.array([(x0 + x1) / 2, y1]), axis=1) / heights if len(ids) else []
+            for i, gap in enumerate(gaps):
+                near = 1.0 - self._ramp(gap, self.near)
+                if near >= 0.5:
+                    out.append(Triple(int(ids[i]), person, PRED["near"], entity, OBJ["bag"], near))
         return out
 
     def _following(self, fi, fj, vi, vj, scale) -> float:

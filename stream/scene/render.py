@@ -1,5 +1,5 @@
-"""Draw what the scene stage sees on a video file's frames: skeletons, track ids, relation edges
-and the motion mask, as a PNG per window or one MP4 of every sampled frame.
+"""Draw what the scene stage sees on a video file's frames: skeletons, track ids, relation edges,
+left objects, how long people have stayed, and the motion mask, as a PNG per window or one MP4 of every sampled frame.
 
     python -m stream.scene.render data/vtest.avi --out renders/            # PNG per window
     python -m stream.scene.render data/vtest.avi --out vtest_scene.mp4 --seconds 20
@@ -28,6 +28,7 @@ from stream.types import SceneGraph
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 KEYPOINT_MIN = 0.3          # joints less certain than this are not drawn
 MOTION_BGR = (255, 200, 0)  # the motion mask's tint
+OBJECT_BGR = (0, 0, 255)    # left objects
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -83,6 +84,12 @@ def draw(image: np.ndarray, graph: SceneGraph, t: int, *, scale: float = 1.0, tr
         ca, cb = pt(((ba[0] + ba[2]) / 2, (ba[1] + ba[3]) / 2)), pt(((bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2))
         cv2.line(img, ca, cb, (255, 255, 255), 1, cv2.LINE_AA)
         label(img, text, ((ca[0] + cb[0]) // 2, (ca[1] + cb[1]) // 2), (255, 255, 255), 0.4)
+    for x0, y0, x1, y1, there, oid in graph.objects[t] if t < len(graph.objects) else ():
+        cv2.rectangle(img, pt((x0, y0)), pt((x1, y1)), OBJECT_BGR, 2, cv2.LINE_AA)      # a left object
+        label(img, f"object {int(oid)} {there:.0f}s", (pt((x0, y0))[0], pt((x0, y0))[1] - 2), OBJECT_BGR)
+    for tr in graph.tracks:
+        if tr.present[t] and tr.dwell is not None and tr.dwell[t] >= 5.0:                  # people who stay
+            label(img, f"{tr.dwell[t]:.0f}s here", pt((tr.boxes[t, 0], tr.boxes[t, 3] + 14)), colour(tr.track_id))
     people = int(sum(tr.present[t] for tr in graph.tracks))
     label(img, f"{graph.camera}  window {graph.window_id}  t={graph.timestamps[t]:.1f}s  {people} people",
            (4, 18), (255, 255, 255), 0.55)

@@ -12,9 +12,18 @@ detections in two rounds.
    their id instead of being lost and reborn. A weak detection never starts a track: unmatched, it
    gets id 0, which means "not a tracked person".
 
-Tracks move with a smoothed velocity between frames and end after `max_age_s` unseen."""
+Tracks move with a smoothed velocity between frames and end after `max_age_s` unseen.
+
+The tracker also measures each person's *dwell*: how long someone has stood where they stand now.
+It is measured by place, not by id: going back through the recent frames' detections (weak ones
+too), as long as each gap without a person of similar height within `dwell_radius` body heights
+of these feet is at most `dwell_gap_s`. A person standing still is often missed by the detector
+for a frame or two, and ids can swap when others walk past; counting by id, a loiterer's dwell
+kept starting again from 0. A person who has just moved more than the radius has a dwell of 0, so
+a walker crossing a spot where someone stood does not inherit their time."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +48,18 @@ class _Track:
     box: np.ndarray
     velocity: np.ndarray    # box change per second, to predict where the person is next
     last_ts: float
+    feet: np.ndarray | None = None       # where its feet were when last seen, and when
+    feet_ts: float = 0.0
 
 
 class PersonTracker:
     def __init__(self, iou_threshold: float = 0.3, max_age_s: float = 2.0, max_jump: float = 0.6,
-                 high_score: float = 0.5, max_speed: float = 3.5):
+                 high_score: float = 0.5, max_speed: float = 3.5, dwell_radius: float = 0.5, dwell_gap_s: float = 2.5,
+                 max_dwell_s: float = 300.0):
         self.iou_threshold, self.max_age_s, self.max_jump = iou_threshold, max_age_s, max_jump
+        self.dwell_radius, self.dwell_gap_s, self.max_dwell_s = dwell_radius, dwell_gap_s, max_dwell_s
+        self._seen: deque[tuple[float, np.ndarray, np.ndarray]] = deque()   # (ts, feet (P, 2), heights (P,))
+        self._dwell = np.zeros(0, np.float32)
         self.max_speed = max_speed
         self.high_score = high_score
         self._tracks: list[_Track] = []
@@ -70,7 +85,43 @@ class PersonTracker:
             self._tracks.append(_Track(self._next_id, boxes[bi].copy(), np.zeros(4, np.float32), ts))
             ids[bi] = self._next_id
             self._next_id += 1
+        self._measure_dwell(boxes, ts, ids)
         return ids
+
+    def dwell(self) -> np.ndarray:
+        """(P,) seconds someone has stood where each person of the last `update` stands."""
+        return self._dwell.copy()
+
+    def _measure_dwell(self, boxes: np.ndarray, ts: float, ids: np.ndarray) -> None:
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        feet = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], 1)
+        heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+        dwell = np.zeros(len(boxes), np.float32)
+        moved = {}
+        for t in self._tracks:       # where each continued track stood before: moved more than the radius?
+            if t.last_ts == ts and t.feet is not None and ts - t.feet_ts <= self.dwell_gap_s:
+                moved[t.track_id] = t.feet
+        for p in range(len(boxes)):
+            before = moved.get(int(ids[p])) if ids[p] else None
+            if before is not None and np.hypot(*(before - feet[p])) > self.dwell_radius * heights[p]:
+                continue
+            since = last = ts
+            for then, f, h in reversed(self._seen):
+                if last - then > self.dwell_gap_s:
+                    break
+                ratio = h / heights[p]
+                if ((np.hypot(*(f - feet[p]).T) <= self.dwell_radius * heights[p]) & (ratio > 0.7) & (ratio < 1.4)).any():
+                    since = last = then
+            dwell[p] = ts - since
+        for t in self._tracks:
+            if t.last_ts == ts:
+                hit = np.flatnonzero(ids == t.track_id)
+                if len(hit):
+                    t.feet, t.feet_ts = feet[hit[0]], ts
+        self._seen.append((ts, feet, heights))
+        while ts - self._seen[0][0] > self.max_dwell_s:
+            self._seen.popleft()
+        self._dwell = dwell
 
     def _match(self, affinity: np.ndarray, boxes: np.ndarray, ts: float, ids: np.ndarray, taken_t: set[int]) -> None:
         """Greedy, best pair first; updates the matched tracks and writes their ids."""

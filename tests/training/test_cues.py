@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from stream.llm.features import Clip
+from stream.llm.hawkeye import POSE_CHANNELS
 from training.cues import CUES, cues, main, render, table
 
 
 def clip(speed: float = 0.0, lying: bool = False) -> Clip:
     T, P = 2, 5
-    pose = np.zeros((T, P, 17, 5), np.float32)
+    pose = np.zeros((T, P, 17, POSE_CHANNELS), np.float32)
     ys = np.linspace(0.3, 0.6, 17)
     pose[:, 0, :, 0], pose[:, 0, :, 1] = (ys, 0.5) if lying else (0.5, ys)
     pose[:, 0, :, 2] = 0.9

@@ -46,6 +46,8 @@ def test_windows_rebuilt_from_features_are_the_streams_scene_graphs(tiny_bench):
         for ta, tb in zip(a.tracks, b.tracks):
             np.testing.assert_array_equal(ta.present, tb.present)
             np.testing.assert_allclose(ta.keypoints, tb.keypoints, atol=1e-5)
+            np.testing.assert_allclose(ta.dwell, tb.dwell)
+        assert len(a.objects) == len(b.objects) and all(np.array_equal(x, y) for x, y in zip(a.objects, b.objects))
         np.testing.assert_array_equal(a.thumbs, b.thumbs)
         np.testing.assert_array_equal(a.motion_thumbs, b.motion_thumbs)
         assert a.relations == b.relations

@@ -91,3 +91,28 @@ def test_per_second_scores_cover_the_window_and_the_window_score_is_their_max(de
 def test_an_empty_scene_is_a_quiet_verdict(det):
     v = det(scene())
     assert v.score == 0.0 and len(v.seconds) == 4 and v.people == 0
+
+
+def test_a_person_who_stays_put_scores_loitering_once_their_dwell_passes_the_threshold(det):
+    box = [300, 100, 340, 200]
+    stay = track(5, [box] * T)
+    lingering = PersonTrack(5, stay.present, stay.boxes, stay.box_scores, stay.keypoints, dwell=6.0 + TS * 2)   # 6 -> 13 s
+    v = det(scene(lingering))
+    assert [s.category for s in v.seconds][-1] == "loitering" and v.seconds[-1].score > 0.85   # 13 s
+    assert v.seconds[0].score < 0.15                        # 6-7 s in place is not yet loitering (10 s)
+    assert v.explanation.startswith("person 5 has stayed in one place")
+    assert det(scene(stay)).score < 0.1                     # no dwell known: nothing said
+
+
+def test_a_left_object_scores_abandoned_only_while_nobody_is_near_it(det):
+    bag = [np.array([[500, 180, 540, 200, 4.0 + t, 7]], np.float32) for t in TS]   # there 4 -> 7.5 s
+    owner = walker(1, 0.0, x0=545.0)                                               # standing right beside it
+    away = walker(1, 0.0, x0=100.0)
+    base = scene(away)
+    left = SceneGraph(**{**base.__dict__, "objects": tuple(bag)})
+    v = det(left)
+    assert v.categories["abandoned"] > 0.8 and v.seconds[-1].category == "abandoned"
+    assert v.seconds[0].score < 0.5                          # 4 s there: under the 6 s threshold
+    assert v.explanation.startswith("object 7 has been left with nobody near it")
+    attended = SceneGraph(**{**scene(owner).__dict__, "objects": tuple(bag)})
+    assert det(attended).categories["abandoned"] == 0.0
