@@ -11,9 +11,9 @@ changed for `still_s` (it is not moving). Per camera, at the sampled frames:
   background before a frame joins, so neither a loiterer nor a left bag is ever absorbed into it;
 - `still_s` is checked against the sampled frames of the last seconds, people masked;
 - blobs of such pixels, outside people, of a plausible size and no taller than wide (a person
-  the detector missed is tall), whose edges are in the frame rather than in the background (else
-  it is a ghost: something that left a place the background still shows it at), are matched to the objects of the
-  previous frames (overlap), so each keeps an id and the time it was first seen.
+  the detector missed is tall), whose edges are in the frame rather than in the background
+  (else it is a ghost: something left a place the background still shows it at), are matched
+  to the objects of the previous frames (overlap), so each keeps an id and its first time.
 
 An object is reported once it has been still for `still_s`, with how long it has been there. An
 object that is not found for a moment (a passer-by hides it) stays reported for up to
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 
 
 @dataclass
