@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from stream.config import BaselineConfig
-from stream.scene.kinematics import feet, ramp, torso_angles
+from stream.scene.kinematics import feet, heights_away, ramp, torso_angles
 from stream.types import PersonTrack, SceneGraph, SecondScore, Verdict
 
 CATEGORIES = ("running", "fall", "scuffle", "loitering", "abandoned")
@@ -65,6 +65,11 @@ def wrist_speed(track: PersonTrack, ts: np.ndarray) -> np.ndarray:
     return out
 
 
+def object_ids(scene: SceneGraph) -> list[int]:
+    """The ids of the window's left objects, in the order of `abandoned`'s rows."""
+    return sorted({int(o[5]) for objs in scene.objects for o in objs})
+
+
 class BaselineDetector:
     name = "baseline"
     max_batch, max_wait_s = 1, 0.0      # one window at a time: nothing to gain from batching
@@ -103,22 +108,16 @@ class BaselineDetector:
                         scuffle[a, t] = max(scuffle[a, t], s)
                         scuffle[b, t] = max(scuffle[b, t], s)
         return {"running": running, "fall": fall, "scuffle": scuffle, "loitering": loitering,
-                "abandoned": self.abandoned(scene)}
+                "abandoned": self.abandoned(scene, object_ids(scene))}
 
-    @staticmethod
-    def object_ids(scene: SceneGraph) -> list[int]:
-        return sorted({int(o[5]) for objs in scene.objects for o in objs})
-
-    def abandoned(self, scene: SceneGraph) -> np.ndarray:
-        """(objects, T): each left object's time there as a ramp, 0 while someone is near it."""
+    def abandoned(self, scene: SceneGraph, ids: list[int]) -> np.ndarray:
+        """(objects, T): each left object's (of `ids`) time there as a ramp, 0 while someone is near it."""
         c, T = self.cfg, len(scene.timestamps)
-        ids = self.object_ids(scene)
         out = np.zeros((len(ids), T))
         for t, objs in enumerate(scene.objects[:T]):
-            boxes = np.array([tr.boxes[t] for tr in scene.tracks if tr.present[t]], np.float32).reshape(-1, 4)
+            boxes = [tr.boxes[t] for tr in scene.tracks if tr.present[t]]
             for x0, y0, x1, y1, there, oid in objs:
-                gap = np.linalg.norm(feet(boxes) - [(x0 + x1) / 2, y1], axis=1) / np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-                if not (gap < c.abandoned_distance).any():
+                if not (heights_away(boxes, ((x0 + x1) / 2, y1)) < c.abandoned_distance).any():
                     out[ids.index(int(oid)), t] = ramp(there, c.abandoned_s, c.softness)
         return out
 
@@ -143,7 +142,7 @@ class BaselineDetector:
                     if score > best:
                         i, _ = np.unravel_index(np.argmax(vals), vals.shape)
                         best = score
-                        who = f"object {self.object_ids(scene)[i]}" if name == "abandoned" else \
+                        who = f"object {object_ids(scene)[i]}" if name == "abandoned" else \
                             f"person {scene.tracks[i].track_id}"
                         best_reason = self._reason(name, who, score, start)
             seconds.append(SecondScore(start, end, score, cat))

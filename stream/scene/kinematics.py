@@ -18,6 +18,12 @@ def feet(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, boxes[..., 3]], axis=-1)
 
 
+def heights_away(boxes: np.ndarray, point) -> np.ndarray:
+    """(P,) how far each person's feet are from `point` (x, y pixels), in that person's body heights."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.linalg.norm(feet(boxes) - np.asarray(point, np.float32), axis=1) / np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+
+
 def torso_angles(keypoints: np.ndarray, min_score: float) -> np.ndarray:
     """(...) degrees between the torso (hip centre -> shoulder centre) and vertical, from (..., 17, 3)
     keypoints; NaN where a shoulder or hip is less confident than `min_score`."""

@@ -61,6 +61,7 @@ class LeftObjects:
         self._history: deque[tuple[float, np.ndarray]] = deque()    # one frame a second, people painted over
         self._recent: deque[tuple[float, np.ndarray, np.ndarray]] = deque()   # (ts, grey, people mask)
         self._background: np.ndarray | None = None
+        self._background_edges: np.ndarray | None = None
         self._objects: list[_Object] = []
         self._next_id = 1
         self._first_ts: float | None = None
@@ -107,13 +108,14 @@ class LeftObjects:
         cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         n, _, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
         area = grey.shape[0] * grey.shape[1]
-        edges_now, edges_then = _edges(grey), _edges(self._background)
+        edges_now = None
         out = []
         for x, y, w, h, a in stats[1:]:
             if not (self.min_area * area <= a <= self.max_area * area and a >= 0.3 * w * h and w >= self.min_aspect * h):
                 continue
             ring = (slice(max(0, y - 2), y + h + 2), slice(max(0, x - 2), x + w + 2))
-            if edges_now[ring].mean() > edges_then[ring].mean():    # else a ghost: the background holds the thing
+            edges_now = _edges(grey) if edges_now is None else edges_now
+            if edges_now[ring].mean() > self._background_edges[ring].mean():    # else a ghost: the background holds the thing
                 out.append(np.array([x, y, x + w, y + h], np.float32))
         return out
 
@@ -162,3 +164,4 @@ class LeftObjects:
         while ts - self._history[0][0] > self.history_s:
             self._history.popleft()
         self._background = np.median(np.stack([g for _, g in self._history]), axis=0).astype(np.uint8)
+        self._background_edges = _edges(self._background)

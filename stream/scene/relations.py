@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.scene.kinematics import feet, ramp, torso_angles
+from stream.scene.kinematics import feet, heights_away, ramp, torso_angles
 from stream.types import Triple
 
 OBJECTS = ("__background__", "airplane", "animal", "arm", "bag", "banana", "basket", "beach", "bear", "bed", "bench",
@@ -97,8 +97,7 @@ class GeometricRelations:
         for x0, y0, x1, y1, there, oid in (() if objects is None else objects):
             entity = OBJECT_BASE + int(oid)
             out.append(Triple(entity, OBJ["bag"], PRED["on"], GROUND, OBJ["street"], self._ramp(there, self.left_s)))
-            gaps = np.linalg.norm(foot - np.array([(x0 + x1) / 2, y1]), axis=1) / heights if len(ids) else []
-            for i, gap in enumerate(gaps):
+            for i, gap in enumerate(heights_away(boxes, ((x0 + x1) / 2, y1))):
                 near = 1.0 - self._ramp(gap, self.near)
                 if near >= 0.5:
                     out.append(Triple(int(ids[i]), person, PRED["near"], entity, OBJ["bag"], near))

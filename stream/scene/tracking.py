@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream.scene.kinematics import feet, heights_away
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) IoU of x0, y0, x1, y1 boxes."""
@@ -94,31 +96,27 @@ class PersonTracker:
 
     def _measure_dwell(self, boxes: np.ndarray, ts: float, ids: np.ndarray) -> None:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        feet = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], 1)
+        at = feet(boxes)
         heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
         dwell = np.zeros(len(boxes), np.float32)
-        moved = {}
-        for t in self._tracks:       # where each continued track stood before: moved more than the radius?
-            if t.last_ts == ts and t.feet is not None and ts - t.feet_ts <= self.dwell_gap_s:
-                moved[t.track_id] = t.feet
+        seen_now = {t.track_id: t for t in self._tracks if t.last_ts == ts}     # the tracks this frame continued
         for p in range(len(boxes)):
-            before = moved.get(int(ids[p])) if ids[p] else None
-            if before is not None and np.hypot(*(before - feet[p])) > self.dwell_radius * heights[p]:
-                continue
+            t = seen_now.get(int(ids[p]))
+            if t is not None and t.feet is not None and ts - t.feet_ts <= self.dwell_gap_s and \
+                    heights_away(boxes[p:p + 1], t.feet)[0] > self.dwell_radius:
+                continue                  # has just moved more than the radius
             since = last = ts
             for then, f, h in reversed(self._seen):
                 if last - then > self.dwell_gap_s:
                     break
                 ratio = h / heights[p]
-                if ((np.hypot(*(f - feet[p]).T) <= self.dwell_radius * heights[p]) & (ratio > 0.7) & (ratio < 1.4)).any():
+                if ((np.hypot(*(f - at[p]).T) <= self.dwell_radius * heights[p]) & (ratio > 0.7) & (ratio < 1.4)).any():
                     since = last = then
             dwell[p] = ts - since
-        for t in self._tracks:
-            if t.last_ts == ts:
-                hit = np.flatnonzero(ids == t.track_id)
-                if len(hit):
-                    t.feet, t.feet_ts = feet[hit[0]], ts
-        self._seen.append((ts, feet, heights))
+        for p in range(len(boxes)):
+            if int(ids[p]) in seen_now:
+                seen_now[int(ids[p])].feet, seen_now[int(ids[p])].feet_ts = at[p], ts
+        self._seen.append((ts, at, heights))
         while ts - self._seen[0][0] > self.max_dwell_s:
             self._seen.popleft()
         self._dwell = dwell
