@@ -78,4 +78,6 @@ evaluate: bench-data
 	$(PY) -m training.evaluate --baseline --model hawkeye=models/hawkeye --normal-video vtest --out out/eval $(ARGS)
 
 clean:
-	rm -rf $(VENV) models data/vtest.avi
+	@# models/hawkeye is the shipped embedded model (tracked); the rest of models/ is built by `make models`
+	rm -rf $(VENV) data/vtest.avi
+	find models -mindepth 1 -maxdepth 1 ! -name hawkeye -exec rm -rf {} +

@@ -71,3 +71,38 @@ def test_bad_recipes_are_named(tiny_bench, tmp_path):
     r = recipe(tiny_bench, tmp_path / "m", **{"data.features": str(tmp_path)})
     with pytest.raises(ValueError, match="have no features"):
         train(r, progress=False, log=quiet)
+
+
+def test_the_encoder_warm_up_learns_to_tell_the_seconds_apart(tiny_bench, tmp_path):
+    """The alignment stage on its own: the probe's loss falls over its epochs, and only the encoder
+    (not the LM) changes."""
+    from training.train import build_model, load_samples, warm_up_encoder
+    r = recipe(tiny_bench, tmp_path / "w")
+    model = build_model(r, "cpu", progress=False)
+    samples = load_samples(r, model.cfg, "train", progress=False)
+    lm_before = {k: v.clone() for k, v in model.lm.state_dict().items()}
+    enc_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    losses = warm_up_encoder(model, samples, 30, 1e-3, "cpu", seed=0, batch=8, progress=False, log=quiet)
+    assert len(losses) == 30 and max(losses[-3:]) < 0.5 * losses[0], losses     # it fits the few seconds
+    assert all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm_before.items())
+    assert any(not torch.equal(v, model.encoder.state_dict()[k]) for k, v in enc_before.items())
+    with pytest.raises(ValueError, match="discovery labels"):
+        warm_up_encoder(model, [], 1, 1e-3, "cpu", seed=0, progress=False, log=quiet)
+
+
+def test_the_demo_runs_the_shipped_model_the_embedded_recipe_wrote(tiny_bench):
+    """configs/demo.yaml names models/hawkeye; that directory loads, and it is what
+    configs/train/embedded.yaml trains (its report carries the same recipe)."""
+    import json
+    from stream.config import load_config
+    cfg = load_config(ROOT / "configs" / "demo.yaml")
+    assert cfg.detector.name == "hawkeye"
+    shipped = cfg.detector.hawkeye.model
+    assert shipped.resolve() == (ROOT / "models" / "hawkeye").resolve()
+    report = json.loads((shipped / "train_report.json").read_text())
+    trained = load_recipe(ROOT / "configs" / "train" / "embedded.yaml")
+    assert report["recipe"]["model"] == json.loads(trained.model.model_dump_json())
+    assert report["recipe"]["optim"] == json.loads(trained.optim.model_dump_json())
+    det = HawkeyeDetector(load_model(shipped, merge_lora=True), explain=False)
+    verdicts = det.batch(read_video(tiny_bench, "test_000").scene_graphs()[:2])
+    assert all(0 <= s.score <= 1 for v in verdicts for s in v.seconds)
