@@ -242,7 +242,8 @@ def warm_up_encoder(model: HawkeyeModel, samples: list[WindowSample], epochs: fl
     probe = torch.nn.Linear(enc.projector[-1].out_features, 1).to(device)
     opt = torch.optim.AdamW([*enc.parameters(), *probe.parameters()], lr=lr, weight_decay=0.01)
     rng = random.Random(seed)
-    steps = max(1, round(epochs * math.ceil(len(data) / batch)))
+    per_epoch = math.ceil(len(data) / batch)
+    steps = max(1, round(epochs * per_epoch))
     positive = sum(y for _, y in data) / len(data)
     log(f"aligning the scene encoder on {len(data)} seconds ({positive:.0%} anomalous), {steps} steps")
     enc.train()
@@ -261,7 +262,6 @@ def warm_up_encoder(model: HawkeyeModel, samples: list[WindowSample], epochs: fl
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    per_epoch = max(1, math.ceil(len(data) / batch))
     return [float(np.mean(losses[i:i + per_epoch])) for i in range(0, len(losses), per_epoch)]
 
 

@@ -127,6 +127,7 @@ class BaselineDetector:
     def __call__(self, scene: SceneGraph) -> Verdict:
         t0 = time.perf_counter()
         cues = self.cues(scene)
+        objects = object_ids(scene)
         ts = scene.timestamps
         seconds = []
         best_reason, best = "", 0.0
@@ -142,7 +143,7 @@ class BaselineDetector:
                     if score > best:
                         i, _ = np.unravel_index(np.argmax(vals), vals.shape)
                         best = score
-                        who = f"object {object_ids(scene)[i]}" if name == "abandoned" else \
+                        who = f"object {objects[i]}" if name == "abandoned" else \
                             f"person {scene.tracks[i].track_id}"
                         best_reason = self._reason(name, who, score, start)
             seconds.append(SecondScore(start, end, score, cat))

@@ -7,8 +7,8 @@ fastest first, so a runner among idle bystanders gets a slot), each joint as x, 
 the frame), score and its velocity (body heights a second, from the person's previous sampled
 frame in the window: at 2 frames a second a clip holds two frames, and the velocity is what says
 walk from run) and the person's dwell (how long they have stayed where they are, from the
-tracker: what tells a loiterer from a passer-by), and each frame's `max_triples` strongest relation triples as (K, 353) rows with the
-entity ids that make the relation graph's adjacency.
+tracker: what tells a loiterer from a passer-by), and each frame's `max_triples` strongest
+relation triples as (K, 353) rows with the entity ids that make the relation graph's adjacency.
 """
 from __future__ import annotations
 

@@ -81,8 +81,9 @@ class SceneBuilder:
                 ids = tracker.update(p.boxes, f.ts, p.scores)
                 objects = None
                 if self.objects is not None:
-                    finder = self._finders.get(camera) or self._finders.setdefault(camera, self.objects())
-                    objects = finder.update(f.image, f.ts, p.boxes)
+                    if camera not in self._finders:
+                        self._finders[camera] = self.objects()
+                    objects = self._finders[camera].update(f.image, f.ts, p.boxes)
                 self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, tracker.dwell(),
                                                       objects, **self._pixels(camera, f.ts, f.image))
         out = [[self._cache[w.camera][f.seq] for f in w.frames] for w in windows]

@@ -54,7 +54,8 @@ class LeftObjects:
     """One camera's left-object finder; `update` once per sampled frame, in time order."""
 
     def __init__(self, width: int = 320, history_s: float = 60.0, still_s: float = 2.0, threshold: int = 28,
-                 min_area: float = 2.5e-4, max_area: float = 0.02, min_aspect: float = 0.8, max_unseen_s: float = 3.0, warmup_s: float = 4.0):
+                 min_area: float = 2.5e-4, max_area: float = 0.02, min_aspect: float = 0.8, max_unseen_s: float = 3.0,
+                 warmup_s: float = 4.0):
         self.width, self.history_s, self.still_s, self.threshold = width, history_s, still_s, threshold
         self.min_aspect = min_aspect
         self.min_area, self.max_area, self.max_unseen_s, self.warmup_s = min_area, max_area, max_unseen_s, warmup_s

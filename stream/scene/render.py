@@ -1,5 +1,6 @@
 """Draw what the scene stage sees on a video file's frames: skeletons, track ids, relation edges,
-left objects, how long people have stayed, and the motion mask, as a PNG per window or one MP4 of every sampled frame.
+left objects, how long people have stayed, and the motion mask, as a PNG per window or one MP4 of
+every sampled frame.
 
     python -m stream.scene.render data/vtest.avi --out renders/            # PNG per window
     python -m stream.scene.render data/vtest.avi --out vtest_scene.mp4 --seconds 20

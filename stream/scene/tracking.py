@@ -102,8 +102,11 @@ class PersonTracker:
         seen_now = {t.track_id: t for t in self._tracks if t.last_ts == ts}     # the tracks this frame continued
         for p in range(len(boxes)):
             t = seen_now.get(int(ids[p]))
-            if t is not None and t.feet is not None and ts - t.feet_ts <= self.dwell_gap_s and \
-                    heights_away(boxes[p:p + 1], t.feet)[0] > self.dwell_radius:
+            moved = t is not None and t.feet is not None and ts - t.feet_ts <= self.dwell_gap_s and \
+                heights_away(boxes[p:p + 1], t.feet)[0] > self.dwell_radius
+            if t is not None:
+                t.feet, t.feet_ts = at[p], ts
+            if moved:
                 continue                  # has just moved more than the radius
             since = last = ts
             for then, f, h in reversed(self._seen):
@@ -113,9 +116,6 @@ class PersonTracker:
                 if ((np.hypot(*(f - at[p]).T) <= self.dwell_radius * heights[p]) & (ratio > 0.7) & (ratio < 1.4)).any():
                     since = last = then
             dwell[p] = ts - since
-        for p in range(len(boxes)):
-            if int(ids[p]) in seen_now:
-                seen_now[int(ids[p])].feet, seen_now[int(ids[p])].feet_ts = at[p], ts
         self._seen.append((ts, at, heights))
         while ts - self._seen[0][0] > self.max_dwell_s:
             self._seen.popleft()
