@@ -28,7 +28,7 @@ demo-live: setup sysdeps data/vtest_h264.mp4
 data/vtest_h264.mp4: data/vtest.avi $(VENV)/.installed
 	$(PY) -m stream.ingest.clips data/vtest.avi $@
 
-test: setup sysdeps
+test: setup sysdeps data/Megamind_bugy.avi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup sysdeps
@@ -53,9 +53,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-data: data/vtest.avi
-data/vtest.avi:
-	scripts/fetch_vtest.sh $@
+data: data/vtest.avi data/Megamind_bugy.avi
+data/vtest.avi data/Megamind_bugy.avi:
+	scripts/fetch_footage.sh data
 
 models: models/manifest.json
 models/manifest.json: $(VENV)/.installed engines/zoo.py engines/convert/*.py
@@ -79,5 +79,5 @@ evaluate: bench-data
 
 clean:
 	@# models/hawkeye is the shipped embedded model (tracked); the rest of models/ is built by `make models`
-	rm -rf $(VENV) data/vtest.avi
+	rm -rf $(VENV) data/vtest.avi data/Megamind_bugy.avi
 	find models -mindepth 1 -maxdepth 1 ! -name hawkeye -exec rm -rf {} +

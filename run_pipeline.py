@@ -16,33 +16,43 @@ import sys
 import threading
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (`hawkwatch: error: ...`), exit 2, like a bad config."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _stream_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hawkwatch", description="Watch video streams for implicit anomalous behaviour.")
+    p = _Parser(prog="hawkwatch", description="Watch video streams for implicit anomalous behaviour.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", required=True, help="YAML config (see configs/demo.yaml)")
-    p.add_argument("--replay", choices=["realtime", "fast"], help="override every file camera's replay mode")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this much stream time")
+    p.add_argument("--replay", choices=["realtime", "fast"],
+                   help="override every file camera's replay mode (default: each camera's `replay`)")
+    p.add_argument("--duration", type=_stream_seconds, metavar="SECONDS",
+                   help="stop each camera after this many seconds of its stream time; a live camera also stops "
+                        "this long after it started, connected or not, so the run always ends "
+                        "(default: run until the input ends or a signal)")
     p.add_argument("--loop", action="store_true", help="replay files forever")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = p.parse_args(argv)
-    if args.duration is not None and args.duration <= 0:
-        p.error("--duration must be positive")
-    return args
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="the least important log lines shown (on stderr)")
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from stream.config import ConfigError, load_config
-    from stream.pipeline import build_pipeline
-
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        print(f"hawkwatch: config error: {e}", file=sys.stderr)
-        return 2
-
+    # signals first: a SIGTERM or SIGHUP while the models load must not kill the process
     stop = threading.Event()
+    reload_wanted = threading.Event()
 
     def on_signal(signum, _frame):
         if stop.is_set():   # a second signal: the user wants out now
@@ -52,14 +62,38 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
+
+    args = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    from stream.redact import RedactingFormatter, redact
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    from stream.config import ConfigError, load_config
+    from stream.pipeline import build_pipeline
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(redact(f"hawkwatch: config error: {e}"), file=sys.stderr)
+        return 2
+
     try:
         pipeline = build_pipeline(cfg, stop=stop, replay=args.replay, loop=args.loop or None,
                                   duration_s=args.duration)
-        signal.signal(signal.SIGHUP, lambda *_: pipeline.request_reload(lambda: load_config(args.config)))
+
+        def on_hup(*_):
+            pipeline.request_reload(lambda: load_config(args.config))
+        signal.signal(signal.SIGHUP, on_hup)
+        if reload_wanted.is_set():          # a SIGHUP while starting: the file may have changed since it was read
+            on_hup()
         code = pipeline.run()
+    except ConfigError as e:
+        print(redact(f"hawkwatch: config error: {e}"), file=sys.stderr)
+        return 2
     except Exception as e:  # noqa: BLE001 - the contract is one line, not a traceback
         logging.getLogger("hawkwatch").debug("fatal", exc_info=True)
-        print(f"hawkwatch: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(redact(f"hawkwatch: error: {type(e).__name__}: {e}"), file=sys.stderr)
         return 1
     if code != 0:
         print(f"hawkwatch: error: {pipeline.failure}", file=sys.stderr)

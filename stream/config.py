@@ -6,6 +6,7 @@ against the config file's folder, and an error is one line naming the field path
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -442,10 +443,37 @@ class AlertsConfig(_Strict):
             if ep is not None and self.curve is None and not self.allow_plaintext and not is_loopback(ep):
                 raise ValueError(f"{name} {ep} is reachable from other machines: set alerts.curve (encryption and "
                                  "authentication) or, on a network you trust, alerts.allow_plaintext: true")
-        used = [ep for ep in endpoints.values() if ep is not None]
-        if len(set(used)) < len(used):
-            raise ValueError("endpoint, query_endpoint and chat_endpoint must differ")
+        named = [(name, ep, _bind_keys(ep)) for name, ep in endpoints.items() if ep is not None]
+        for i, (name, ep, keys) in enumerate(named):
+            for other, other_ep, other_keys in named[:i]:
+                if any(_overlap(k, o) for k in keys for o in other_keys):
+                    raise ValueError(f"{name} {ep} is the same address as {other} {other_ep}: endpoint, "
+                                     "query_endpoint and chat_endpoint must differ")
         return self
+
+
+def _bind_keys(endpoint: str) -> set[tuple]:
+    """What a bind of `endpoint` takes: ("tcp", address, port) for each address its host resolves
+    to (`*` and 0.0.0.0 are "*", every address), or (scheme, path) for ipc and inproc."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return {(scheme, str(Path(rest).resolve()) if scheme == "ipc" else rest, None)}
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if host in ("*", "0.0.0.0", "::"):
+        return {("tcp", "*", port)}
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return {("tcp", host, port)}          # an interface name (tcp://eth0:5556): compared as written
+    return {("tcp", info[4][0], port) for info in infos}
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    """Whether two bind keys take the same address (a tcp wildcard takes every address of its port)."""
+    if a[0] != b[0] or a[2] != b[2]:
+        return False
+    return a[1] == b[1] or (a[0] == "tcp" and "*" in (a[1], b[1]))
 
 
 class QueuesConfig(_Strict):
@@ -480,6 +508,10 @@ class HawkwatchConfig(_Strict):
         if isinstance(data, dict) and isinstance(data.get("cameras"), dict):
             replay = data.get("replay", "realtime")
             ingest = data.get("ingest") or {}
+            try:                  # a mistake in the defaults is reported once, at ingest.<key>, not per camera
+                IngestConfig.model_validate(ingest)
+            except ValidationError:
+                ingest = {}
 
             def merged(cam):
                 if not isinstance(cam, dict):
@@ -515,10 +547,24 @@ def parse_config(data: dict, base_dir: Path | None = None, source: str = "config
         raise ConfigError(_format(e, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (where the last would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> HawkwatchConfig:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as e:

@@ -32,6 +32,7 @@ from stream.llm.chat import ChatService
 from stream.llm.events import EventTracker
 from stream.llm.scheduler import Request, Scheduler
 from stream.metrics import CameraStats
+from stream.redact import redact
 from stream.scene.graph import SceneBuilder, scene_from_config
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
@@ -226,7 +227,7 @@ class Pipeline:
             reason = f"failed: {e}"
         except Exception as e:   # a bug in ingest must not take the other cameras down
             log.exception("camera %s: ingest failed", camera)
-            reason = f"failed: {type(e).__name__}: {e}"
+            reason = redact(f"failed: {type(e).__name__}: {e}")
         if ring is not None:
             ring.end()
         for window in asm.finish():
@@ -403,6 +404,8 @@ class Pipeline:
         snap = stats.snapshot()
         if state is not None:             # a state change: say the state it changed to, even if it moved on
             snap["state"], snap["detail"] = state, detail
+        snap["detail"] = redact(snap["detail"]) if snap["detail"] else snap["detail"]
+        snap["target"] = redact(snap["target"])
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
                           "outbox": self.outbox.qsize()}
         self.publisher.publish("health", camera, snap)
@@ -518,7 +521,7 @@ class Pipeline:
                   for c, r in self.ended.items() if r.startswith("failed")]
         if self.fatal:
             failed.insert(0, self.fatal)
-        self.failure = "; ".join(failed) if failed else None
+        self.failure = redact("; ".join(failed)) if failed else None
         return 1 if failed else 0
 
 

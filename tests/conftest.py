@@ -24,6 +24,12 @@ def vtest() -> Path:
 
 
 @pytest.fixture(scope="session")
+def megamind() -> Path:
+    """Debian opencv-doc's Megamind_bugy.avi: 270 frames at 30 fps (9.0 s) whose PTS come out of order."""
+    return _need(ROOT / "data" / "Megamind_bugy.avi", "make data")
+
+
+@pytest.fixture(scope="session")
 def models_dir() -> Path:
     _need(ROOT / "models" / "manifest.json", "make models")
     return ROOT / "models"

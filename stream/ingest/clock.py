@@ -15,6 +15,34 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 FILE_MAX_JUMP_S = 60.0    # a file whose PTS jumps further forward than this has a discontinuity, not a gap
+NUDGE_S = 0.001           # how far a frame whose PTS did not advance moves stream time
+STUCK_FRAMES = 3          # frames in a row without an advancing PTS before the PTS is taken to have stopped
+
+
+class BestEffortTimestamp:
+    """Which of a decoded frame's two timestamps to trust (FFmpeg's guess_correct_pts): its PTS,
+    unless the PTS has gone backwards more often than the DTS has, as in files whose B-frames were
+    packed out of order (`Megamind_bugy.avi`: PTS 1 2 3 5 4 6 8 7, DTS 1 2 3 4 5 6 7 8); following
+    such a PTS would stretch stream time. Reset per connection."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self._last_pts: int | None = None
+        self._last_dts: int | None = None
+
+    def __call__(self, pts: int | None, dts: int | None) -> int | None:
+        if dts is not None:
+            self.faulty_dts += self._last_dts is not None and dts <= self._last_dts
+            self._last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        if pts is not None and (dts is None or self.faulty_pts <= self.faulty_dts):
+            return pts
+        return dts
 
 
 @dataclass(frozen=True)
@@ -31,6 +59,7 @@ class StreamClock:
         self._last_arrival = 0.0
         self._anchor: tuple[float, float] | None = None          # (stream ts, pts time) of the segment
         self.discontinuities = 0                                  # re-anchors inside a segment
+        self._stuck = 0                                           # frames in a row whose PTS did not advance
         self.gaps = 0
 
     def set_nominal_fps(self, fps: float | None) -> None:
@@ -72,7 +101,12 @@ class StreamClock:
                 ts = self._continue(arrival)
                 self._anchor = (ts, pts_time)
             elif delta <= 0:                      # a repeated or slightly early PTS: keep time moving
-                ts = self.last_ts + self.step
+                self._stuck += 1
+                if self._stuck < STUCK_FRAMES:    # by a nudge, so the next frame's PTS takes over again
+                    return self._commit(self.last_ts + NUDGE_S, arrival, measured=False)
+                ts = self.last_ts + self.step     # a PTS that stopped: frames go on at the frame rate
+                self._anchor = (ts, pts_time)
+        self._stuck = 0
         return self._commit(ts, arrival)
 
     def _is_discontinuity(self, delta: float, arrival: float) -> bool:
@@ -82,14 +116,15 @@ class StreamClock:
             return delta > self.gap_threshold and delta > (arrival - self._last_arrival) + self.gap_threshold
         return delta > FILE_MAX_JUMP_S
 
-    def _commit(self, ts: float, arrival: float) -> Stamp:
+    def _commit(self, ts: float, arrival: float, measured: bool = True) -> Stamp:
+        """`measured`: the interval to this frame is a real one, a new estimate of the frame interval."""
         gap = None
         if self.last_ts is not None:
             delta = ts - self.last_ts
             if delta > self.gap_threshold:
                 gap = (self.last_ts + self.step, ts)
                 self.gaps += 1
-            else:
+            elif measured:
                 self.step = delta
         self.last_ts, self._last_arrival = ts, arrival
         return Stamp(ts, gap)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import select
 import shutil
 import subprocess
@@ -30,9 +29,10 @@ import cv2
 import numpy as np
 
 from stream.config import IngestConfig
-from stream.ingest.clock import StreamClock
+from stream.ingest.clock import BestEffortTimestamp, StreamClock
 from stream.ingest.lifecycle import (CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff,
                                      RateLimitedLog)
+from stream.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,12 @@ class VideoSource:
         self.reconnects = 0                  # connections after the first
         self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
         self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
+        self._best_effort = BestEffortTimestamp()
+        self._deadline: float | None = None  # live + max_stream_s: the clock reading at which it ends anyway
 
     @property
     def name(self) -> str:
-        return _redact(self.target)
+        return redact(self.target)
 
     def _set_state(self, state: str, detail: str | None = None) -> None:
         if state == self.state and detail == self.detail:
@@ -125,7 +127,7 @@ class VideoSource:
             container = self._open_container(self.target, options={}, timeout=None)
         else:
             fmt = {"format": "v4l2"} if self.kind == "device" else {}
-            timeout = (self.ingest.open_timeout_s, self.ingest.watchdog_s)
+            timeout = (min(self.ingest.open_timeout_s, self._time_left()), self.ingest.watchdog_s)
             try:
                 container = self._open_container(self.target, options=self._options(), timeout=timeout, **fmt)
             except _NoProtocol:
@@ -153,7 +155,7 @@ class VideoSource:
             raise SourceError(f"camera {self.camera}: {self.name}: no answer within "
                               f"{self.ingest.open_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as e:
-            raise SourceError(f"camera {self.camera}: cannot open {self.name}: {_redact(str(e))}") from None
+            raise SourceError(f"camera {self.camera}: cannot open {self.name}: {redact(str(e))}") from None
 
     # -- decoding ----------------------------------------------------------------------------------
     def _decode(self, container, stream) -> Iterator[av.VideoFrame]:
@@ -194,15 +196,35 @@ class VideoSource:
             if not self.live:   # a damaged file: keep what decoded, say why it ended
                 self._log(logging.WARNING, "read", "camera %s: %s ends early: %s", self.camera, self.name, e)
                 return
-            raise SourceError(f"camera {self.camera}: {self.name} broke: {_redact(str(e))}") from None
+            raise SourceError(f"camera {self.camera}: {self.name} broke: {redact(str(e))}") from None
+
+    def _time_left(self) -> float:
+        """Seconds until a live source's `max_stream_s` runs out on the clock (inf without one)."""
+        return float("inf") if self._deadline is None else max(0.05, self._deadline - self._clock())
+
+    def _out_of_time(self) -> bool:
+        if self._deadline is not None and self._clock() >= self._deadline:
+            self.end_reason = "duration"
+            return True
+        return False
+
+    def _frame_time(self, frame: av.VideoFrame) -> float | None:
+        t = self._best_effort(frame.pts, frame.dts)
+        return None if t is None or frame.time_base is None else float(t * frame.time_base)
 
     def frames(self) -> Iterator[Decoded]:
         seq = 0
+        if self.live and self.max_stream_s is not None:
+            # a live camera's stream time keeps pace with the clock once it flows; one that never
+            # connects must end too
+            self._deadline = self._clock() + self.max_stream_s
         backoff = Backoff(self.ingest.backoff_initial_s, self.ingest.backoff_max_s, self.ingest.backoff_jitter)
         t0_clock: float | None = None          # realtime replay: the clock reading at stream time 0
         connected_once = False
         try:
             while not self.stop.is_set():
+                if self._out_of_time():
+                    return
                 if self.live or not connected_once:     # a file's next loop is not a new connection
                     self._set_state(CONNECTING)
                 try:
@@ -216,11 +238,17 @@ class VideoSource:
                     self.reconnects += 1
                 connected_once = True
                 self.stamps.new_segment()
+                self._best_effort.reset()
                 streamed = False
                 problem = "the stream ended"
+                played: list[float] = []          # a file's first and last frame times, against its duration
+                declared = _declared_duration(container, stream)
                 try:
                     for frame in self._decode(container, stream):
-                        stamp = self.stamps.stamp(frame.time, self._clock())
+                        t = self._frame_time(frame)
+                        stamp = self.stamps.stamp(t, self._clock())
+                        if not self.live and t is not None:
+                            played[1:] = [t] if played else [t, t]
                         if self.max_stream_s is not None and stamp.ts >= self.max_stream_s - 1e-6:
                             self.end_reason = "duration"
                             return
@@ -249,7 +277,12 @@ class VideoSource:
                 if self.stop.is_set():
                     break
                 if not self.live:
+                    short = _shortfall(declared, stream, played)
+                    if short is not None:
+                        self._log(logging.WARNING, "short", "camera %s: %s %s", self.camera, self.name, short)
                     if not self.loop or self.stamps.last_ts is None:
+                        if short is not None:
+                            self.end_reason = short
                         return
                     log.info("camera %s: looping %s at stream time %.2f s", self.camera, self.name,
                              self.stamps.last_ts)
@@ -272,7 +305,26 @@ class VideoSource:
         self._log(logging.WARNING, "reconnect", "camera %s: %s; reconnecting in %.1f s", self.camera,
                   problem.removeprefix(f"camera {self.camera}: "), delay)
         self._set_state(RECONNECTING, problem.removeprefix(f"camera {self.camera}: "))
-        self._sleep(delay)
+        self._sleep(min(delay, self._time_left()))
+
+
+def _declared_duration(container, stream) -> float | None:
+    """Seconds of video a file says it holds (its video stream's, else the container's)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else None
+
+
+def _shortfall(declared: float | None, stream, played: list[float]) -> str | None:
+    """'ended early: ...' when a file's frames stopped well before its declared duration (a
+    recording cut short, a damaged index); None when it played whole or declares no duration."""
+    if declared is None:
+        return None
+    got = played[1] - played[0] if played else 0.0
+    frame = 1.0 / float(stream.average_rate) if stream.average_rate else 0.1
+    if got + frame < declared - max(0.5, 3 * frame):
+        return f"ended early: {got + frame:.1f} s of {declared:.1f} s declared (truncated or damaged)"
+    return None
 
 
 class _NoProtocol(Exception):
@@ -282,22 +334,34 @@ class _NoProtocol(Exception):
 def _open_relay(src: VideoSource) -> _RelayedContainer:
     """For a protocol PyAV's own FFmpeg lacks (SRT in the PyPI wheels): the system `ffmpeg` receives
     the stream and copies it, undecoded, as MPEG-TS into a pipe that PyAV demuxes and decodes.
-    A pipe read that waits longer than the watchdog counts as the end of the stream."""
+    A pipe read that waits longer than the watchdog counts as the end of the stream.
+
+    The URL (an SRT passphrase, a token) never goes on ffmpeg's command line, which every local
+    user can read in the process table: ffmpeg reads it from a pipe, as a one-entry ffconcat list."""
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise SourceError(f"camera {src.camera}: PyAV's FFmpeg cannot open {src.kind}:// and no system ffmpeg "
                           "is installed to relay it (Debian: apt install ffmpeg)")
-    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src.target,
+    url_r, url_w = os.pipe()
+    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0",
+           "-protocol_whitelist", f"file,pipe,udp,{src.kind}", "-i", f"/dev/fd/{url_r}",
            "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "pipe:1"]
     errors = tempfile.TemporaryFile()     # not a pipe: a chatty relay must never block on it
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                                pass_fds=(url_r,))
+    finally:
+        os.close(url_r)
+    quoted = src.target.replace("'", "'\\''")
+    with os.fdopen(url_w, "w") as f:      # a few hundred bytes: never more than the pipe holds
+        f.write(f"ffconcat version 1.0\nfile '{quoted}'\n")
     reader = _PipeReader(proc, errors, first_timeout=src.ingest.open_timeout_s, timeout=src.ingest.watchdog_s)
     try:
         container = av.open(reader, format="mpegts", options=src._probe)
     except (av.FFmpegError, OSError) as e:
         err = reader.close()
         raise SourceError(f"camera {src.camera}: cannot open {src.name} through ffmpeg: "
-                          f"{_redact(err or str(e))}") from None
+                          f"{redact(err or str(e))}") from None
     return _RelayedContainer(container, reader)
 
 
@@ -347,7 +411,3 @@ def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
         return lambda: cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
     return lambda: frame.to_ndarray(format="bgr24")
 
-
-def _redact(text: str) -> str:
-    """Never print credentials: rtsp://user:pass@host/ -> rtsp://***@host/, wherever a URL appears."""
-    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]*@", r"\1***@", text)

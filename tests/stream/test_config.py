@@ -54,6 +54,14 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
     (lambda d: d["models"].update(tensorrt={"precision": "int8", "calibration_cache": "no.cache"}),
      "models.tensorrt.calibration_cache: calibration cache .*no.cache does not exist"),
     (lambda d: d.update(queues={"windows_policy": "newest"}), "queues.windows_policy: Input should be 'auto', 'block' or"),
+    # a typo in the top-level defaults is named there, not at the first camera
+    (lambda d: d.update(ingest={"watchdg_s": 3}), r"^demo.yaml: ingest.watchdg_s: unknown key$"),
+    # endpoints that are one address once host names are resolved are refused at load, not at bind
+    (lambda d: d["alerts"].update(endpoint="tcp://localhost:6100", query_endpoint="tcp://127.0.0.1:6100"),
+     "alerts: query_endpoint tcp://127.0.0.1:6100 is the same address as endpoint tcp://localhost:6100"),
+    (lambda d: d["alerts"].update(endpoint="tcp://*:6100", chat_endpoint="tcp://127.0.0.1:6100",
+                                  allow_plaintext=True),
+     "alerts: chat_endpoint tcp://127.0.0.1:6100 is the same address as endpoint tcp://\\*:6100"),
 ])
 def test_bad_config_is_one_line_naming_the_field_path(demo, mutate, expected):
     data = copy.deepcopy(demo)
@@ -96,3 +104,45 @@ def test_cli_exits_2_with_one_line_on_a_bad_config(tmp_path, demo):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cameras.lobby.replay" in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("text,key", [
+    ("cameras:\n  lobby: {path: a.avi}\n  gate: {path: b.avi}\n  lobby: {path: c.avi}\n", "'lobby'"),
+    ("windows:\n  length_s: 4\n  length_s: 8\n", "'length_s'"),
+    ("replay: fast\nreplay: realtime\n", "'replay'"),
+])
+def test_a_key_given_twice_is_an_error_naming_it(tmp_path, text, key):
+    """Duplicate camera ids, or any key given twice, would silently keep the last one."""
+    cfg = tmp_path / "dup.yaml"
+    cfg.write_text("version: 1\n" + text)
+    with pytest.raises(ConfigError, match=rf"dup.yaml: line \d+: not valid YAML: duplicate key {key} \(first on line \d+\)"):
+        load_config(cfg)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_cli_refuses_duplicate_keys_and_clashing_endpoints_with_exit_2(tmp_path, demo):
+    data = copy.deepcopy(demo)
+    data["cameras"]["lobby"]["path"] = str(ROOT / "data" / "vtest.avi")
+    for m in ("person_detector", "pose"):
+        data["models"][m]["path"] = str(ROOT / "models" / Path(data["models"][m]["path"]).name)
+    data["detector"] = {"name": "baseline"}
+    data["alerts"].update(endpoint="tcp://localhost:6101", query_endpoint="tcp://127.0.0.1:6101")
+    clash = tmp_path / "clash.yaml"
+    clash.write_text(yaml.safe_dump(data))
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(yaml.safe_dump(data) + "cameras:\n  other: {path: x.avi}\n")
+    for cfg, what in ((clash, "same address as endpoint"), (twice, "duplicate key 'cameras'")):
+        done = _cli("--config", str(cfg))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and what in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "abc", "nan"])
+def test_cli_a_bad_duration_is_a_one_line_error(value):
+    done = _cli("--config", str(DEMO), "--duration", value)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--duration" in lines[0], done.stderr

@@ -1,0 +1,49 @@
+"""Credentials never leave the process: one function takes them out of any text that may hold a URL.
+
+Camera URLs carry secrets in two places, and both are replaced by `***` for every scheme:
+- the userinfo, whatever it contains (`rtsp://admin:S3cr@t/x1@host/` -> `rtsp://***@host/`): a
+  password may hold `@`, `/` or `:` unencoded, so everything up to the URL's last `@` goes;
+- query parameters whose name means a secret (`?password=`, `&token=`, SRT's `passphrase=`,
+  `X-Amz-Signature=`...; see SECRET_PARAMS), matched case-insensitively inside the name.
+
+Every log line (`RedactingFormatter`), error, health message, alert, evidence record and outbox
+row goes through `redact`, so a new place that prints a target cannot forget to.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+# parts of a parameter name that mark its value as a secret (api_key, access_token, streamkey...)
+SECRET_PARAMS = ("pass", "pwd", "token", "key", "secret", "auth", "sig", "credential", "session", "cookie")
+MASK = "***"
+
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s'\"<>]*)")
+_PARAM = re.compile(r"([?&;])([^=&;#\s]*)=([^&;#\s]*)")
+
+
+def _secret_name(name: str) -> bool:
+    name = name.lower()
+    return any(part in name for part in SECRET_PARAMS)
+
+
+def _redact_url(m: re.Match) -> str:
+    scheme, rest = m.group(1), m.group(2)
+    if "@" in rest:       # userinfo: up to the last @, whatever it holds (a path with @ loses its head too)
+        rest = MASK + rest[rest.rindex("@"):]
+    return scheme + _PARAM.sub(lambda p: f"{p.group(1)}{p.group(2)}={MASK}" if _secret_name(p.group(2))
+                               else p.group(0), rest)
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced by `***`."""
+    if "://" not in text:
+        return text
+    return _URL.sub(_redact_url, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose every line, tracebacks included, has gone through `redact`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
