@@ -152,6 +152,10 @@ class Pipeline:
         self.stats[camera] = CameraStats(camera, source.kind, source.name)
         self.ended.pop(camera, None)
 
+    def _forget_camera(self, camera: str) -> None:
+        del self.sources[camera], self.stats[camera]
+        self.ended.pop(camera, None)
+
     def _start_camera(self, camera: str) -> None:
         t = threading.Thread(target=self._run_source, args=(camera, self.sources[camera]),
                              name=f"source-{camera}", daemon=True)
@@ -182,10 +186,18 @@ class Pipeline:
             elif cam in old and cam not in want:
                 log.info("reload: removing camera %s", cam)
                 self._restart.pop(cam, None)
+                if cam in self.ended:          # already ended (failed): nothing to flush
+                    self._forget_camera(cam)
+                    continue
                 self._removed.add(cam)
                 self.sources[cam].stop.set()
             elif old[cam] != want[cam]:
                 log.info("reload: camera %s changed; restarting it", cam)
+                if cam in self.ended:
+                    self._forget_camera(cam)
+                    self._add_camera(cam, want[cam])
+                    self._start_camera(cam)
+                    continue
                 self._restart[cam] = want[cam]
                 self.sources[cam].stop.set()
         ignored = [k for k in HawkwatchConfig.model_fields
@@ -408,7 +420,11 @@ class Pipeline:
         snap["target"] = redact(snap["target"])
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
                           "outbox": self.outbox.qsize()}
+        snap["endpoints"] = {s.name: s.status() for s in self._request_servers()}
         self.publisher.publish("health", camera, snap)
+
+    def _request_servers(self) -> list:
+        return [s for s in (self.publisher.query, self.chat.server if self.chat else None) if s is not None]
 
     def _publish_state_changes(self) -> None:
         while True:
@@ -425,6 +441,7 @@ class Pipeline:
 
     def _deliver(self, item) -> None:
         if isinstance(item, EndOfStream):
+            self.publisher.send_stored(wait=True)       # the camera's alerts go out before its final health
             self._publish_state_changes()
             cam = item.camera
             stats = self.stats[cam]
@@ -434,7 +451,7 @@ class Pipeline:
             self._threads.pop(cam).join(timeout=5.0)
             if cam in self._removed or cam in self._restart:
                 self._removed.discard(cam)
-                del self.sources[cam], self.stats[cam]
+                self._forget_camera(cam)
                 if cam in self._restart:
                     self._add_camera(cam, self._restart.pop(cam))
                     self._start_camera(cam)
@@ -453,7 +470,8 @@ class Pipeline:
             self._publish_alerts([obj])
 
     def _publish_alerts(self, alerts: list) -> None:
-        self.publisher.publish_alerts([alert_payload(a) for a in alerts])
+        """To the outbox's writer; sent by the loop once stored (`send_stored`)."""
+        self.publisher.submit([alert_payload(a) for a in alerts])
         for a in alerts:
             self.stats[a.camera].count("alerts")
             log.info("alert %s %s on %s: %s %.2f", a.state, a.alert_id[:8], a.camera, a.category, a.score)
@@ -486,8 +504,8 @@ class Pipeline:
                 if not self.stop.is_set():
                     self._apply_reload(load)
             self._publish_state_changes()
-            try:
-                item = self.outbox.get(timeout=0.1)
+            try:                     # alerts being stored: look back soon to send them
+                item = self.outbox.get(timeout=0.002 if self.publisher.storing else 0.1)
             except queue.Empty:
                 item = None
             alerts = []
@@ -501,10 +519,13 @@ class Pipeline:
                 self._publish_alerts(alerts)
             if item is not None:
                 self._deliver(item)
+            self.publisher.send_stored()
             if time.monotonic() >= next_health:
                 next_health += interval
-                for cam in self.sources:
-                    if cam not in self.ended:
+                for server in self._request_servers():
+                    server.ensure_serving()
+                for cam in self.sources:   # a failed camera stays on health, with its reason, until removed
+                    if cam not in self.ended or self.ended[cam].startswith("failed"):
                         self._health(cam)
         self._finished.set()
         if self._abort.is_set():

@@ -4,6 +4,11 @@ Alerts go to the outbox first (numbered and stored), then to every sink, then ar
 a pipeline that dies in between sends them again when it starts (subscribers drop the repeat by
 number). Health and verdicts are not stored: they are numbered per topic from 1 at start.
 
+Storing (a commit with its fsync) runs on a writer thread of its own: the pipeline's publishing
+thread `submit`s alerts and sends them with `send_stored` once they are on disk, so a slow disk
+delays only the alerts, never health or verdicts. A storage fault (a full disk) holds the alerts
+in memory, still numbered and sent (stream/alerts/outbox.py), and health says so.
+
 Sinks sit behind one interface (`Sink.send(topic, body)`); a sink that raises is logged and
 counted, never allowed to stop the others or the pipeline: the outbox has the alert, and the
 query endpoint serves it to whoever missed it.
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -93,7 +100,8 @@ class ZmqSink:
 
 
 class Publisher:
-    """Owns the outbox, the sinks and the query endpoint; use from one thread only."""
+    """Owns the outbox, the sinks and the query endpoint; use from one thread only (the outbox's
+    commits run on the publisher's own writer thread)."""
 
     def __init__(self, endpoint: str, *, outbox: Outbox | str | Path, query_endpoint: str | None = None,
                  send_hwm: int = 10000, sinks: list[Sink] = (), context: zmq.Context | None = None,
@@ -105,11 +113,16 @@ class Publisher:
         self.sinks: list[Sink] = [self.zmq, *sinks]
         self.query = None
         if query_endpoint is not None:
-            self.query = QueryServer(query_endpoint, self.outbox.path, context=context, configure=configure).start()
+            self.query = QueryServer(query_endpoint, self.outbox, context=context, configure=configure).start()
         self._curve = curve
         self._seq: dict[str, int] = {}
         self.sent = 0
         self.sink_errors: dict[str, int] = {s.name: 0 for s in self.sinks}
+        self._to_store: queue.SimpleQueue = queue.SimpleQueue()   # lists of payloads (None: stop)
+        self._stored: queue.SimpleQueue = queue.SimpleQueue()     # (batches, [Stored] or an exception)
+        self._submitted = 0                                        # batches submitted and not yet sent
+        self._writer = threading.Thread(target=self._store, name="outbox-writer", daemon=True)
+        self._writer.start()
 
     @classmethod
     def from_config(cls, a: AlertsConfig) -> Publisher:
@@ -117,8 +130,8 @@ class Publisher:
         try:
             outbox = Outbox(a.outbox.path, synchronous=a.outbox.synchronous, max_mb=a.outbox.max_mb,
                             max_age_s=a.outbox.max_age_days * 86400 if a.outbox.max_age_days else None)
-        except OutboxError as e:
-            raise ConfigError(f"alerts.outbox: {e}") from None
+        except OutboxError as e:     # not the config's fault (a full disk, a read-only folder): exit 1
+            raise OutboxError(f"alerts.outbox: {e}") from None
         try:
             curve = CurveServer(a.curve.secret_key, a.curve.allowed_clients, zmq.Context.instance()) if a.curve else None
             sinks = []
@@ -145,10 +158,61 @@ class Publisher:
                     log.warning("sink %s failed (%d so far): %s", sink.name, n, e)
         self.sent += 1
 
-    def _send_stored(self, stored: list[Stored]) -> None:
+    def _send(self, stored: list[Stored]) -> None:
         for s in stored:
             self._fan_out(f"alert/{s.camera}", s.body)
         self.outbox.mark_published(stored)
+
+    # -- storing, on the writer thread ---------------------------------------------------------------
+    def _store(self) -> None:
+        """Commit what was submitted, a backlog in one transaction (group commit); while a storage
+        fault holds alerts, try again every second."""
+        while True:
+            try:
+                batch = self._to_store.get(timeout=1.0 if self.outbox.fault else None)
+            except queue.Empty:
+                self.outbox.retry()
+                continue
+            if batch is None:
+                return
+            batches = [batch]
+            while len(batches) < 256:
+                try:
+                    more = self._to_store.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._to_store.put(None)
+                    break
+                batches.append(more)
+            try:
+                result: list[Stored] | Exception = self.outbox.append([p for b in batches for p in b])
+            except Exception as e:  # noqa: BLE001 - handed to the publishing thread, which raises it
+                result = e
+            self._stored.put((len(batches), result))
+
+    def submit(self, payloads: list[dict[str, Any]]) -> None:
+        """Queue alerts to be numbered and stored; `send_stored` sends them once stored."""
+        self._submitted += 1
+        self._to_store.put(payloads)
+
+    def send_stored(self, wait: bool = False) -> list[Stored]:
+        """Send what the writer has stored since the last call, in order; with `wait`, everything
+        submitted so far. Returns what was sent."""
+        sent: list[Stored] = []
+        while self._submitted:
+            try:
+                batches, result = self._stored.get(timeout=60.0) if wait else self._stored.get_nowait()
+            except queue.Empty:
+                if wait:
+                    raise OutboxError("the outbox writer has not answered for 60 s") from None
+                break
+            self._submitted -= batches
+            if isinstance(result, Exception):
+                raise result
+            self._send(result)
+            sent += result
+        return sent
 
     def resume(self) -> None:
         """At start: send what was stored but never sent, and close the events a previous run
@@ -156,7 +220,7 @@ class Publisher:
         pending = self.outbox.unpublished()
         if pending:
             log.info("sending %d alerts stored by the previous run but never sent", len(pending))
-            self._send_stored(pending)
+            self._send(pending)
         for last in self.outbox.unclosed():
             keep = {k: last[k] for k in ("alert_id", "camera", "category", "score", "start", "end", "wall_start",
                                         "wall_end", "explanation")}
@@ -164,10 +228,10 @@ class Publisher:
                                   "evidence": last.get("evidence", []), "latency_ms": {}}])
 
     def publish_alerts(self, payloads: list[dict[str, Any]]) -> list[dict]:
-        """Store, then send; returns the messages as sent."""
-        stored = self.outbox.append(payloads)
-        self._send_stored(stored)
-        return [json.loads(s.body) for s in stored]
+        """Store, then send, waiting for both; returns the messages as sent (with anything
+        submitted before them)."""
+        self.submit(payloads)
+        return [json.loads(s.body) for s in self.send_stored(wait=True)]
 
     def publish(self, kind: str, camera: str, payload: dict[str, Any]) -> dict[str, Any]:
         if kind == "alert":
@@ -178,10 +242,20 @@ class Publisher:
         msg = {"schema": SCHEMA_VERSION, "type": kind, "camera": camera, "seq": seq, "sent_at": time.time(), **payload}
         if kind == "health":
             msg["alert_seq"], msg["outbox"] = self.outbox.last_seq(camera), self.outbox.id
+            msg["outbox_state"] = self.outbox.status()
         self._fan_out(topic, json.dumps(msg, separators=(",", ":")).encode())
         return msg
 
+    @property
+    def storing(self) -> bool:
+        """Whether submitted alerts are still waiting to be stored or sent."""
+        return self._submitted > 0
+
     def close(self) -> None:
+        try:
+            self.send_stored(wait=True)
+        except Exception:  # noqa: BLE001 - closing goes on; what was stored is sent at the next start
+            log.exception("sending the last stored alerts")
         for sink in self.sinks:
             try:
                 sink.close()
@@ -191,4 +265,6 @@ class Publisher:
             self.query.close()
         if self._curve is not None:
             self._curve.close()
+        self._to_store.put(None)
+        self._writer.join(timeout=30.0)
         self.outbox.close()

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import zmq
 
-from stream.alerts.outbox import Reader
+from stream.alerts.outbox import Outbox, Reader
+from stream.ingest.lifecycle import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,15 @@ def only_fields(req: dict, allowed: set[str]) -> None:
 
 def reply(body: bytes, handle: Callable[[dict], dict[str, Any]]) -> dict[str, Any]:
     """`handle`'s reply to one request body, or {"ok": false, "error"} when the body is not one
-    JSON object of at most MAX_REQUEST bytes or `handle` refuses it (never raises for a bad request)."""
+    JSON object of at most MAX_REQUEST bytes, `handle` refuses it, or `handle` breaks (never raises:
+    no request may end the endpoint)."""
     try:
         if len(body) > MAX_REQUEST:
             raise RequestError(f"request too large ({len(body)} bytes; at most {MAX_REQUEST})")
         try:
             req = json.loads(body)
+        except RecursionError:        # "[" * 2048: the parser's recursion, not ours
+            raise RequestError("request is not JSON (nested too deeply)") from None
         except (ValueError, UnicodeDecodeError):
             raise RequestError("request is not JSON") from None
         if not isinstance(req, dict):
@@ -74,13 +78,20 @@ def reply(body: bytes, handle: Callable[[dict], dict[str, Any]]) -> dict[str, An
         return handle(req)
     except RequestError as e:
         return {"ok": False, "error": str(e)}
+    except Exception as e:  # noqa: BLE001 - a bug or a fault behind one request answers that request
+        log.exception("a request failed")
+        return {"ok": False, "error": f"internal error ({type(e).__name__}); the request was not served"}
 
 
-def catch_up(reader: Reader, req: dict) -> dict[str, Any]:
-    """A catch-up request's reply, from the outbox."""
+def catch_up(reader: Reader, req: dict, live: Outbox | None = None) -> dict[str, Any]:
+    """A catch-up request's reply, from the outbox (and, with `live`, the writer's outbox, the
+    alerts a storage fault holds in memory)."""
     op = req.get("op")
     if op == "cameras":
-        return {"ok": True, "outbox": reader.id, "cameras": reader.cameras()}
+        cameras = reader.cameras()
+        if live is not None:
+            cameras = {c: max(n, live.last_seq(c)) for c, n in {**live.cameras(), **cameras}.items()}
+        return {"ok": True, "outbox": reader.id, "cameras": dict(sorted(cameras.items()))}
     if op != "since":
         raise RequestError("op must be 'since' or 'cameras'")
     only_fields(req, {"op", "camera", "after", "limit"})
@@ -89,6 +100,10 @@ def catch_up(reader: Reader, req: dict) -> dict[str, Any]:
     limit = int_field(req, "limit", 100, 1, MAX_LIMIT)
     rows, last, first = reader.since(camera, after, limit)
     alerts = [json.loads(r) for r in rows]
+    if live is not None:                   # held rows are newer than every stored one
+        top = alerts[-1]["seq"] if alerts else after
+        alerts += [json.loads(b) for b in live.held_since(camera, top)][:limit - len(alerts)]
+        last = max(last, live.last_seq(camera))
     more = bool(alerts) and alerts[-1]["seq"] < last
     return {"ok": True, "outbox": reader.id, "camera": camera, "alerts": alerts, "last_seq": last,
             "first_seq": first, "more": more}
@@ -118,61 +133,80 @@ class RequestServer:
             self._sock.close(0)
             raise OSError(f"cannot bind {name} endpoint {endpoint}: {e.strerror}") from None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=name.replace(" ", "-"), daemon=True)
-        self.answered = self.refused = 0
+        self._thread = self._new_thread()
+        self.answered = self.refused = self.restarts = 0
+        self._log = RateLimitedLog(log, every_s=10.0)     # a flood of bad requests is not a flood of lines
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._serve, name=self.name.replace(" ", "-"), daemon=True)
 
     def start(self) -> RequestServer:
         self._thread.start()
         return self
 
+    def ensure_serving(self) -> bool:
+        """Restart the serving thread if it died (called with every health message); returns
+        whether it had to. `reply` answers every request, so this is the last line of defence."""
+        if self._stop.is_set() or self._thread.is_alive():
+            return False
+        self.restarts += 1
+        log.error("the %s endpoint's thread had died; restarting it (restart %d)", self.name, self.restarts)
+        self._thread = self._new_thread()
+        self._thread.start()
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """For health messages."""
+        return {"serving": self._thread.is_alive(), "answered": self.answered, "refused": self.refused,
+                "restarts": self.restarts}
+
     def _serve(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if not self._sock.poll(100):
-                    continue
-                frames = self._sock.recv_multipart()
-                # REQ peers send [identity, b"", body]; DEALER peers [identity, body]
-                if len(frames) == 3 and frames[1] == b"":
-                    route, body = frames[:2], frames[2]
-                elif len(frames) == 2:
-                    route, body = frames[:1], frames[1]
-                else:            # several frames: not a request; answered on the envelope it came with
-                    route, body = frames[:2] if frames[1:2] == [b""] else frames[:1], None
-                out = reply(body, self._handle) if body is not None else \
-                    {"ok": False, "error": "a request is one frame (one JSON object)"}
-                if out["ok"]:
-                    self.answered += 1
-                else:
-                    self.refused += 1
-                    log.info("refused a request to the %s endpoint: %s", self.name, out["error"])
-                try:
-                    self._sock.send_multipart([*route, json.dumps(out, separators=(",", ":")).encode()])
-                except zmq.ZMQError:
-                    pass        # the peer left
-        finally:
-            self._sock.close(0)
-            self.closed()
+        while not self._stop.is_set():
+            if not self._sock.poll(100):
+                continue
+            frames = self._sock.recv_multipart()
+            # REQ peers send [identity, b"", body]; DEALER peers [identity, body]
+            if len(frames) == 3 and frames[1] == b"":
+                route, body = frames[:2], frames[2]
+            elif len(frames) == 2:
+                route, body = frames[:1], frames[1]
+            else:            # several frames: not a request; answered on the envelope it came with
+                route, body = frames[:2] if frames[1:2] == [b""] else frames[:1], None
+            out = reply(body, self._handle) if body is not None else \
+                {"ok": False, "error": "a request is one frame (one JSON object)"}
+            if out["ok"]:
+                self.answered += 1
+            else:
+                self.refused += 1
+                self._log(logging.INFO, "refused", "refused a request to the %s endpoint: %s", self.name,
+                          out["error"])
+            try:
+                self._sock.send_multipart([*route, json.dumps(out, separators=(",", ":")).encode()])
+            except zmq.ZMQError:
+                pass        # the peer left
 
     def closed(self) -> None:
-        """Called on the serving thread once its socket is closed."""
+        """Called once the socket is closed."""
 
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
-        else:
-            self._sock.close(0)
+        self._sock.close(0)
+        self.closed()
 
 
 class QueryServer(RequestServer):
     """The catch-up endpoint, reading the outbox through a connection of its own."""
 
-    def __init__(self, endpoint: str, outbox_path: Path, *, context: zmq.Context | None = None,
+    def __init__(self, endpoint: str, outbox: Outbox | Path, *, context: zmq.Context | None = None,
                  configure: Any = None):
-        self._reader = Reader(outbox_path)
+        """`outbox`: the writer's Outbox (its held alerts are served too), or the path of one."""
+        live = outbox if isinstance(outbox, Outbox) else None
+        self._reader = Reader(live.path if live else outbox)
         try:
-            super().__init__(endpoint, partial(catch_up, self._reader), name="alerts query", context=context,
-                             configure=configure)
+            super().__init__(endpoint, partial(catch_up, self._reader, live=live), name="alerts query",
+                             context=context, configure=configure)
         except OSError:
             self._reader.close()
             raise

@@ -65,6 +65,23 @@ class LatencySummary(BaseModel):
     n: int
 
 
+class OutboxState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["ok", "degraded"] = Field(description="degraded: the outbox cannot write (e.g. the disk is full); "
+                                                         "alerts are still published and held in memory.")
+    reason: str | None = Field(description="Why it is degraded (the storage error).")
+    held: int = Field(ge=0, description="Published alerts waiting to be stored.")
+    lost: int = Field(ge=0, description="Published alerts dropped unstored, beyond what memory may hold.")
+
+
+class EndpointState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serving: bool = Field(description="Whether its thread is serving requests.")
+    answered: int = Field(ge=0)
+    refused: int = Field(ge=0, description="Requests answered with an error.")
+    restarts: int = Field(ge=0, description="Times its serving thread had died and was restarted.")
+
+
 class HealthMessage(BaseModel):
     """A camera's state and counters, every `alerts.health_interval_s` and on every state change.
     `alert_seq` is the camera's last alert number: a subscriber whose position is behind it has
@@ -87,6 +104,9 @@ class HealthMessage(BaseModel):
     alerts: int
     alert_seq: int = Field(ge=0, description="The camera's last alert `seq` in `outbox` (0: none yet).")
     outbox: str
+    outbox_state: OutboxState = Field(description="Whether alerts are being stored.")
+    endpoints: dict[str, EndpointState] = Field(default_factory=dict,
+                                                description="The request endpoints (alerts query, chat).")
     latency_ms: dict[str, LatencySummary]
 
 

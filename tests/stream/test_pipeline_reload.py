@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 
 
 from stream.alerts.publisher import Publisher
@@ -76,3 +77,47 @@ def test_reload_adds_removes_and_restarts_cameras_without_touching_the_others(cl
     assert "camera a changed; restarting it" in log and "adding camera b" in log and "removing camera b" in log
     assert "changes to events take effect only after a restart" in log
     assert "config reload rejected, keeping the running config" in log
+
+
+def test_a_failed_camera_stays_on_health_with_its_reason_until_removed(clip12, free_endpoint, tmp_path):
+    """A subscriber that joins after the failure still learns of it; a reload that removes the
+    camera takes it off health, and one that fixes it starts it again."""
+    base = {
+        "cameras": {"ok": {"path": str(clip12), "loop": True}, "gone": {"path": str(tmp_path / "missing.avi")}},
+        "windows": {"length_s": 2.0, "stride_s": 1.0, "sample_fps": 2.0},
+        "models": {"person_detector": {"path": "x.onnx"}, "pose": {"path": "y.onnx"}},
+        "alerts": {"endpoint": free_endpoint, "health_interval_s": 0.3},
+    }
+
+    def make_source(camera, c, on_state):
+        return VideoSource(camera, c.target, is_file=True, replay="realtime", loop=c.loop, on_state=on_state)
+    stop = threading.Event()
+    pipeline = Pipeline(parse_config(base, check_files=False), make_source, StubScene(),
+                        BaselineDetector(parse_config(base, check_files=False).detector.baseline),
+                        Publisher(free_endpoint, outbox=tmp_path / "outbox.sqlite"), stop)
+    runner = threading.Thread(target=lambda: setattr(pipeline, "code", pipeline.run()))
+    runner.start()
+    time.sleep(1.5)                                   # the failure is long past when this subscriber joins
+    sub = Subscriber(free_endpoint)
+
+    def health(cam):
+        return sub.of("health", cam)
+    try:
+        sub.receive_until(lambda _: len(health("gone")) >= 3, 20)
+        assert {m["state"] for m in health("gone")} == {"failed"}
+        assert all("missing.avi" in m["detail"] and "cannot open" in m["detail"] for m in health("gone"))
+        fixed = copy.deepcopy(base)
+        fixed["cameras"]["gone"] = {"path": str(clip12), "loop": True}
+        pipeline.request_reload(lambda: parse_config(fixed, check_files=False))
+        sub.receive_until(lambda _: any(m["state"] == "streaming" for m in health("gone")), 20)
+        removed = copy.deepcopy(fixed)
+        del removed["cameras"]["gone"]
+        pipeline.request_reload(lambda: parse_config(removed, check_files=False))
+        sub.receive_until(lambda _: "stopped" in [m["state"] for m in health("gone")], 20)
+        n, ok = len(health("gone")), len(health("ok"))
+        sub.receive_until(lambda _: len(health("ok")) >= ok + 4, 10)     # four more rounds of health
+        assert len(health("gone")) == n                # removed: off health for good
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+        sub.close()
