@@ -39,6 +39,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_alerts.py
+	$(PY) bench/bench_chat.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,
 # installed only when missing.

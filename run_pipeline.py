@@ -16,13 +16,6 @@ import sys
 import threading
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line (`hawkwatch: error: ...`), exit 2, like a bad config."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _stream_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -34,8 +27,9 @@ def _stream_seconds(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(prog="hawkwatch", description="Watch video streams for implicit anomalous behaviour.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from stream.cli import Parser
+    p = Parser("hawkwatch", "Watch camera and drone streams for implicit anomalous behaviour and publish grounded "
+                            "alerts over ZeroMQ.")
     p.add_argument("--config", required=True, help="YAML config (see configs/demo.yaml)")
     p.add_argument("--replay", choices=["realtime", "fast"],
                    help="override every file camera's replay mode (default: each camera's `replay`)")

@@ -9,22 +9,22 @@ A plan is specific to the GPU and the TensorRT version, so build on the machine 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from stream.cli import Parser
 from engines import BackendUnavailable
 from engines.tensorrt_backend import BuildSpec, EngineBuildError, PlanCache, ensure_plan
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engines.build", description=__doc__.splitlines()[0])
+    p = Parser("python -m engines.build", __doc__)
     p.add_argument("models", nargs="*", type=Path, help="ONNX files (or use --config)")
     p.add_argument("--config", type=Path, help="build every model of this Hawkwatch config with its settings")
-    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
-    p.add_argument("--opt-batch", type=int, default=8)
-    p.add_argument("--max-batch", type=int, default=16)
-    p.add_argument("--workspace-mb", type=int, default=2048)
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16", help="plan precision")
+    p.add_argument("--opt-batch", type=int, default=8, help="the batch size TensorRT tunes the plans for")
+    p.add_argument("--max-batch", type=int, default=16, help="the largest batch the plans take")
+    p.add_argument("--workspace-mb", type=int, default=2048, help="builder workspace (scratch GPU memory)")
     p.add_argument("--cache-dir", type=Path, help="where plans go (default ~/.cache/hawkwatch/tensorrt)")
     p.add_argument("--calibration-cache", type=Path, help="int8: a TensorRT calibration cache file")
     a = p.parse_args(argv)

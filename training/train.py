@@ -18,7 +18,6 @@ their visual side before the joint stage): the embedded recipe needs it, see `wa
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -34,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm import tqdm
 
+from stream.cli import Parser
 from stream.llm.features import collate
 from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model
@@ -429,7 +429,7 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = Parser("python -m training.train", __doc__)
     ap.add_argument("--config", type=Path, required=True, help="a recipe (configs/train/*.yaml)")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this recipe's output")
     ap.add_argument("--stop-after", type=int, metavar="STEPS",

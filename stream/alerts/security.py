@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from stream.cli import Parser
+
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
@@ -110,7 +112,7 @@ def client_from_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m stream.alerts.security", description="Make a CURVE key pair.")
+    p = Parser("python -m stream.alerts.security", "Make a CURVE key pair: NAME.key (public) and NAME.key_secret.")
     p.add_argument("name", help="file name stem: NAME.key (public) and NAME.key_secret")
     p.add_argument("--dir", default="keys", help="folder to write to (created)")
     args = p.parse_args(argv)

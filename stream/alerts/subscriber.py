@@ -67,6 +67,7 @@ class AlertSubscriber:
         self._query = QueryClient(query_endpoint, context=self._ctx, timeout_s=query_timeout_s, configure=configure)
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()    # (alert_id, revision), bounded
         self.delivered = self.backfilled = self.duplicates = 0
+        self.caught_up = False                    # the first catch-up has been answered
 
     def _wanted(self, camera: str) -> bool:
         return self.cameras is None or camera in self.cameras
@@ -154,13 +155,20 @@ class AlertSubscriber:
         """Catch up, then hand over alerts as they come until `stop` is set or nothing arrives for
         `idle_timeout_s`. `on_message(topic, msg)` sees every message (health too), for display."""
         time.sleep(0.05)                          # let the subscription reach the publisher first
-        caught_up, warned = False, False
+        warned = False
         last = time.monotonic()
+        patience = self._query.timeout_s
         while not (stop and stop.is_set()):
-            if not caught_up:                     # the pipeline may not be up yet: keep asking
+            if not self.caught_up:                # the pipeline may not be up yet: keep asking
+                if idle_timeout_s is not None:    # the idle timeout counts from the start, asking included
+                    left = idle_timeout_s - (time.monotonic() - last)
+                    if left <= 0:
+                        return
+                    self._query.timeout_s = max(0.05, min(patience, left))
                 try:
                     self.catch_up_all(callback)
-                    caught_up = True
+                    self.caught_up = True
+                    self._query.timeout_s = patience
                 except TimeoutError as e:
                     if not warned:
                         log.warning("%s; retrying", e)

@@ -9,10 +9,11 @@ RTSP; the test suite and bench/bench_ingest.py use it as their camera.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from fractions import Fraction
 from pathlib import Path
+
+from stream.cli import Parser
 
 import av
 
@@ -41,8 +42,8 @@ def camera_clip(src: Path, dst: Path, seconds: float | None = None, *, size: tup
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m stream.ingest.clips", description=__doc__.splitlines()[0])
-    p.add_argument("src", type=Path)
+    p = Parser("python -m stream.ingest.clips", __doc__)
+    p.add_argument("src", type=Path, help="the recorded footage")
     p.add_argument("dst", type=Path, help="an .mp4 or .mkv file")
     p.add_argument("--seconds", type=float, help="only the first S seconds")
     p.add_argument("--size", help="WIDTHxHEIGHT")

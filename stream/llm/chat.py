@@ -6,21 +6,22 @@ Hawk's open questions), on a request endpoint of its own (`alerts.chat_endpoint`
             "wall_start": ..., "wall_end": ..., "ms": 950.0}
 
 The detector thread hands every scored window to `remember`; an answer is generated from the
-camera's last `windows` of them (at most `keep`). Generating shares the model with scoring, so a
-question costs the cameras that long once; questions are served one at a time. With a detector
-that cannot talk (the baseline), every question is answered with an error that says so.
+camera's last `windows` of them (at most `keep`). Generating shares the model with scoring one
+token at a time, and a scoring batch that waits goes first (stream/llm/detector.py, ModelGate),
+so a question never holds the cameras' verdicts back; questions are served one at a time. With a
+detector that cannot talk (the baseline), every question is answered with an error that says so.
 
     python -m stream.llm.chat --camera lobby "Is anyone running?"
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
 from collections import deque
 from typing import Any
 
+from stream.cli import Parser
 from stream.alerts.query import RequestError, RequestServer, int_field, camera_field, only_fields
 from stream.types import SceneGraph
 
@@ -78,10 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     from stream.alerts.query import QueryClient
     from stream.alerts.security import add_client_arguments, client_from_arguments
 
-    p = argparse.ArgumentParser(prog="python -m stream.llm.chat", description="Ask the running pipeline's model a "
-                                "question about a camera's recent windows.")
-    p.add_argument("question")
-    p.add_argument("--camera", required=True)
+    p = Parser("python -m stream.llm.chat", __doc__)
+    p.add_argument("question", help="the question, in quotes")
+    p.add_argument("--camera", required=True, help="the camera id the question is about")
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5558", help="the pipeline's alerts.chat_endpoint")
     p.add_argument("--windows", type=int, default=2, help="how many of the camera's latest windows to ask about")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer")

@@ -3,12 +3,16 @@
 One model call per batch of windows from any cameras: every second of every window gets the
 discovery prompt (its fast score is P(" Yes") at the first answer token), and every window the
 category prompt (the category words' first-token probabilities). Explanations and chat answers
-are generated text, asked for only when an event opens or a user asks, off the scoring path.
+are generated text, asked for only when an event opens or a user asks, off the scoring path:
+they share the model through a `ModelGate`, one token at a time, and a scoring batch that waits
+goes in before the next token, so a question never holds the cameras' verdicts back.
 """
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -16,6 +20,43 @@ from stream.llm.features import clips_of, collate
 from stream.llm.hawkeye import HawkeyeModel
 from stream.llm.prompts import CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, answer_category, parse_answer
 from stream.types import SceneGraph, SecondScore, Verdict
+
+
+class ModelGate:
+    """One model, two kinds of users: scoring batches, which go first, and text generation, which
+    takes the model one token step at a time and only while no batch waits."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._busy = False
+        self._scoring_waits = 0
+
+    @contextmanager
+    def scoring(self) -> Iterator[None]:
+        with self._cond:
+            self._scoring_waits += 1
+            self._cond.wait_for(lambda: not self._busy)
+            self._scoring_waits -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._busy and not self._scoring_waits)
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
 
 
 class HawkeyeDetector:
@@ -27,7 +68,7 @@ class HawkeyeDetector:
             torch.set_num_threads(threads)
         self.model, self.max_batch, self.max_wait_s, self.explains = model.eval(), max_batch, max_wait_s, explain
         self.device = next(model.parameters()).device
-        self._lock = threading.Lock()      # scoring, explanations and chat share the model
+        self.gate = ModelGate()            # scoring, explanations and chat share the model
         self._category_ids = [model.first_token(answer_category(c)) for c in CATEGORIES]
         self._yes = model.first_token(model.cfg.answer_yes)
 
@@ -46,7 +87,7 @@ class HawkeyeDetector:
         for cs in per_scene:
             spans.append(list(range(first, first + len(cs))))
             first += len(cs)
-        with self._lock, torch.inference_mode():
+        with self.gate.scoring(), torch.inference_mode():
             probs = self.model.next_token_logits(prompts, collate(clips, cfg).to(self.device), spans).float().softmax(-1)
         yes = probs[:len(clips), self._yes].tolist()
         cats = probs[len(clips):][:, self._category_ids]
@@ -70,9 +111,8 @@ class HawkeyeDetector:
     def _generate(self, prompt: str, scenes: list[SceneGraph], max_new_tokens: int) -> str:
         cfg = self.model.cfg
         clips = [c for s in scenes for c in clips_of(s, cfg)]
-        with self._lock:
-            return self.model.generate([prompt], collate(clips, cfg).to(self.device), [list(range(len(clips)))],
-                                       max_new_tokens=max_new_tokens)[0]
+        return self.model.generate([prompt], collate(clips, cfg).to(self.device), [list(range(len(clips)))],
+                                   max_new_tokens=max_new_tokens, step=self.gate.step)[0]
 
     def explain(self, scene: SceneGraph) -> str:
         """What is anomalous in the window and when, in the model's words (generated)."""

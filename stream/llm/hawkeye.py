@@ -18,8 +18,10 @@ follows the paper. Shapes: B clips, T frames a clip, P people, K triples, d = `d
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import torch
 from torch import nn
@@ -348,12 +350,32 @@ class HawkeyeModel(nn.Module):
         return {"loss": lm_loss + self.cfg.balance_weight * l_bc, "lm": lm_loss, "balance": l_bc}
 
     @torch.inference_mode()
-    def generate(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]], max_new_tokens: int = 48) -> list[str]:
-        embeds, mask, _ = self.embed(prompts, clips, spans)
-        out = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
-                               do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
-                               eos_token_id=self.tokenizer.eos_token_id)
-        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+    def generate(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]], max_new_tokens: int = 48,
+                 step: Callable[[], ContextManager] = nullcontext) -> list[str]:
+        """Greedy decoding with a KV cache, one model call per token, each inside `step()`: a
+        caller that shares the model (the detector's scoring) gets it back between any two tokens."""
+        with step():
+            embeds, mask, _ = self.embed(prompts, clips, spans)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                          logits_to_keep=1)
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=mask.device)
+        new: list[torch.Tensor] = []
+        for _ in range(max_new_tokens):
+            nxt = out.logits[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, pad if pad is not None else eos), nxt)
+            new.append(nxt)
+            done |= nxt == eos
+            if bool(done.all()) or len(new) == max_new_tokens:
+                break
+            mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], dim=1)
+            positions = positions[:, -1:] + 1
+            with step():
+                out = self.lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions,
+                              past_key_values=out.past_key_values, use_cache=True)
+        ids = torch.stack(new, dim=1) if new else mask.new_zeros(len(prompts), 0)
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     # -- saving and loading a model directory -----------------------------------------------------
     def save(self, path: str | Path, merge_lora: bool = False) -> Path:

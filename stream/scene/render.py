@@ -12,7 +12,6 @@ track's path through the window; the MP4 shows each sampled frame once, at the s
 """
 from __future__ import annotations
 
-import argparse
 import colorsys
 from fractions import Fraction
 import sys
@@ -22,6 +21,7 @@ import av
 import cv2
 import numpy as np
 
+from stream.cli import Parser
 from stream.scene.pose import COCO17_EDGES
 from stream.scene.relations import GROUND, PREDICATES
 from stream.types import SceneGraph
@@ -198,14 +198,14 @@ def render(video: Path, out: Path, cfg, *, start: float = 0.0, seconds: float | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m stream.scene.render", description=__doc__.split("\n")[0])
+    p = Parser("python -m stream.scene.render", __doc__)
     p.add_argument("video", type=Path, help="a video file")
     p.add_argument("--out", type=Path, required=True, help="a folder (PNG per window) or a .mp4 file")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="models, windows, tracking (default: demo)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="models, windows, tracking")
     p.add_argument("--start", type=float, default=0.0, help="skip windows that end before this (s)")
     p.add_argument("--seconds", type=float, help="render this much of the file (s)")
     p.add_argument("--window", type=int, help="render only this window")
-    p.add_argument("--scale", type=float, default=1.5, help="upscale frames for legibility (default 1.5)")
+    p.add_argument("--scale", type=float, default=1.5, help="upscale frames for legibility")
     args = p.parse_args(argv)
     if not args.video.is_file():
         p.error(f"{args.video}: no such video file")

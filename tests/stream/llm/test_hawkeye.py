@@ -2,7 +2,11 @@
 saved, reloaded and merged, and a local Hugging Face checkpoint loaded by path."""
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,8 @@ from stream.llm.hawkeye import POSE_CHANNELS, ActionGraphEncoder, HawkeyeConfig,
 from stream.llm.lm import new_model
 from stream.llm.prompts import DISCOVERY, answer_yes_no
 from stream.scene.relations import PRED, Triple
+
+ROOT = Path(__file__).resolve().parents[3]
 from stream.types import PersonTrack, SceneGraph
 
 
@@ -212,3 +218,51 @@ def test_an_empty_second_still_gets_a_score(model):
     with torch.inference_mode():
         p = model.yes_probability([DISCOVERY], collate([empty], cfg), [[0]])
     assert torch.isfinite(p).all()
+
+
+def test_stepwise_generation_equals_transformers_greedy_generate():
+    """The detector's own decoding loop (which hands the model back between tokens) writes what
+    transformers' generate writes, for one prompt and for a left-padded batch."""
+    from stream.llm.prompts import CHAT, EXPLAIN
+    m = load_model(ROOT / "models" / "hawkeye", merge_lora=True)
+    clips = clips_of(scene(), m.cfg)
+    batch = collate(clips, m.cfg)
+    prompts = [EXPLAIN, CHAT.format(question="How many people are there, and is anyone running?")]
+    spans = [list(range(len(clips))), [0, 1]]
+    steps = []
+
+    def step():
+        steps.append(1)
+        return contextlib.nullcontext()
+    ours = m.generate(prompts, batch, spans, max_new_tokens=24, step=step)
+    with torch.inference_mode():
+        embeds, mask, _ = m.embed(prompts, batch, spans)
+        ref = m.lm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=24, do_sample=False,
+                            pad_token_id=m.tokenizer.pad_token_id, eos_token_id=m.tokenizer.eos_token_id)
+    assert ours == m.tokenizer.batch_decode(ref, skip_special_tokens=True)
+    assert all(ours) and len(steps) >= 2                # one step per token, each inside step()
+    assert [m.generate([p], batch, [s], max_new_tokens=24)[0] for p, s in zip(prompts, spans)] == ours
+
+
+def test_a_waiting_scoring_batch_goes_in_between_two_generated_tokens():
+    """Chat never pauses scoring: a batch that arrives while text is being generated takes the
+    model at the next token, not after the whole answer."""
+    from stream.llm.detector import ModelGate
+    gate, order = ModelGate(), []
+    third = threading.Event()
+
+    def generate():
+        for k in range(8):
+            with gate.step():
+                order.append(f"token {k}")
+                if k == 2:
+                    third.set()
+                    time.sleep(0.2)        # the batch arrives while this token is computed
+    gen = threading.Thread(target=generate)
+    gen.start()
+    third.wait(5)
+    time.sleep(0.05)
+    with gate.scoring():
+        order.append("batch")
+    gen.join(5)
+    assert order.index("batch") == 3 and len(order) == 9, order

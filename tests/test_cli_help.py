@@ -1,0 +1,39 @@
+"""Every command line explains itself: each flag has help text that shows its default, and the
+description is whole sentences (not a docstring's first line cut mid-sentence)."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from stream.cli import Parser
+
+CLIS = ["training.synth", "training.evaluate", "training.cues", "training.extract", "training.train",
+        "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.ingest.clips",
+        "stream.scene.render", "engines.zoo", "engines.build", "run_pipeline"]
+
+
+class _Captured(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+@pytest.mark.parametrize("module", CLIS)
+def test_every_flag_has_help_with_its_default_and_the_description_is_whole(module, monkeypatch):
+    def capture(self, *args, **kwargs):
+        raise _Captured(self)
+    monkeypatch.setattr(Parser, "parse_args", capture)
+    mod = importlib.import_module(module)
+    with pytest.raises(_Captured) as got:
+        (mod.parse_args if module == "run_pipeline" else mod.main)([])
+    parser = got.value.parser
+    assert parser.description and parser.description.rstrip()[-1] in ".:)", parser.description
+    help_text = parser.format_help()
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 8, (module, action.dest)
+        if action.option_strings and action.default not in (None, False):
+            rendered = parser._get_formatter()._get_help_string(action) % vars(action)
+            assert "default" in rendered, (module, action.dest, rendered)
+    assert "(default: None)" not in help_text and "(default: False)" not in help_text
