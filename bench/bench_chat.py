@@ -1,6 +1,6 @@
 """Chat never pauses scoring: window-close -> verdict latency with and without questions.
 
-    python bench/bench_chat.py [--video data/vtest.avi] [--seconds 80] [--every 2]
+    python bench/bench_chat.py [--video data/vtest.avi] [--seconds 160] [--every 2]
 
 Runs the demo config (the embedded Hawkeye model) on the video in real time twice in one process:
 once alone, once with a user asking the chat endpoint a question every `--every` seconds. Prints
@@ -42,7 +42,7 @@ def run(cfg_data: dict, video: Path, seconds: float, ask_every: float | None) ->
     data["alerts"] = {**data["alerts"], "endpoint": f"tcp://127.0.0.1:{free_port()}", "query_endpoint": None,
                       "chat_endpoint": chat, "wait_for_subscriber_s": 0.0, "health_interval_s": 3600.0}
     latencies: list[float] = []
-    pipe = build_pipeline(parse_config(data), stop=threading.Event(), replay="realtime", duration_s=seconds)
+    pipe = build_pipeline(parse_config(data), stop=threading.Event(), replay="realtime", loop=True, duration_s=seconds)
     record = pipe.stats["bench"].latency
 
     def keep(stage: str, ms: float) -> None:
@@ -83,7 +83,8 @@ def main() -> int:
     p.add_argument("--video", type=Path, default=ROOT / "data" / "vtest.avi", help="the footage (default: %(default)s)")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml",
                    help="models and windows from this config (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=80.0, help="stream seconds per run (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=160.0,
+                   help="stream seconds per run; the video loops (default: %(default)s)")
     p.add_argument("--every", type=float, default=2.0, help="seconds between questions (default: %(default)s)")
     args = p.parse_args()
     data = load_config(args.config).model_dump(mode="json")

@@ -482,9 +482,13 @@ class Pipeline:
     def run(self) -> int:
         """Run until every camera has ended; 0 if all ended normally, 1 on a failure."""
         self.publisher.resume()
-        if self.cfg.alerts.wait_for_subscriber_s > 0:
-            if not self.publisher.wait_for_subscriber(self.cfg.alerts.wait_for_subscriber_s):
-                log.warning("no subscriber after %.1f s; starting anyway", self.cfg.alerts.wait_for_subscriber_s)
+        wait = self.cfg.alerts.wait_for_subscriber_s
+        if wait > 0:
+            deadline = time.monotonic() + wait
+            while not self.stop.is_set() and not self.publisher.wait_for_subscriber(min(0.2, wait)):
+                if time.monotonic() >= deadline:        # a stop signal ends the wait too
+                    log.warning("no subscriber after %.1f s; starting anyway", wait)
+                    break
         stages = [threading.Thread(target=self._run_scene, name="scene", daemon=True),
                   threading.Thread(target=self._run_detector, name="detector", daemon=True)]
         if self._explain_jobs is not None:

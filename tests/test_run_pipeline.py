@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import time
 
 import av
 import cv2
@@ -125,3 +126,22 @@ def test_every_event_carries_its_keyframe_and_clip(tmp_path, clip12, models_dir,
             times = [f.time for f in c.decode(video=0)]
         # from 3 s before the span to as far after it as the clip had (the stream may have ended)
         assert len(times) >= 5 * 3 and times[-1] - times[0] >= min(op["end"] + 3, 12) - max(op["start"] - 3, 0) - 1
+
+
+def test_signals_while_the_models_load_stop_cleanly(tmp_path, clip12, models_dir, free_endpoint):
+    """SIGHUP and SIGTERM during start-up (the Hawkeye model loading) used to kill the process with
+    129; the handlers are installed first: the HUP is a reload, the TERM a clean stop."""
+    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, replay="realtime",
+                          detector={"name": "hawkeye", "hawkeye": {"model": str(models_dir / "hawkeye")}})
+    proc = start(config)
+    try:
+        time.sleep(0.5)                        # Python is up; torch and the models are still loading
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "SIGTERM: stopping" in err and "hawkwatch: error" not in err

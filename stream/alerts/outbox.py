@@ -246,7 +246,7 @@ class Outbox:
                             break
                         dropped += n
                 if dropped:
-                    self._con.execute("PRAGMA incremental_vacuum")
+                    self._con.executescript("PRAGMA incremental_vacuum;")   # stepped to the end, unlike execute()
                     self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.OperationalError as e:
                 log.warning("outbox %s: retention could not run: %s", self.path, e)

@@ -372,8 +372,10 @@ class HawkeyeModel(nn.Module):
             mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], dim=1)
             positions = positions[:, -1:] + 1
             with step():
-                out = self.lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions,
-                              past_key_values=out.past_key_values, use_cache=True)
+                # transformers 5 names the KV cache `cache`; 4.x `past_key_values`
+                past = {"cache": out.cache} if hasattr(out, "cache") else {"past_key_values": out.past_key_values}
+                out = self.lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
+                              **past)
         ids = torch.stack(new, dim=1) if new else mask.new_zeros(len(prompts), 0)
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 

@@ -381,3 +381,69 @@ def test_the_mqtt_bridge_delivers_alerts_to_a_real_broker_and_a_missing_one_stop
     assert not Outbox(tmp_path / "o.sqlite").unpublished()
     client.loop_stop()
     client.disconnect()
+
+
+def test_retention_gives_the_freed_space_back_to_the_file_system(tmp_path):
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    for k in range(40):
+        box.append([{"camera": "lobby", **alert(f"a{k}", explanation="x" * 50_000)}])
+    box.close()
+    full = path.stat().st_size + (path.with_name("o.sqlite-wal").stat().st_size
+                                  if path.with_name("o.sqlite-wal").exists() else 0)
+    box = Outbox(path, max_mb=0.5)            # retention on opening: keeps about 10 of the 40
+    box.close()
+    assert path.stat().st_size < full / 2, (path.stat().st_size, full)
+    assert 0 < len(stored(path)) < 40
+
+
+def test_a_slow_commit_never_holds_up_health_or_the_publishing_thread(tmp_path, free_endpoint):
+    """The commit (and its fsync) runs on the outbox writer's thread: while it is stuck, the
+    publishing thread still sends health, and the alert follows once it is stored."""
+    pub = Publisher(free_endpoint, outbox=tmp_path / "o.sqlite")
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.connect(free_endpoint)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    time.sleep(0.3)
+    try:
+        with pub.outbox._lock:                 # a commit stuck in fsync
+            pub.submit([{"camera": "lobby", **alert("a1")}])
+            pub.send_stored()
+            pub.publish("health", "lobby", {})
+            assert sub.poll(2000)
+            topic, _ = sub.recv_multipart()
+            assert topic == b"health/lobby" and pub.storing
+        sent = pub.send_stored(wait=True)
+        assert [s.seq for s in sent] == [1] and sub.poll(2000) and sub.recv_multipart()[0] == b"alert/lobby"
+    finally:
+        sub.close(0)
+        pub.close()
+
+
+def test_catch_up_reads_agree_while_the_pipeline_writes_and_prunes(tmp_path):
+    """Reader.since reads its rows, the last number and the first kept number in one transaction."""
+    import threading
+    from stream.alerts.outbox import Reader
+    box = Outbox(tmp_path / "o.sqlite", max_mb=0.2)
+    box.append([{"camera": "lobby", **alert("a0")}])
+    reader = Reader(tmp_path / "o.sqlite")
+    done = threading.Event()
+
+    def write():
+        k = 1
+        while not done.is_set():
+            box.append([{"camera": "lobby", **alert(f"a{k}", explanation="x" * 2000)}])
+            box.prune()
+            k += 1
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(300):
+            rows, last, first = reader.since("lobby", 0, 500)
+            seqs = [json.loads(r)["seq"] for r in rows]
+            assert seqs and seqs[0] == first and seqs[-1] == last, (seqs[:1], seqs[-1:], first, last)
+    finally:
+        done.set()
+        writer.join()
+        reader.close()
+        box.close()
