@@ -3,15 +3,20 @@ and frees again, with real ZeroMQ sockets and the real command line."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stream.alerts.publisher import Publisher
+from stream.config import parse_config
+from stream.ingest.source import VideoSource
+from stream.pipeline import Pipeline
 from stream.alerts.query import QueryClient
 from stream.alerts.subscriber import AlertSubscriber
-from tests.harness import next_port, start, write_config
+from tests.harness import StubScene, Subscriber, all_stopped, next_port, start, write_config
 from tests.stream.alerts.test_alerts import alert, stored
 
 
@@ -98,3 +103,48 @@ def test_a_full_disk_at_start_up_is_one_line_and_exit_1(small_disk, tmp_path, cl
     lines = [line for line in err.strip().splitlines() if line.startswith("hawkwatch:")]
     assert proc.returncode == 1 and len(lines) == 1, err
     assert "alerts.outbox" in lines[0] and "full" in lines[0], lines
+
+
+class _Alarmed:
+    """A detector that finds a fall in seconds 2-6 of every camera (the scene models are not what
+    this test is about; the pipeline, the outbox and the sockets are real)."""
+    max_batch, max_wait_s, name = 1, 0.0, "alarmed"
+
+    def batch(self, scenes):
+        from stream.types import SecondScore, Verdict
+        out = []
+        for s in scenes:
+            seconds = tuple(SecondScore(t, t + 1, 0.9 if 2 <= t < 6 else 0.1, "fall")
+                            for t in np.arange(s.start, s.end))
+            out.append(Verdict(s.camera, s.window_id, s.start, s.end, s.wall_start, s.wall_end,
+                               max(x.score for x in seconds), seconds, {"fall": 0.9}, "", self.name, 0,
+                               final=s.final))
+        return out
+
+
+def test_the_pipeline_goes_on_publishing_with_a_full_disk_and_says_so(small_disk, clip12, free_endpoint):
+    """Today's fault: the outbox could not write and the whole pipeline exited 1 with no final
+    health. Now alerts go out live, health says `degraded`, and the run ends normally."""
+    cfg = parse_config({"cameras": {"lobby": {"path": str(clip12)}},
+                        "models": {"person_detector": {"path": "x.onnx"}, "pose": {"path": "y.onnx"}},
+                        "alerts": {"endpoint": free_endpoint, "query_endpoint": None, "chat_endpoint": None,
+                                   "health_interval_s": 0.5, "wait_for_subscriber_s": 10}}, check_files=False)
+
+    def make_source(camera, c, on_state):
+        return VideoSource(camera, c.target, is_file=True, replay="fast", on_state=on_state)
+    publisher = Publisher(free_endpoint, outbox=small_disk / "outbox.sqlite")
+    fill(small_disk)
+    pipeline = Pipeline(cfg, make_source, StubScene(), _Alarmed(), publisher, threading.Event())
+    sub = Subscriber(free_endpoint)
+    try:
+        code = pipeline.run()
+        sub.receive_until(all_stopped(["lobby"]), 30)
+    finally:
+        sub.close()
+    assert code == 0
+    alerts = sub.of("alert", "lobby")
+    assert [a["state"] for a in alerts][:1] == ["open"] and alerts[-1]["state"] == "close"
+    assert [a["seq"] for a in alerts] == list(range(1, len(alerts) + 1))
+    final = sub.of("health", "lobby")[-1]
+    assert final["state"] == "stopped" and final["outbox_state"]["state"] == "degraded"
+    assert final["outbox_state"]["held"] >= len(alerts) - 1 and "full" in final["outbox_state"]["reason"]
