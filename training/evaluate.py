@@ -1,6 +1,7 @@
 """Evaluate detectors on a benchmark split: Hawkeye's Table 1 (FNR, F2, mAP@tIoU) and Table 2
-(FNR per category), frame-level ROC-AUC and AP, false alerts per hour on footage with no
-anomaly, and score timelines against the ground truth.
+(FNR per category, also category-aware), frame-level and per-second ROC-AUC and AP, the confusion
+of alert against event categories, false alerts per hour over all normal footage, 95 % per-video
+bootstrap intervals for each figure, and score timelines against the ground truth.
 
     python -m training.evaluate --features data/bench --gt data/bench/gt.json --subset test \\
         --baseline --model hawkeye=models/hawkeye --normal-video vtest --out out/eval
@@ -9,7 +10,9 @@ Each detector sees every window of every video as the stream cuts them (features
 training/features.py), and the stream's own event tracker (`events:` of --config) turns its
 per-second scores into alerts. Frame-level metrics use each second's score as the stream decides
 it (the first window that scores it) and the alerts' spans as the frames flagged; mAP ranks the
-alerts (span, category, peak score) against the ground-truth segments.
+alerts (span, category, peak score) against the ground-truth segments, tied scores ordered as
+ActivityNet orders them. `--out` keeps what was scored (per-frame truth, scores and flags in
+scored/<method>.npz; events, alerts and per-second scores in scored/<method>.json).
 
 `--stream` also runs the real pipeline (run_pipeline.py, every test video a camera, replayed
 fast) with the first --model, takes the verdicts a subscriber receives, and reports the same
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,8 @@ from stream.llm.events import EventTracker
 from stream.types import SceneGraph, SecondScore, Verdict
 from training.data import Segment, read_ground_truth
 from training.features import read_video
-from training.metrics import Detection, average_precision, f_beta, fnr, mean_ap, roc_auc
+from training.metrics import (Detection, average_precision, bootstrap_intervals, category_confusion, f_beta, fnr,
+                              labels_without_truth, mean_ap, roc_auc)
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.1, 0.2, 0.3)
@@ -57,11 +61,13 @@ class VideoResult:
             out[(t >= s.start - 1e-6) & (t < s.end - 1e-6)] = s.score
         return out
 
-    def frame_flags(self) -> np.ndarray:
+    def frame_flags(self, label: str | None = None) -> np.ndarray:
+        """Frames inside an alert (of `label`, when given)."""
         t = np.arange(self.n_frames) / self.fps
         out = np.zeros(self.n_frames, bool)
         for a in self.alerts:
-            out |= (t >= a.start - 1e-6) & (t < a.end - 1e-6)
+            if label is None or a.label == label:
+                out |= (t >= a.start - 1e-6) & (t < a.end - 1e-6)
         return out
 
     def frame_truth(self, label: str | None = None) -> np.ndarray:
@@ -71,6 +77,31 @@ class VideoResult:
             if label is None or s.label == label:
                 out |= (t >= s.start - 1e-6) & (t < s.end - 1e-6)
         return out
+
+    # per second: what the stream scores; a second is anomalous when most of its frames are
+    def _per_second(self, frames: np.ndarray, reduce) -> np.ndarray:
+        k = int(math.ceil(self.n_frames / self.fps - 1e-6))
+        idx = np.minimum((np.arange(self.n_frames) / self.fps + 1e-6).astype(int), k - 1)
+        return np.array([reduce(frames[idx == i]) if (idx == i).any() else 0 for i in range(k)])
+
+    def second_truth(self) -> np.ndarray:
+        return self._per_second(self.frame_truth(), lambda x: x.mean() >= 0.5).astype(bool)
+
+    def second_flags(self) -> np.ndarray:
+        return self._per_second(self.frame_flags(), lambda x: x.mean() >= 0.5).astype(bool)
+
+    def second_scores(self) -> np.ndarray:
+        return self._per_second(self.frame_scores(), np.max)
+
+    @property
+    def normal_s(self) -> float:
+        """Seconds of this video outside every ground-truth event."""
+        return float((~self.frame_truth()).sum()) / self.fps
+
+    @property
+    def false_alerts(self) -> int:
+        """Alerts that overlap no ground-truth event."""
+        return sum(not any(min(s.end, a.end) > max(s.start, a.start) for s in self.truth) for a in self.alerts)
 
 
 def decide(video: str, verdicts: list[Verdict], events: EventsConfig, fps: float, n_frames: int,
@@ -96,25 +127,80 @@ def run_detector(detector, graphs: list[SceneGraph], batch: int = 16) -> list[Ve
     return out
 
 
-def summarise(results: list[VideoResult], hours_normal: float | None = None, normal_alerts: int | None = None) -> dict:
-    """Table 1's metrics over all videos' frames, and Table 2's per-category FNR."""
+HEADLINE = ("fnr", "f2", *(f"map@{t}" for t in THRESHOLDS), "map_avg", "auc", "ap", "fnr_category_aware",
+            "false_alerts_per_hour", "second_fnr", "second_f2", "second_auc", "second_ap")
+
+
+def headline(results: list[VideoResult], normal_hours: float = 0.0, normal_alerts: int = 0) -> dict[str, float]:
+    """The figures each table reports, over all videos' frames (and seconds): Hawkeye's Table 1,
+    Table 2's FNR per category (`fnr/<category>`), the category-aware FNR (an event's frames count
+    as found only inside an alert of its own category), per-second scoring, and false alerts per
+    hour over every normal stretch of the videos plus `normal_hours` of footage with no event."""
     truth = np.concatenate([r.frame_truth() for r in results])
     flags = np.concatenate([r.frame_flags() for r in results])
     scores = np.concatenate([r.frame_scores() for r in results])
     segs = {r.video: [(s.start, s.end, s.label) for s in r.truth] for r in results}
-    dets = [d for r in results for d in r.alerts]
-    maps = mean_ap(segs, dets, THRESHOLDS)
-    per_cat = {}
+    maps = mean_ap(segs, [d for r in results for d in r.alerts], THRESHOLDS)
+    out = {"fnr": fnr(truth, flags), "f2": f_beta(truth, flags, 2.0), **{f"map@{t}": maps[t] for t in THRESHOLDS},
+           "map_avg": float(np.mean(list(maps.values()))), "auc": roc_auc(truth, scores),
+           "ap": average_precision(truth, scores)}
+    missed = total = 0
     for label in sorted({s.label for r in results for s in r.truth}):
         t = np.concatenate([r.frame_truth(label) for r in results])
-        per_cat[label] = fnr(t, flags)
-    out = {"fnr": fnr(truth, flags), "f2": f_beta(truth, flags, 2.0),
-           **{f"map@{th}": maps[th] for th in THRESHOLDS}, "map_avg": float(np.mean(list(maps.values()))),
-           "auc": roc_auc(truth, scores), "ap": average_precision(truth, scores), "alerts": len(dets),
-           "fnr_per_category": per_cat}
-    if hours_normal:
-        out["false_alerts_per_hour"] = normal_alerts / hours_normal
+        own = np.concatenate([r.frame_flags(label) for r in results])
+        out[f"fnr/{label}"] = fnr(t, flags)
+        out[f"fnr_category_aware/{label}"] = fnr(t, own)
+        missed, total = missed + int((t & ~own).sum()), total + int(t.sum())
+    out["fnr_category_aware"] = missed / total if total else float("nan")
+    st = np.concatenate([r.second_truth() for r in results])
+    out.update(second_fnr=fnr(st, np.concatenate([r.second_flags() for r in results])),
+               second_f2=f_beta(st, np.concatenate([r.second_flags() for r in results]), 2.0),
+               second_auc=roc_auc(st, np.concatenate([r.second_scores() for r in results])),
+               second_ap=average_precision(st, np.concatenate([r.second_scores() for r in results])))
+    hours = normal_hours + sum(r.normal_s for r in results) / 3600.0
+    out["false_alerts_per_hour"] = (normal_alerts + sum(r.false_alerts for r in results)) / hours if hours else float("nan")
     return out
+
+
+def _distinct(results: list[VideoResult]) -> list[VideoResult]:
+    """A bootstrap resample with each drawn copy of a video named apart (mAP matches per video)."""
+    out = []
+    for i, r in enumerate(results):
+        name = f"{r.video}#{i}"
+        out.append(replace(r, video=name, alerts=[replace(a, video=name) for a in r.alerts]))
+    return out
+
+
+def summarise(results: list[VideoResult], hours_normal: float = 0.0, normal_alerts: int = 0,
+              bootstrap: int = 1000) -> dict:
+    """Every figure (see `headline`) with its 95 % interval from a per-video bootstrap (`ci`),
+    the confusion of alert against event categories, and the alert labels no event has."""
+    out = headline(results, hours_normal, normal_alerts)
+    segs = {r.video: [(s.start, s.end, s.label) for s in r.truth] for r in results}
+    dets = [d for r in results for d in r.alerts]
+    normal_h = hours_normal + sum(r.normal_s for r in results) / 3600.0
+    out.update(alerts=len(dets), false_alerts=normal_alerts + sum(r.false_alerts for r in results),
+               normal_hours=normal_h, false_alerts_resolution_per_hour=1.0 / normal_h if normal_h else float("nan"),
+               confusion=category_confusion(segs, dets), labels_without_truth=labels_without_truth(segs, dets),
+               fnr_per_category={k.split("/", 1)[1]: v for k, v in out.items() if k.startswith("fnr/")},
+               videos=len(results), events=sum(len(r.truth) for r in results))
+    if bootstrap:
+        out["ci"] = bootstrap_intervals(results, lambda rs: headline(_distinct(rs), hours_normal, normal_alerts),
+                                        n=bootstrap)
+    return out
+
+
+def scored(results: list[VideoResult]) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """What a detector's figures were computed from, to recompute any table: per video the frame
+    truth, scores and flags (arrays), and the ground truth, alerts and per-second scores (records)."""
+    arrays, records = {}, []
+    for r in results:
+        arrays[f"{r.video}/truth"], arrays[f"{r.video}/scores"] = r.frame_truth(), r.frame_scores()
+        arrays[f"{r.video}/flags"] = r.frame_flags()
+        records.append({"video": r.video, "fps": r.fps, "n_frames": r.n_frames,
+                        "truth": [asdict(s) for s in r.truth], "alerts": [asdict(a) for a in r.alerts],
+                        "seconds": [asdict(s) for s in r.seconds]})
+    return arrays, records
 
 
 # -- the stream itself -----------------------------------------------------------------------------
@@ -204,24 +290,69 @@ def _pct(x: float) -> str:
     return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:5.1f}"
 
 
+def _with_ci(m: dict, key: str, scale: float = 100.0, fmt: str = "{:.1f}") -> str:
+    """A figure and its 95 % interval: `64.0 [51.6–78.9]`."""
+    x = m.get(key)
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    lo_hi = m.get("ci", {}).get(key)
+    text = fmt.format(scale * x)
+    return text + (f" [{fmt.format(scale * lo_hi[0])}–{fmt.format(scale * lo_hi[1])}]" if lo_hi else "")
+
+
 def table1(rows: dict[str, dict]) -> str:
-    head = ("| method | FNR ↓ | F2 ↑ | mAP@0.1 | mAP@0.2 | mAP@0.3 | mAP avg | AUC | AP | false alerts/h |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
+    """Hawkeye's Table 1, each figure with its 95 % per-video bootstrap interval."""
+    cols = [("FNR ↓", "fnr"), ("F2 ↑", "f2"), *((f"mAP@{t}", f"map@{t}") for t in THRESHOLDS), ("mAP avg", "map_avg"),
+            ("AUC", "auc"), ("AP", "ap"), ("category-aware FNR ↓", "fnr_category_aware")]
+    lines = ["| method | " + " | ".join(c for c, _ in cols) + " | false alerts/h |", "|---|" + "---|" * (len(cols) + 1)]
     for name, m in rows.items():
-        fah = m.get("false_alerts_per_hour")
-        lines.append(f"| {name} | {_pct(m['fnr'])} | {_pct(m['f2'])} | " + " | ".join(_pct(m[f"map@{t}"]) for t in THRESHOLDS)
-                     + f" | {_pct(m['map_avg'])} | {_pct(m['auc'])} | {_pct(m['ap'])} | "
-                     + ("n/a" if fah is None else f"{fah:.0f}") + " |")
+        fah = _with_ci(m, "false_alerts_per_hour", 1.0, "{:.0f}")
+        lines.append(f"| {name} | " + " | ".join(_with_ci(m, k) for _, k in cols) + f" | {fah} |")
     return "\n".join(lines)
 
 
 def table2(rows: dict[str, dict]) -> str:
+    """Table 2: FNR per category, category-blind (any alert finds an event) and category-aware."""
     cats = sorted({c for m in rows.values() for c in m["fnr_per_category"]})
     lines = ["| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
     for name, m in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_pct(m["fnr_per_category"].get(c)) for c in cats) + " |")
-    return "FNR per category (%, lower is better)\n" + "\n".join(lines)
+        lines.append(f"| {name} | " + " | ".join(_with_ci(m, f"fnr/{c}") for c in cats) + " |")
+        lines.append(f"| {name}, category-aware | " + " | ".join(_with_ci(m, f"fnr_category_aware/{c}") for c in cats)
+                     + " |")
+    return "FNR per category (%, lower is better; [95 % interval])\n" + "\n".join(lines)
+
+
+def table_seconds(rows: dict[str, dict]) -> str:
+    """Per-second scoring beside the per-frame figures, and what the false-alert rate rests on."""
+    lines = ["| method | FNR ↓ | F2 ↑ | AUC | AP | false alerts | normal footage | rate resolution |", "|---|" + "---|" * 7]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_with_ci(m, f"second_{k}") for k in ("fnr", "f2", "auc", "ap"))
+                     + f" | {m['false_alerts']} | {60 * m['normal_hours']:.1f} min"
+                     + f" | {m['false_alerts_resolution_per_hour']:.1f}/h |")
+    return "Per second (a second is anomalous when most of its frames are)\n" + "\n".join(lines)
+
+
+def confusion_tables(rows: dict[str, dict]) -> str:
+    """For each method: event category (rows) against the category of the alert that found it."""
+    parts = []
+    for name, m in rows.items():
+        conf = m["confusion"]
+        cols = sorted({c for r in conf.values() for c in r} - {"missed"}) + ["missed"]
+        lines = [f"{name}: event category (rows) against alert category (columns)",
+                 "| event | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for row, counts in conf.items():
+            lines.append(f"| {row} | " + " | ".join(str(counts.get(c, 0)) for c in cols) + " |")
+        if m["labels_without_truth"]:
+            lines.append("alerts of categories no event has: "
+                         + ", ".join(f"{k} {v}" for k, v in m["labels_without_truth"].items()))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def report(subset: str, rows: dict[str, dict]) -> str:
+    first = next(iter(rows.values()))
+    return (f"{subset} split: {first['videos']} videos, {first['events']} events; intervals: 95 %, per-video "
+            f"bootstrap\n\n{table1(rows)}\n\n{table2(rows)}\n\n{table_seconds(rows)}\n\n{confusion_tables(rows)}\n")
 
 
 # -- the command -----------------------------------------------------------------------------------
@@ -239,7 +370,7 @@ def load_detectors(baseline: bool, models: list[tuple[str, Path]], config, threa
 
 def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events: EventsConfig, *,
              normal_videos: list[str] = (), out: Path | None = None, plots: int = 8,
-             stream_model: Path | None = None, config: Path | None = None) -> dict[str, dict]:
+             stream_model: Path | None = None, config: Path | None = None, bootstrap: int = 1000) -> dict[str, dict]:
     gt = read_ground_truth(gt_path)
     names = sorted(v for v, e in gt.items() if e["subset"] == subset)
     if not names:
@@ -260,7 +391,7 @@ def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events
         for name, det in detectors.items():
             normal[name][0] += graphs[-1].end / 3600.0 if graphs else 0.0
             normal[name][1] += len(decide(v, run_detector(det, graphs), events, feats.fps, 0, []).alerts)
-    tables = {name: summarise(rs, *normal[name]) for name, rs in per.items()}
+    tables = {name: summarise(rs, *normal[name], bootstrap=bootstrap) for name, rs in per.items()}
     if stream_model is not None:
         model_name = next(n for n in detectors if n != "baseline")
         missing = [v for v in names if not sources[v]]
@@ -268,13 +399,18 @@ def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events
             raise ValueError(f"{features}/meta/{missing[0]}.json names no source video; --stream needs the videos")
         streamed = stream_verdicts({v: Path(sources[v]) for v in names}, stream_model, config)
         rs = [decide(v, streamed[v], events, fps[v], n_frames[v], gt[v]["segments"]) for v in names]
-        tables[f"{model_name} (stream)"] = summarise(rs)
+        tables[f"{model_name} (stream)"] = summarise(rs, bootstrap=bootstrap)
         per[f"{model_name} (stream)"] = rs
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(tables, indent=1) + "\n")
-        text = f"{subset} split, {len(names)} videos\n\n{table1(tables)}\n\n{table2(tables)}\n"
-        (out / "tables.md").write_text(text)
+        (out / "tables.md").write_text(report(subset, tables))
+        for name, rs in per.items():            # what was scored, to recompute any table
+            arrays, records = scored(rs)
+            stem = out / "scored" / name.replace(" ", "_").replace("/", "_")
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(stem.with_suffix(".npz"), **arrays)
+            stem.with_suffix(".json").write_text(json.dumps(records) + "\n")
         for v_i, v in enumerate(names[:plots]):
             plot_timeline(out / "timelines" / f"{v}.png", {n: rs[v_i] for n, rs in per.items()}, events.open_threshold)
     return tables
@@ -296,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out/eval"), help="where tables and timelines go")
     ap.add_argument("--plots", type=int, default=8, help="score timelines for this many videos")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the models")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="per-video resamples for the 95 %% intervals (0: none)")
     args = ap.parse_args(argv)
     try:
         models = [(m.split("=", 1)[0], Path(m.split("=", 1)[1])) if "=" in m else (Path(m).name, Path(m))
@@ -308,11 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         dets = load_detectors(args.baseline, models, cfg, args.threads)
         tables = evaluate(args.features, args.gt, args.subset, dets, cfg.events, normal_videos=args.normal_video,
                           out=args.out, plots=args.plots, stream_model=models[0][1] if args.stream else None,
-                          config=args.config)
+                          config=args.config, bootstrap=args.bootstrap)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\n{table1(tables)}\n\n{table2(tables)}\n\n(written to {args.out})")
+    print(f"\n{report(args.subset, tables)}\n(written to {args.out}: tables.md, metrics.json, scored/, timelines/)")
     return 0
 
 

@@ -5,6 +5,7 @@ computed by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -92,6 +93,14 @@ class Detection:
     score: float
 
 
+def rank(detections: list[Detection]) -> list[Detection]:
+    """Best score first, tied scores as ActivityNet's evaluation orders them (`argsort()[::-1]`
+    over the list as given: among equal scores the later detection comes first), so results
+    can be compared with theirs."""
+    order = np.argsort(np.array([d.score for d in detections], np.float64), kind="stable")[::-1]
+    return [detections[i] for i in order]
+
+
 def segment_ap(truth: dict[str, list[tuple[float, float]]], detections: list[Detection], threshold: float) -> float:
     """AP of one class: detections ranked by score over all videos; each is a true positive if it
     overlaps a not yet matched ground-truth segment of its video with tIoU >= threshold (the best
@@ -102,7 +111,7 @@ def segment_ap(truth: dict[str, list[tuple[float, float]]], detections: list[Det
     if not detections:
         return 0.0
     used = {v: np.zeros(len(segs), bool) for v, segs in truth.items()}
-    ranked = sorted(detections, key=lambda d: -d.score)
+    ranked = rank(detections)
     tp = np.zeros(len(ranked))
     for i, d in enumerate(ranked):
         segs = truth.get(d.video, [])
@@ -132,4 +141,56 @@ def mean_ap(truth: dict[str, list[tuple[float, float, str]]], detections: list[D
             t = {v: [(s, e) for s, e, lab in segs if lab == c] for v, segs in truth.items()}
             aps.append(segment_ap(t, [d for d in detections if d.label == c], th))
         out[th] = float(np.mean(aps)) if aps else float("nan")
+    return out
+
+
+def labels_without_truth(truth: dict[str, list[tuple[float, float, str]]], detections: list[Detection]) -> dict[str, int]:
+    """Detection labels no ground-truth segment has, with how many detections carry each: mAP
+    averages over the classes with truth, so these would otherwise vanish without a word."""
+    known = {lab for segs in truth.values() for _, _, lab in segs}
+    out: dict[str, int] = {}
+    for d in detections:
+        if d.label not in known:
+            out[d.label] = out.get(d.label, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def category_confusion(truth: dict[str, list[tuple[float, float, str]]], detections: list[Detection]) -> dict[str, dict[str, int]]:
+    """Event category (rows, plus `normal` for alerts that overlap no event) against the category
+    of the alert that overlaps the event most (columns, plus `missed` for events no alert overlaps)."""
+    out: dict[str, dict[str, int]] = {}
+
+    def count(row: str, col: str) -> None:
+        out.setdefault(row, {})
+        out[row][col] = out[row].get(col, 0) + 1
+    by_video: dict[str, list[Detection]] = {}
+    for d in detections:
+        by_video.setdefault(d.video, []).append(d)
+    for video, segs in truth.items():
+        dets = by_video.get(video, [])
+        for s, e, lab in segs:
+            overlap = [(min(e, d.end) - max(s, d.start), d.label) for d in dets]
+            best = max(overlap, default=(0.0, ""))
+            count(lab, best[1] if best[0] > 0 else "missed")
+        for d in dets:
+            if not any(min(e, d.end) - max(s, d.start) > 0 for s, e, _ in segs):
+                count("normal", d.label)
+    return {r: dict(sorted(c.items())) for r, c in sorted(out.items())}
+
+
+def bootstrap_intervals(groups: list, statistic: Callable[[list], dict[str, float]], n: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of every figure `statistic(groups)` returns, resampling
+    whole groups (videos) with replacement: frames of one video are not independent, videos are.
+    Resamples where a figure is NaN (no positives drawn) are left out of its interval."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n):
+        for key, v in statistic([groups[i] for i in rng.integers(0, len(groups), len(groups))]).items():
+            if v is not None and not np.isnan(v):
+                draws.setdefault(key, []).append(v)
+    out = {}
+    for key, values in draws.items():
+        lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+        out[key] = (float(lo), float(hi))
     return out

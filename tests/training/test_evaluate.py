@@ -4,6 +4,7 @@ match the offline ones."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_an_oracle_scores_well_and_a_silent_detector_not_at_all(tiny_bench, tmp_
     events = EventsConfig(min_duration_s=1.0, cooldown_s=0.0)
     tables = evaluate(tiny_bench, tiny_bench / "gt.json", "train",
                       {"oracle": Scripted(segs, True), "silent": Scripted(segs, False)}, events,
-                      normal_videos=["test_000"], out=tmp_path, plots=2)
+                      normal_videos=["test_000"], out=tmp_path, plots=2, bootstrap=100)
     o, s = tables["oracle"], tables["silent"]
     assert o["fnr"] < 0.3 and o["f2"] > 0.7 and o["map@0.1"] > 0.5 and o["auc"] > 0.85
     assert s["fnr"] == 1.0 and s["f2"] == 0.0 and s["map@0.1"] == 0.0 and s["alerts"] == 0
@@ -83,3 +84,43 @@ def test_the_streamed_verdicts_are_the_offline_ones(tiny_bench, tiny_model):
     a = np.array([s.score for v in streamed for s in v.seconds])
     b = np.array([s.score for v in offline for s in v.seconds])
     np.testing.assert_allclose(a, b, atol=2e-3)          # the stream rounds scores to 4 places
+
+
+class Mislabelled(Scripted):
+    """The oracle's timing, every event called a fall: found, but not as what it was."""
+
+    def batch(self, graphs):
+        return [replace(v, seconds=tuple(replace(s, category="fall" if s.category != "normal" else "normal")
+                                         for s in v.seconds)) for v in super().batch(graphs)]
+
+
+def test_category_aware_figures_intervals_and_what_was_scored(tiny_bench, tmp_path):
+    gt = read_ground_truth(tiny_bench / "gt.json")
+    segs = {v: e["segments"] for v, e in gt.items()}
+    events = EventsConfig(min_duration_s=1.0, cooldown_s=0.0)
+    tables = evaluate(tiny_bench, tiny_bench / "gt.json", "train",
+                      {"oracle": Scripted(segs, True), "mislabelled": Mislabelled(segs, True)}, events,
+                      out=tmp_path, plots=0, bootstrap=200)
+    o, m = tables["oracle"], tables["mislabelled"]
+    assert m["fnr"] == pytest.approx(o["fnr"])                            # the same frames flagged
+    assert o["fnr_category_aware"] == pytest.approx(o["fnr"])             # each in its own category
+    falls = [s for v, e in gt.items() if e["subset"] == "train" for s in e["segments"] if s.label == "fall"]
+    others = {s.label for v, e in gt.items() if e["subset"] == "train" for s in e["segments"]} - {"fall"}
+    assert others and m["fnr_category_aware"] > o["fnr_category_aware"] + 0.2
+    assert all(m[f"fnr_category_aware/{c}"] == 1.0 for c in others)
+    assert all(set(m["confusion"][c]) <= {"fall", "missed"} for c in others) and "fall" in m["confusion"][sorted(others)[0]]
+    if falls:
+        assert m["fnr_category_aware/fall"] == pytest.approx(o["fnr_category_aware/fall"])
+    lo, hi = o["ci"]["fnr"]
+    assert lo <= o["fnr"] <= hi and o["ci"]["auc"][0] <= o["auc"] <= o["ci"]["auc"][1]
+    assert 0 <= o["second_fnr"] <= 1 and o["second_auc"] > 0.85
+    assert o["normal_hours"] > 0 and o["false_alerts_resolution_per_hour"] == pytest.approx(1 / o["normal_hours"])
+    # what was scored recomputes the figures
+    arrays = np.load(tmp_path / "scored" / "oracle.npz")
+    records = json.loads((tmp_path / "scored" / "oracle.json").read_text())
+    truth = np.concatenate([arrays[f"{r['video']}/truth"] for r in records])
+    flags = np.concatenate([arrays[f"{r['video']}/flags"] for r in records])
+    assert (truth & ~flags).sum() / truth.sum() == pytest.approx(o["fnr"])
+    assert sum(len(r["alerts"]) for r in records) == o["alerts"]
+    text = (tmp_path / "tables.md").read_text()
+    assert "category-aware" in text and "event category (rows)" in text and "[" in text and "Per second" in text

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, confusion_matrix, fbeta_score, roc_auc_score
 
-from training.metrics import (Detection, average_precision, confusion, f_beta, fnr, interpolated_ap, mean_ap, roc_auc,
+from training.metrics import (Detection, average_precision, bootstrap_intervals, category_confusion, confusion, f_beta, fnr,
+                              interpolated_ap, labels_without_truth, mean_ap, rank, roc_auc,
                               segment_ap, tiou)
 
 
@@ -61,3 +62,37 @@ def test_mean_ap_averages_the_classes_that_have_truth():
     dets = [Detection("a", 0, 4, "fall", 0.9), Detection("a", 10, 14, "fall", 0.8)]   # the chase called a fall
     m = mean_ap(truth, dets, (0.5,))
     assert m[0.5] == pytest.approx((1.0 + 0.0) / 2)
+
+
+def test_tied_scores_are_ranked_as_activitynet_ranks_them():
+    """ActivityNet sorts with argsort()[::-1]: among equal scores the later detection goes first.
+    Here that puts the false positive first: precision [0, 1/2], recall [0, 1] -> AP 1/2 (the other
+    order would give 1)."""
+    truth = {"a": [(0.0, 4.0)]}
+    dets = [Detection("a", 0, 4, "x", 0.7), Detection("a", 20, 24, "x", 0.7)]
+    assert [d.start for d in rank(dets)] == [20, 0]
+    assert segment_ap(truth, dets, 0.5) == pytest.approx(0.5)
+    assert segment_ap(truth, dets[::-1], 0.5) == pytest.approx(1.0)       # the list order decides ties
+    assert [d.score for d in rank([Detection("a", 0, 1, "x", s) for s in (0.2, 0.9, 0.5)])] == [0.9, 0.5, 0.2]
+
+
+def test_alert_labels_without_truth_are_reported_and_categories_confused_are_counted():
+    truth = {"a": [(0.0, 4.0, "fall"), (10.0, 14.0, "chase")], "b": [(0.0, 5.0, "scuffle")]}
+    dets = [Detection("a", 0, 4, "fall", 0.9), Detection("a", 9, 11, "running", 0.8),
+            Detection("a", 11, 14, "abandoned", 0.6), Detection("a", 30, 33, "loitering", 0.5),
+            Detection("b", 40, 41, "fall", 0.4)]
+    assert labels_without_truth(truth, dets) == {"abandoned": 1, "loitering": 1, "running": 1}
+    assert category_confusion(truth, dets) == {
+        "chase": {"abandoned": 1},              # 3 s of overlap beat running's 1 s
+        "fall": {"fall": 1},
+        "normal": {"fall": 1, "loitering": 1},  # alerts that overlap no event
+        "scuffle": {"missed": 1}}
+
+
+def test_bootstrap_intervals_resample_whole_groups():
+    groups = [[1.0] * 10, [0.0] * 10, [1.0] * 10, [0.0] * 10]
+    ci = bootstrap_intervals(groups, lambda gs: {"mean": float(np.mean(np.concatenate(gs))),
+                                                 "nan": float("nan")}, n=400)
+    lo, hi = ci["mean"]
+    assert 0.0 <= lo < 0.5 < hi <= 1.0 and "nan" not in ci
+    assert bootstrap_intervals([[0.3]] * 5, lambda gs: {"m": float(np.mean(gs))}, n=50)["m"] == pytest.approx((0.3, 0.3))
