@@ -26,7 +26,8 @@ Written in Hawkeye's layout:
     <out>/dataset/vid_split/<video>/<s>_<e>.mp4    its 1-second clips
     <out>/gt.json                                  ActivityNet-style ground truth, spans in seconds
                                                    (and frames: "frames": [first, end) at `fps`)
-    <out>/manifest.json                            what made it (seed, counts, source sha256)
+    <out>/manifest.json                            what made it (seed, counts, source sha256, the actors
+                                                   each split casts); each annotation names its actors
 
     python -m training.synth --video data/vtest.avi --out data/bench [--seed 0] [--train 48 --val 8 --test 16]
 """
@@ -456,7 +457,8 @@ def plan_video(bank: Bank, sprites: list[Sprite], name: str, subset: str, kinds:
         props += extra
         if span and span[1] - span[0] >= int(fps // 2):
             f0, f1 = int(span[0]), int(span[1])
-            annotations.append({"segment": [round(f0 / fps, 3), round(f1 / fps, 3)], "frames": [f0, f1], "label": kind})
+            annotations.append({"segment": [round(f0 / fps, 3), round(f1 / fps, 3)], "frames": [f0, f1], "label": kind,
+                                "actors": sorted({a.sprite.track for a in got})})
     for _ in range(extra_walkers):               # more normal traffic
         a = s.actor(sprites)
         x, y, heading = s.edge_start()
@@ -574,6 +576,8 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     (out / "manifest.json").write_text(json.dumps({
         "generator_version": GENERATOR_VERSION, "seed": seed, "counts": counts, "seconds": seconds, "fps": fps,
         "source": video.name, "source_sha256": file_sha256(video), "actors": len(bank.sprites),
+        # which people of the recording (tracker ids) each split may cast: disjoint, so no test actor was seen
+        "actors_by_split": {k: sorted(sp.track for sp in v) for k, v in by_split.items()},
         "perspective": bank.perspective}, indent=1) + "\n")
     return gt
 

@@ -112,6 +112,13 @@ def test_the_benchmark_is_in_hawkeye_layout_and_reproducible(tiny_bench, tiny_gt
     assert again == tiny_gt
     manifest = json.loads((tiny_bench / "manifest.json").read_text())
     assert manifest["seed"] == 3 and len(manifest["source_sha256"]) == 64
+    # no person plays in two splits, and every annotation names actors of its own split
+    cast = {k: set(v) for k, v in manifest["actors_by_split"].items()}
+    assert all(cast.values()) and not (cast["train"] & cast["val"] or cast["train"] & cast["test"]
+                                       or cast["val"] & cast["test"])
+    for e in db.values():
+        for a in e["annotations"]:
+            assert a["actors"] and set(a["actors"]) <= cast[e["subset"]], (a, e["subset"])
 
 
 def test_an_unknown_split_or_a_short_video_is_refused(tmp_path, vtest):
