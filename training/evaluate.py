@@ -53,8 +53,17 @@ class VideoResult:
     seconds: list[SecondScore]                  # each second as the stream decides it
     alerts: list[Detection]                     # closed events: span, category, peak score
     truth: list[Segment] = field(default_factory=list)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # per-frame arrays, by kind
+
+    def _once(self, key, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def frame_scores(self) -> np.ndarray:
+        return self._once("scores", self._frame_scores)
+
+    def _frame_scores(self) -> np.ndarray:
         t = np.arange(self.n_frames) / self.fps
         out = np.zeros(self.n_frames)
         for s in self.seconds:
@@ -63,6 +72,9 @@ class VideoResult:
 
     def frame_flags(self, label: str | None = None) -> np.ndarray:
         """Frames inside an alert (of `label`, when given)."""
+        return self._once(("flags", label), lambda: self._frame_flags(label))
+
+    def _frame_flags(self, label: str | None) -> np.ndarray:
         t = np.arange(self.n_frames) / self.fps
         out = np.zeros(self.n_frames, bool)
         for a in self.alerts:
@@ -71,6 +83,9 @@ class VideoResult:
         return out
 
     def frame_truth(self, label: str | None = None) -> np.ndarray:
+        return self._once(("truth", label), lambda: self._frame_truth(label))
+
+    def _frame_truth(self, label: str | None) -> np.ndarray:
         t = np.arange(self.n_frames) / self.fps
         out = np.zeros(self.n_frames, bool)
         for s in self.truth:
@@ -79,19 +94,28 @@ class VideoResult:
         return out
 
     # per second: what the stream scores; a second is anomalous when most of its frames are
-    def _per_second(self, frames: np.ndarray, reduce) -> np.ndarray:
-        k = int(math.ceil(self.n_frames / self.fps - 1e-6))
-        idx = np.minimum((np.arange(self.n_frames) / self.fps + 1e-6).astype(int), k - 1)
-        return np.array([reduce(frames[idx == i]) if (idx == i).any() else 0 for i in range(k)])
+    def _second_of_frame(self) -> np.ndarray:
+        return (np.arange(self.n_frames) / self.fps + 1e-6).astype(int)     # non-decreasing
+
+    def _most(self, frames: np.ndarray) -> np.ndarray:
+        idx = self._second_of_frame()
+        return np.bincount(idx, weights=frames.astype(float)) >= 0.5 * np.maximum(np.bincount(idx), 1)
 
     def second_truth(self) -> np.ndarray:
-        return self._per_second(self.frame_truth(), lambda x: x.mean() >= 0.5).astype(bool)
+        return self._once("second truth", lambda: self._most(self.frame_truth()))
 
     def second_flags(self) -> np.ndarray:
-        return self._per_second(self.frame_flags(), lambda x: x.mean() >= 0.5).astype(bool)
+        return self._once("second flags", lambda: self._most(self.frame_flags()))
 
     def second_scores(self) -> np.ndarray:
-        return self._per_second(self.frame_scores(), np.max)
+        def make():
+            idx = self._second_of_frame()
+            starts = np.flatnonzero(np.r_[True, np.diff(idx) > 0])
+            out = np.zeros(idx[-1] + 1 if len(idx) else 0)
+            if len(idx):
+                out[idx[starts]] = np.maximum.reduceat(self.frame_scores(), starts)
+            return out
+        return self._once("second scores", make)
 
     @property
     def normal_s(self) -> float:
@@ -139,8 +163,10 @@ def headline(results: list[VideoResult], normal_hours: float = 0.0, normal_alert
     truth = np.concatenate([r.frame_truth() for r in results])
     flags = np.concatenate([r.frame_flags() for r in results])
     scores = np.concatenate([r.frame_scores() for r in results])
-    segs = {r.video: [(s.start, s.end, s.label) for s in r.truth] for r in results}
-    maps = mean_ap(segs, [d for r in results for d in r.alerts], THRESHOLDS)
+    # keyed by position: a bootstrap resample may hold one video twice, and mAP matches per video
+    segs = {i: [(s.start, s.end, s.label) for s in r.truth] for i, r in enumerate(results)}
+    dets = [replace(d, video=i) for i, r in enumerate(results) for d in r.alerts]
+    maps = mean_ap(segs, dets, THRESHOLDS)
     out = {"fnr": fnr(truth, flags), "f2": f_beta(truth, flags, 2.0), **{f"map@{t}": maps[t] for t in THRESHOLDS},
            "map_avg": float(np.mean(list(maps.values()))), "auc": roc_auc(truth, scores),
            "ap": average_precision(truth, scores)}
@@ -162,15 +188,6 @@ def headline(results: list[VideoResult], normal_hours: float = 0.0, normal_alert
     return out
 
 
-def _distinct(results: list[VideoResult]) -> list[VideoResult]:
-    """A bootstrap resample with each drawn copy of a video named apart (mAP matches per video)."""
-    out = []
-    for i, r in enumerate(results):
-        name = f"{r.video}#{i}"
-        out.append(replace(r, video=name, alerts=[replace(a, video=name) for a in r.alerts]))
-    return out
-
-
 def summarise(results: list[VideoResult], hours_normal: float = 0.0, normal_alerts: int = 0,
               bootstrap: int = 1000) -> dict:
     """Every figure (see `headline`) with its 95 % interval from a per-video bootstrap (`ci`),
@@ -185,8 +202,7 @@ def summarise(results: list[VideoResult], hours_normal: float = 0.0, normal_aler
                fnr_per_category={k.split("/", 1)[1]: v for k, v in out.items() if k.startswith("fnr/")},
                videos=len(results), events=sum(len(r.truth) for r in results))
     if bootstrap:
-        out["ci"] = bootstrap_intervals(results, lambda rs: headline(_distinct(rs), hours_normal, normal_alerts),
-                                        n=bootstrap)
+        out["ci"] = bootstrap_intervals(results, lambda rs: headline(rs, hours_normal, normal_alerts), n=bootstrap)
     return out
 
 
