@@ -10,7 +10,7 @@ from stream.cli import Parser
 
 CLIS = ["training.synth", "training.evaluate", "training.cues", "training.extract", "training.train",
         "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.ingest.clips",
-        "stream.scene.render", "engines.zoo", "engines.build", "run_pipeline"]
+        "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline"]
 
 
 class _Captured(Exception):

@@ -128,3 +128,14 @@ def test_an_unknown_split_or_a_short_video_is_refused(tmp_path, vtest):
     synth.write_video(short, [np.zeros((64, 64, 3), np.uint8)] * 10, 10.0)
     with pytest.raises(ValueError, match="10 frames"):
         synth.generate(short, tmp_path)
+
+
+def test_the_contact_sheet_shows_one_labelled_frame_per_category(tiny_bench, tiny_gt, tmp_path):
+    from training.sheet import contact_sheet, main
+    labels = {a["label"] for e in tiny_gt["database"].values() if e["subset"] == "train" for a in e["annotations"]}
+    sheet = contact_sheet(tiny_bench, "train", columns=2, width=200)
+    tile_h = sheet.shape[0] // ((len(labels) + 1) // 2)
+    assert sheet.shape[1] == 400 and sheet.shape[0] % tile_h == 0 and sheet.std() > 10    # real frames
+    assert main(["--bench", str(tiny_bench), "--subset", "train", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    assert main(["--bench", str(tiny_bench), "--subset", "nowhere", "--out", str(tmp_path / "x.png")]) == 2
