@@ -6,10 +6,12 @@
 The videos are decoded, sampled and cut into windows exactly as the pipeline does for a camera
 replaying the file (the config's `windows:` and `models:`), and every window's frames go through
 the same detector, pose model, tracker, motion and thumbnails. Resumable: a video whose index
-(meta/<video>.json, written last) exists is skipped; a half-written one is redone.
+(meta/<video>.json, written last) exists is skipped; a half-written one is redone. Videos are
+extracted by `--workers` processes side by side (default: one per core, up to 2).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,17 +79,48 @@ def extract_video(builder, cfg, path: Path, out: Path, name: str) -> int:
     return len(windows)
 
 
-def extract(videos: list[Path], out: Path, cfg, *, progress: bool = True) -> dict[str, int]:
-    builder = scene_from_config(cfg, thumbs=True)
+_worker: dict = {}          # a worker process's own scene stage (engines are not shared across processes)
+
+
+def _start_worker(cfg) -> None:
+    _worker["cfg"], _worker["builder"] = cfg, scene_from_config(cfg, thumbs=True)
+
+
+def _extract_in_worker(video: Path, out: Path) -> tuple[str, int]:
+    return video.stem, extract_video(_worker["builder"], _worker["cfg"], video, out, video.stem)
+
+
+def extract(videos: list[Path], out: Path, cfg, *, progress: bool = True, workers: int = 1) -> dict[str, int]:
+    """Features of every video not extracted yet. With `workers` > 1, videos go to that many
+    processes, each with its own scene stage on models.threads / workers threads (so the cores are
+    shared, not oversubscribed); a video is one process's job from start to end."""
     todo = [v for v in videos if not has_video(out, v.stem)]
     if len(todo) < len(videos):
         print(f"{len(videos) - len(todo)} of {len(videos)} videos already extracted: skipped", file=sys.stderr)
+    workers = max(1, min(workers, len(todo)))
     done = {}
     t0 = time.time()
-    for v in tqdm(todo, desc="extracting", unit="video", disable=not progress, file=sys.stderr):
-        done[v.stem] = extract_video(builder, cfg, v, out, v.stem)
+    bar = tqdm(total=len(todo), desc="extracting", unit="video", disable=not progress, file=sys.stderr)
+    if workers == 1:
+        builder = scene_from_config(cfg, thumbs=True) if todo else None
+        for v in todo:
+            done[v.stem] = extract_video(builder, cfg, v, out, v.stem)
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        models = cfg.models.model_copy(update={"threads": max(1, cfg.models.threads // workers)})
+        each = cfg.model_copy(update={"models": models})
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                 initargs=(each,)) as pool:
+            for job in as_completed([pool.submit(_extract_in_worker, v, out) for v in todo]):
+                name, n = job.result()
+                done[name] = n
+                bar.update(1)
+    bar.close()
     if todo:
-        print(f"extracted {len(todo)} videos, {sum(done.values())} windows in {time.time() - t0:.0f} s", file=sys.stderr)
+        print(f"extracted {len(todo)} videos, {sum(done.values())} windows in {time.time() - t0:.0f} s "
+              f"({workers} worker{'s' if workers > 1 else ''})", file=sys.stderr)
     return done
 
 
@@ -97,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="where pose_feat/, rel_feat/, ... go")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml",
                     help="the pipeline config whose scene stage and windows to use")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="processes extracting videos side by side (each gets models.threads / workers threads)")
     args = ap.parse_args(argv)
+    if args.workers < 1:
+        ap.error(f"--workers must be at least 1, got {args.workers}")
     if args.videos.is_dir():
         videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     else:
@@ -112,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    extract(videos, args.out, cfg)
+    extract(videos, args.out, cfg, workers=args.workers)
     return 0
 
 
