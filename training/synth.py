@@ -34,6 +34,7 @@ Written in Hawkeye's layout:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -526,14 +527,50 @@ def split_kinds(count: int, normal_share: float, rng: np.random.Generator) -> li
     return out
 
 
+_shared: dict = {}     # what every video's rendering reads: set before the worker processes fork, shared with them
+
+
+def _make_video(job: tuple[str, int, int, list[str]]) -> tuple[str, dict]:
+    """One video of the benchmark, a pure function of its job and the shared bank: rendered,
+    written, and its ground truth recorded last (gen/<video>.json, atomically), so an
+    interrupted run resumes after the videos it finished."""
+    subset, si, i, kinds = job
+    g = _shared
+    name = f"{subset}_{i:03d}"
+    vrng = np.random.default_rng([g["seed"], si, i])
+    plan = plan_video(g["bank"], g["by_split"][subset] or g["bank"].sprites, name, subset, kinds, g["n"], g["fps"],
+                      len(g["frames"]), g["size"], vrng, extra_walkers=int(vrng.integers(0, 4)))
+    video_frames = render(plan, g["frames"], g["bank"], g["n"])
+    write_video(g["out"] / "videos" / f"{name}.mp4", video_frames, g["fps"])
+    if g["clips"]:
+        write_clips(g["out"] / "dataset" / "vid_split" / name, video_frames, g["fps"])
+    entry = {"subset": subset, "duration": g["n"] / g["fps"], "fps": g["fps"], "frames": g["n"],
+             "annotations": plan.annotations}
+    done = g["out"] / "gen" / f"{name}.json"
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.with_suffix(".part").write_text(json.dumps(entry) + "\n")
+    done.with_suffix(".part").replace(done)
+    return name, entry
+
+
 def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | None = None, seconds: float = 30.0,
-             clips: bool = True, detector=None, bank: Bank | None = None, progress=print) -> dict:
+             clips: bool = True, detector=None, bank: Bank | None = None, progress=print, workers: int = 1) -> dict:
     """Build the benchmark; returns the ground truth (also written to <out>/gt.json). `bank`:
-    actors already cut out of this video (else they are cut out here, with `detector`)."""
+    actors already cut out of this video (else they are cut out here, with `detector`). Videos are
+    rendered by `workers` processes side by side; a run that was interrupted resumes after the
+    videos it finished (the same settings are required: another seed, length or source is refused)."""
     counts = counts or {"train": 48, "val": 8, "test": 16}
     unknown = set(counts) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; choose from {SPLITS}")
+    params = {"generator_version": GENERATOR_VERSION, "seed": seed, "seconds": seconds, "clips": clips,
+              "source_sha256": file_sha256(video)}
+    params_path = out / "gen" / "params.json"
+    if params_path.exists() and json.loads(params_path.read_text()) != params:
+        raise ValueError(f"{out} holds a benchmark made with other settings ({params_path}); "
+                         "use another --out, or delete it to start again")
+    params_path.parent.mkdir(parents=True, exist_ok=True)
+    params_path.write_text(json.dumps(params) + "\n")
     frames, fps = read_video(video)
     t0 = time.time()
     if bank is None:
@@ -547,35 +584,40 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     by_split = {"train": [s for i, s in enumerate(bank.sprites) if i % 5 < 3],
                 "val": [s for i, s in enumerate(bank.sprites) if i % 5 == 3],
                 "test": [s for i, s in enumerate(bank.sprites) if i % 5 == 4]}
-    size = (frames[0].shape[1], frames[0].shape[0])
-    n = int(round(seconds * fps))
+    jobs = [(subset, si, i, kinds) for si, subset in enumerate(SPLITS) if counts.get(subset)
+            for i, kinds in enumerate(split_kinds(counts[subset], 0.15, np.random.default_rng([seed, si])))]
     database = {}
-    total = sum(counts.values())
-    done = 0
-    for si, subset in enumerate(SPLITS):
-        if not counts.get(subset):
-            continue
-        rng = np.random.default_rng([seed, si])
-        for i, kinds in enumerate(split_kinds(counts[subset], 0.15, rng)):
-            name = f"{subset}_{i:03d}"
-            vrng = np.random.default_rng([seed, si, i])
-            plan = plan_video(bank, by_split[subset] or bank.sprites, name, subset, kinds, n, fps, len(frames), size,
-                              vrng, extra_walkers=int(vrng.integers(0, 4)))
-            video_frames = render(plan, frames, bank, n)
-            write_video(out / "videos" / f"{name}.mp4", video_frames, fps)
-            if clips:
-                write_clips(out / "dataset" / "vid_split" / name, video_frames, fps)
-            database[name] = {"subset": subset, "duration": n / fps, "fps": fps, "frames": n,
-                              "annotations": plan.annotations}
-            done += 1
-            labels = ", ".join(a["label"] for a in plan.annotations) or "normal only"
-            progress(f"[{done}/{total}] {name}: {labels} ({time.time() - t0:.0f} s)")
-    gt = {"version": f"hawkwatch-synth-{GENERATOR_VERSION}", "database": database}
+    for subset, _, i, _ in jobs:                 # finished by an earlier, interrupted run
+        done = out / "gen" / f"{subset}_{i:03d}.json"
+        if done.exists():
+            database[done.stem] = json.loads(done.read_text())
+    todo = [j for j in jobs if f"{j[0]}_{j[2]:03d}" not in database]
+    if database:
+        progress(f"{len(database)} of {len(jobs)} videos already made: resuming")
+    _shared.update(bank=bank, frames=frames, fps=fps, seed=seed, by_split=by_split, out=out, clips=clips,
+                   n=int(round(seconds * fps)), size=(frames[0].shape[1], frames[0].shape[0]))
+
+    def made(name: str, entry: dict) -> None:
+        database[name] = entry
+        labels = ", ".join(a["label"] for a in entry["annotations"]) or "normal only"
+        progress(f"[{len(database)}/{len(jobs)}] {name}: {labels} ({time.time() - t0:.0f} s)")
+    workers = max(1, min(workers, len(todo)))
+    if workers == 1:
+        for job in todo:
+            made(*_make_video(job))
+    else:                                        # forked: the bank and the frames are shared, not copied
+        import multiprocessing
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for name, entry in pool.imap_unordered(_make_video, todo):
+                made(name, entry)
+    _shared.clear()
+    gt = {"version": f"hawkwatch-synth-{GENERATOR_VERSION}",
+          "database": {name: database[name] for name in sorted(database, key=lambda v: (SPLITS.index(v.split("_")[0]), v))}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "gt.json").write_text(json.dumps(gt, indent=1) + "\n")
     (out / "manifest.json").write_text(json.dumps({
         "generator_version": GENERATOR_VERSION, "seed": seed, "counts": counts, "seconds": seconds, "fps": fps,
-        "source": video.name, "source_sha256": file_sha256(video), "actors": len(bank.sprites),
+        "source": video.name, "source_sha256": params["source_sha256"], "actors": len(bank.sprites),
         # which people of the recording (tracker ids) each split may cast: disjoint, so no test actor was seen
         "actors_by_split": {k: sorted(sp.track for sp in v) for k, v in by_split.items()},
         "perspective": bank.perspective}, indent=1) + "\n")
@@ -592,10 +634,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=16, help="videos in the test split")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each video")
     ap.add_argument("--no-clips", action="store_true", help="skip the 1-second vid_split clips")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="processes rendering videos side by side")
     args = ap.parse_args(argv)
+    if args.workers < 1:
+        ap.error(f"--workers must be at least 1, got {args.workers}")
     try:
         generate(args.video, args.out, seed=args.seed, counts={"train": args.train, "val": args.val, "test": args.test},
-                 seconds=args.seconds, clips=not args.no_clips, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                 seconds=args.seconds, clips=not args.no_clips, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                 workers=args.workers)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -139,3 +139,18 @@ def test_the_contact_sheet_shows_one_labelled_frame_per_category(tiny_bench, tin
     assert main(["--bench", str(tiny_bench), "--subset", "train", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 10_000
     assert main(["--bench", str(tiny_bench), "--subset", "nowhere", "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_generation_in_two_processes_resumes_after_an_interruption(tiny_gt, bank, tmp_path, vtest):
+    """Two processes make the same benchmark as one; a run stopped part-way (a video whose record
+    was never written) is finished by the next run, which makes only what is missing; other
+    settings in the same folder are refused."""
+    kw = dict(seed=3, counts={"train": 2, "val": 1, "test": 1}, seconds=8.0, clips=False, bank=bank[0])
+    assert synth.generate(vtest, tmp_path, progress=lambda m: None, workers=2, **kw) == tiny_gt
+    (tmp_path / "gen" / "train_001.json").unlink()              # as if killed while writing train_001
+    said: list[str] = []
+    assert synth.generate(vtest, tmp_path, progress=said.append, workers=2, **kw) == tiny_gt
+    assert "3 of 4 videos already made: resuming" in said
+    assert [m.split(":")[0] for m in said if m.startswith("[")] == ["[4/4] train_001"]
+    with pytest.raises(ValueError, match="holds a benchmark made with other settings"):
+        synth.generate(vtest, tmp_path, progress=lambda m: None, **{**kw, "seed": 4})
