@@ -485,7 +485,7 @@ def render(plan: VideoPlan, frames: list[np.ndarray], bank: Bank, n: int) -> lis
     return out
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+def write_video(path: Path, frames: list[np.ndarray], fps: float, crf: int = 20) -> None:
     """H.264 (PyAV, libx264), every frame kept: the stream decodes it like a camera recording."""
     import av
     from fractions import Fraction
@@ -494,7 +494,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         st.width, st.height, st.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        st.options = {"preset": "veryfast", "crf": "20", "g": str(int(fps * 2))}
+        st.options = {"preset": "veryfast", "crf": str(crf), "g": str(int(fps * 2))}
         for f in frames:
             for packet in st.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
                 out.mux(packet)
@@ -502,12 +502,12 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
             out.mux(packet)
 
 
-def write_clips(folder: Path, frames: list[np.ndarray], fps: float) -> None:
+def write_clips(folder: Path, frames: list[np.ndarray], fps: float, crf: int = 20) -> None:
     """Hawkeye's vid_split: 1-second clips named <start>_<end>.mp4 (seconds)."""
     per = int(round(fps))
     for k in range(0, len(frames), per):
         chunk = frames[k:k + per]
-        write_video(folder / f"{k // per}_{k // per + 1}.mp4", chunk, fps)
+        write_video(folder / f"{k // per}_{k // per + 1}.mp4", chunk, fps, crf)
 
 
 def split_kinds(count: int, normal_share: float, rng: np.random.Generator) -> list[list[str]]:
@@ -541,11 +541,18 @@ def _make_video(job: tuple[str, int, int, list[str]]) -> tuple[str, dict]:
     plan = plan_video(g["bank"], g["by_split"][subset] or g["bank"].sprites, name, subset, kinds, g["n"], g["fps"],
                       len(g["frames"]), g["size"], vrng, extra_walkers=int(vrng.integers(0, 4)))
     video_frames = render(plan, g["frames"], g["bank"], g["n"])
-    write_video(g["out"] / "videos" / f"{name}.mp4", video_frames, g["fps"])
-    if g["clips"]:
-        write_clips(g["out"] / "dataset" / "vid_split" / name, video_frames, g["fps"])
     entry = {"subset": subset, "duration": g["n"] / g["fps"], "fps": g["fps"], "frames": g["n"],
              "annotations": plan.annotations}
+    crf = 20
+    if g["cameras"]:                             # its own stream of draws: the plan is the same with or without
+        from training.cameras import Camera
+        cam = Camera.draw(np.random.default_rng([g["seed"], si, i, 1]))
+        warp = cam.warp(g["size"])
+        video_frames = [cam.apply(f, k, warp) for k, f in enumerate(video_frames)]
+        entry["camera"], crf = cam.to_dict(), cam.crf
+    write_video(g["out"] / "videos" / f"{name}.mp4", video_frames, g["fps"], crf)
+    if g["clips"]:
+        write_clips(g["out"] / "dataset" / "vid_split" / name, video_frames, g["fps"], crf)
     done = g["out"] / "gen" / f"{name}.json"
     done.parent.mkdir(parents=True, exist_ok=True)
     done.with_suffix(".part").write_text(json.dumps(entry) + "\n")
@@ -554,17 +561,20 @@ def _make_video(job: tuple[str, int, int, list[str]]) -> tuple[str, dict]:
 
 
 def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | None = None, seconds: float = 30.0,
-             clips: bool = True, detector=None, bank: Bank | None = None, progress=print, workers: int = 1) -> dict:
+             clips: bool = True, detector=None, bank: Bank | None = None, progress=print, workers: int = 1,
+             cameras: bool = False) -> dict:
     """Build the benchmark; returns the ground truth (also written to <out>/gt.json). `bank`:
     actors already cut out of this video (else they are cut out here, with `detector`). Videos are
     rendered by `workers` processes side by side; a run that was interrupted resumes after the
-    videos it finished (the same settings are required: another seed, length or source is refused)."""
+    videos it finished (the same settings are required: another seed, length or source is refused).
+    `cameras`: each video through a camera of its own (training/cameras.py), recorded in its
+    ground truth entry and the manifest."""
     counts = counts or {"train": 48, "val": 8, "test": 16}
     unknown = set(counts) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; choose from {SPLITS}")
     params = {"generator_version": GENERATOR_VERSION, "seed": seed, "seconds": seconds, "clips": clips,
-              "source_sha256": file_sha256(video)}
+              "cameras": cameras, "source_sha256": file_sha256(video)}
     params_path = out / "gen" / "params.json"
     if params_path.exists() and json.loads(params_path.read_text()) != params:
         raise ValueError(f"{out} holds a benchmark made with other settings ({params_path}); "
@@ -595,7 +605,7 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     if database:
         progress(f"{len(database)} of {len(jobs)} videos already made: resuming")
     _shared.update(bank=bank, frames=frames, fps=fps, seed=seed, by_split=by_split, out=out, clips=clips,
-                   n=int(round(seconds * fps)), size=(frames[0].shape[1], frames[0].shape[0]))
+                   cameras=cameras, n=int(round(seconds * fps)), size=(frames[0].shape[1], frames[0].shape[0]))
 
     def made(name: str, entry: dict) -> None:
         database[name] = entry
@@ -620,6 +630,7 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
         "source": video.name, "source_sha256": params["source_sha256"], "actors": len(bank.sprites),
         # which people of the recording (tracker ids) each split may cast: disjoint, so no test actor was seen
         "actors_by_split": {k: sorted(sp.track for sp in v) for k, v in by_split.items()},
+        "cameras": {name: e["camera"] for name, e in gt["database"].items() if "camera" in e},
         "perspective": bank.perspective}, indent=1) + "\n")
     return gt
 
@@ -636,13 +647,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-clips", action="store_true", help="skip the 1-second vid_split clips")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                     help="processes rendering videos side by side")
+    ap.add_argument("--cameras", action="store_true",
+                    help="each video through a camera of its own: zoom, tilt, colour, blur, noise, H.264 quality "
+                         "(off for generator version 2, whose figures the README reports)")
     args = ap.parse_args(argv)
     if args.workers < 1:
         ap.error(f"--workers must be at least 1, got {args.workers}")
     try:
         generate(args.video, args.out, seed=args.seed, counts={"train": args.train, "val": args.val, "test": args.test},
                  seconds=args.seconds, clips=not args.no_clips, progress=lambda m: print(m, file=sys.stderr, flush=True),
-                 workers=args.workers)
+                 workers=args.workers, cameras=args.cameras)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

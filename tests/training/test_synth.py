@@ -154,3 +154,28 @@ def test_generation_in_two_processes_resumes_after_an_interruption(tiny_gt, bank
     assert [m.split(":")[0] for m in said if m.startswith("[")] == ["[4/4] train_001"]
     with pytest.raises(ValueError, match="holds a benchmark made with other settings"):
         synth.generate(vtest, tmp_path, progress=lambda m: None, **{**kw, "seed": 4})
+
+
+def test_each_video_can_have_a_camera_of_its_own(tiny_gt, bank, tmp_path, vtest):
+    """--cameras: the same events (the plan does not change), seen through a different camera per
+    video, each recorded in the ground truth and the manifest; the camera is deterministic."""
+    from training.cameras import Camera
+    kw = dict(seed=3, counts={"train": 2, "val": 1, "test": 1}, seconds=8.0, clips=False, bank=bank[0],
+              progress=lambda m: None)
+    gt = synth.generate(vtest, tmp_path, cameras=True, **kw)
+    for name, e in gt["database"].items():
+        plain = tiny_gt["database"][name]
+        assert e["annotations"] == plain["annotations"] and e["frames"] == plain["frames"]
+    cams = [e["camera"] for e in gt["database"].values()]
+    assert len({json.dumps(c, sort_keys=True) for c in cams}) == len(cams)      # no two videos share a view
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["cameras"] == {n: e["camera"] for n, e in gt["database"].items()}
+    frame = bank[1][100]
+    cam = Camera.draw(np.random.default_rng(5))
+    a, b = cam.apply(frame, 7), cam.apply(frame, 7)
+    assert np.array_equal(a, b) and a.shape == frame.shape and not np.array_equal(a, frame)
+    still = Camera(zoom=1.0, centre=(0.5, 0.5), tilt=0.0, brightness=0.0, contrast=1.0, temperature=0.0, blur=0.0,
+                   noise=0.0, crf=20, seed=0)
+    assert np.abs(still.apply(frame, 0).astype(int) - frame).max() <= 1        # the identity camera changes nothing
+    with av.open(str(tmp_path / "videos" / "test_000.mp4")) as c:
+        assert next(c.decode(video=0)).to_ndarray(format="bgr24").std() > 10          # a real picture
