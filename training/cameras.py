@@ -4,9 +4,9 @@ and H.264 quality, drawn per video from its seed and recorded with it (`Camera.t
 
 The whole picture goes through the camera after the actors are composed into it (as a real
 camera sees a real scene), so the ground truth's spans do not change; positions and sizes do,
-which is the point. Not yet: a crop may leave an event's people partly out of view (up to 13 %
-of each side is cut); before this is on by default (generator version 3) the crop must be drawn
-around where the video's events happen.
+which is the point. Not yet: a crop may leave an event's people partly out of view (up to 26 %
+of the width and height is cut); before this is on by default (generator version 3) the crop
+must be drawn around where the video's events happen.
 """
 from __future__ import annotations
 
