@@ -68,11 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
-    except ConfigError as e:
-        print(redact(f"hawkwatch: config error: {e}"), file=sys.stderr)
-        return 2
-
-    try:
         pipeline = build_pipeline(cfg, stop=stop, replay=args.replay, loop=args.loop or None,
                                   duration_s=args.duration)
 

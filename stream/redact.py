@@ -6,8 +6,10 @@ Camera URLs carry secrets in two places, and both are replaced by `***` for ever
 - query parameters whose name means a secret (`?password=`, `&token=`, SRT's `passphrase=`,
   `X-Amz-Signature=`...; see SECRET_PARAMS), matched case-insensitively inside the name.
 
-Every log line (`RedactingFormatter`), error, health message, alert, evidence record and outbox
-row goes through `redact`, so a new place that prints a target cannot forget to.
+Every log line goes through it in `RedactingFormatter`, so a new log call that prints a target
+cannot forget to; so do source errors, health messages' `detail` and `target`, failure reasons
+and the command line's error lines. Alerts, evidence records and outbox rows name cameras by id
+and never carry a target.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 import zmq
 
+from stream.subscribe import query_beside
 from stream.types import SceneGraph, Window
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def next_port(endpoint: str) -> str:
     """The port after a tcp endpoint's (the query endpoint beside a free PUB endpoint)."""
-    host, port = endpoint.rsplit(":", 1)
-    return f"{host}:{int(port) + 1}"
+    return query_beside(endpoint)
 
 
 def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path, replay="fast", **sections) -> Path:

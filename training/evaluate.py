@@ -302,10 +302,6 @@ def plot_timeline(path: Path, rows: dict[str, VideoResult], threshold: float) ->
     plt.close(fig)
 
 
-def _pct(x: float) -> str:
-    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:5.1f}"
-
-
 def _with_ci(m: dict, key: str, scale: float = 100.0, fmt: str = "{:.1f}") -> str:
     """A figure and its 95 % interval: `64.0 [51.6–78.9]`."""
     x = m.get(key)

@@ -155,8 +155,7 @@ class Outbox:
     def retry(self) -> bool:
         """Try again to write what a storage fault held; True once nothing is held."""
         with self._lock:
-            if self._held or self._sent:
-                self._write_held(time.time())
+            self._write_held(time.time())
             return not self._held
 
     def _write_held(self, now: float) -> None:
