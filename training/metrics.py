@@ -194,3 +194,16 @@ def bootstrap_intervals(groups: list, statistic: Callable[[list], dict[str, floa
         lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
         out[key] = (float(lo), float(hi))
     return out
+
+
+def best_f2_threshold(labels: np.ndarray, scores: np.ndarray, beta: float = 2.0) -> float:
+    """The score threshold with the best F-beta of `scores >= threshold` against `labels` (the
+    midpoint between that score and the next lower one, so it generalises either way); 0.5 when
+    either class is missing."""
+    labels, scores = np.asarray(labels, bool), np.asarray(scores, float)
+    if labels.all() or not labels.any():
+        return 0.5
+    cuts = np.unique(scores)
+    best = max(cuts, key=lambda c: f_beta(labels, scores >= c, beta))
+    lower = cuts[cuts < best]
+    return float((best + lower.max()) / 2) if len(lower) else float(best)

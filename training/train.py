@@ -18,6 +18,7 @@ their visual side before the joint stage): the embedded recipe needs it, see `wa
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -414,11 +415,13 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
               "final_loss": float(np.mean([h["loss"] for h in history[-20:]])) if history else None,
               "final_balance": float(np.mean([h["balance"] for h in history[-20:]])) if history else None}
     if val_set:
-        from training.metrics import average_precision, roc_auc
+        from training.metrics import average_precision, best_f2_threshold, roc_auc
         scores, labels = discovery_scores(model, val_set, device)
+        model.cfg = dataclasses.replace(model.cfg, threshold=best_f2_threshold(labels, scores))   # the detector's 0.5
         report.update(val_loss=validation_loss(model, val_set, device), val_auc=roc_auc(labels, scores),
-                      val_ap=average_precision(labels, scores))
-        log(f"validation: loss {report['val_loss']:.3f}, per-second ROC-AUC {report['val_auc']:.3f}, AP {report['val_ap']:.3f}")
+                      val_ap=average_precision(labels, scores), threshold=model.cfg.threshold)
+        log(f"validation: loss {report['val_loss']:.3f}, per-second ROC-AUC {report['val_auc']:.3f}, AP {report['val_ap']:.3f}, "
+            f"best-F2 threshold {model.cfg.threshold:.3f}")
     model.save(out)
     (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
                                                       indent=1) + "\n")

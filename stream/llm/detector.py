@@ -59,6 +59,13 @@ class ModelGate:
             self._cond.notify_all()
 
 
+def calibrated(p: float, threshold: float) -> float:
+    """P(" Yes") mapped so the model's own threshold (calibrated on val by training) is 0.5, where
+    the event tracker opens alerts; piecewise linear, so the order of scores (AUC, AP) is kept."""
+    t = min(max(threshold, 1e-6), 1 - 1e-6)
+    return 0.5 * p / t if p < t else 0.5 + 0.5 * (p - t) / (1 - t)
+
+
 class HawkeyeDetector:
     name = "hawkeye"
 
@@ -69,7 +76,9 @@ class HawkeyeDetector:
         self.model, self.max_batch, self.max_wait_s, self.explains = model.eval(), max_batch, max_wait_s, explain
         self.device = next(model.parameters()).device
         self.gate = ModelGate()            # scoring, explanations and chat share the model
-        self._category_ids = [model.first_token(answer_category(c)) for c in CATEGORIES]
+        # the categories this model was taught to name (one trained before a category existed never names it)
+        self.categories = tuple(model.cfg.categories) if len(model.cfg.categories) > 1 else CATEGORIES
+        self._category_ids = [model.first_token(answer_category(c)) for c in self.categories]
         self._yes = model.first_token(model.cfg.answer_yes)
 
     def __call__(self, scene: SceneGraph) -> Verdict:
@@ -89,14 +98,14 @@ class HawkeyeDetector:
             first += len(cs)
         with self.gate.scoring(), torch.inference_mode():
             probs = self.model.next_token_logits(prompts, collate(clips, cfg).to(self.device), spans).float().softmax(-1)
-        yes = probs[:len(clips), self._yes].tolist()
+        yes = [calibrated(p, self.model.cfg.threshold) for p in probs[:len(clips), self._yes].tolist()]
         cats = probs[len(clips):][:, self._category_ids]
         cats = (cats / cats.sum(-1, keepdim=True).clamp(min=1e-12)).tolist()
         ms = (time.perf_counter() - t0) * 1000.0
         out, k = [], 0
         for scene, cs, cat in zip(scenes, per_scene, cats):
-            categories = dict(zip(CATEGORIES, cat))
-            top = max((c for c in CATEGORIES if c != "normal"), key=categories.get)
+            categories = dict(zip(self.categories, cat))
+            top = max((c for c in self.categories if c != "normal"), key=categories.get)
             seconds = tuple(SecondScore(c.start, c.end, yes[k + i], top if yes[k + i] >= 0.5 else "normal")
                             for i, c in enumerate(cs))
             k += len(cs)

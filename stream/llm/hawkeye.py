@@ -53,6 +53,7 @@ class HawkeyeConfig:
     answer_yes: str = " Yes"             # answers start with a space (prompts end with "Answer:")
     answer_no: str = " No"
     categories: tuple[str, ...] = field(default=("normal",))
+    threshold: float = 0.5               # P(" Yes") at which a second is anomalous: set by training on val (best F2)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from stream.llm.hawkeye import VIDEO_TOKEN
 
-CATEGORIES = ("normal", "fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned")
+CATEGORIES = ("normal", "fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned", "theft")
 CATEGORY_NAMES = {"abandoned": "abandoned object"}      # category -> how people say it
 
 DISCOVERY = f"{VIDEO_TOKEN}\nIs there any implicit anomalous sentiment in this video? Answer Yes or No.\nAnswer:"
@@ -34,6 +34,7 @@ EXPLANATIONS = {
     "dispersal": "the people suddenly scatter in all directions",
     "loitering": "a person lingers in one place for a long time",
     "abandoned": "a bag is left behind on the ground",
+    "theft": "someone picks up a bag another person left and walks off with it",
     "normal": "people walk normally",
 }
 
@@ -69,7 +70,8 @@ _WORDS = re.compile(r"[a-z]+")
 _SYNONYMS = {w: c for c, words in {
     "fall": "falls fell falling fallen", "scuffle": "scuffles fight fights fighting push pushes pushing",
     "chase": "chases chasing chased", "running": "run runs ran", "dispersal": "scatter scatters disperse disperses",
-    "loitering": "lingers loiters loiter linger", "abandoned": "abandon left"}.items() for w in words.split()}
+    "loitering": "lingers loiters loiter linger", "abandoned": "abandon left",
+    "theft": "steal steals stole stolen thief takes took"}.items() for w in words.split()}
 _MAX_TEXT = 4000
 
 
@@ -111,5 +113,6 @@ def corpus() -> list[str]:
     lines += [answer_yes_no(True), answer_yes_no(False)] * 200
     lines += [CHAT.format(question=q) for q in (
         "What is happening on this camera?", "How many people are there?", "Is anyone running?",
-        "Did someone fall?", "Where did the people go?", "Is there a fight?", "Is anything left behind?")]
+        "Did someone fall?", "Where did the people go?", "Is there a fight?", "Is anything left behind?",
+        "Did anyone take a bag?")]
     return lines

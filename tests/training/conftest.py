@@ -19,10 +19,16 @@ def detector(models_dir):
 
 
 @pytest.fixture(scope="session")
-def bank(vtest, detector):
+def segmenter(models_dir):
+    from training.synth import person_segmenter
+    return person_segmenter(models_dir)
+
+
+@pytest.fixture(scope="session")
+def bank(vtest, detector, segmenter):
     from training.synth import build_bank, read_video
     frames, fps = read_video(vtest)
-    return build_bank(frames, fps, detector, progress=lambda m: None), frames, fps
+    return build_bank(frames, fps, detector, segmenter, progress=lambda m: None), frames, fps
 
 
 @pytest.fixture(scope="session")

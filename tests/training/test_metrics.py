@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, confusion_matrix, fbeta_score, roc_auc_score
 
-from training.metrics import (Detection, average_precision, bootstrap_intervals, category_confusion, confusion, f_beta, fnr,
-                              interpolated_ap, labels_without_truth, mean_ap, rank, roc_auc,
+from training.metrics import (Detection, average_precision, best_f2_threshold, bootstrap_intervals, category_confusion,
+                              confusion, f_beta, fnr, interpolated_ap, labels_without_truth, mean_ap, rank, roc_auc,
                               segment_ap, tiou)
 
 
@@ -96,3 +96,18 @@ def test_bootstrap_intervals_resample_whole_groups():
     lo, hi = ci["mean"]
     assert 0.0 <= lo < 0.5 < hi <= 1.0 and "nan" not in ci
     assert bootstrap_intervals([[0.3]] * 5, lambda gs: {"m": float(np.mean(gs))}, n=50)["m"] == pytest.approx((0.3, 0.3))
+
+
+def test_the_best_f2_threshold_is_the_one_scikit_learn_scores_best_and_the_detector_calls_it_half():
+    from stream.llm.detector import calibrated
+    rng = np.random.default_rng(4)
+    labels = rng.random(400) < 0.15
+    scores = np.where(labels, rng.uniform(0.02, 0.2, 400), rng.uniform(0.0, 0.12, 400))    # low but ranked
+    t = best_f2_threshold(labels, scores)
+    best = max(fbeta_score(labels, scores >= c, beta=2) for c in np.unique(scores))
+    assert fbeta_score(labels, scores >= t, beta=2) == pytest.approx(best) and t < 0.2
+    assert best_f2_threshold(np.zeros(5, bool), np.ones(5)) == 0.5          # one class: nothing to calibrate
+    mapped = [calibrated(p, t) for p in np.sort(scores)]
+    assert calibrated(t, t) == pytest.approx(0.5) and calibrated(0.0, t) == 0.0 and calibrated(1.0, t) == 1.0
+    assert np.all(np.diff(mapped) >= 0)                                       # the order (AUC, AP) is kept
+    assert calibrated(0.3, 0.5) == 0.3                                        # an uncalibrated model is unchanged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -24,27 +25,55 @@ def speeds(actor, bank, fps):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_fall_is_annotated_from_the_first_tilted_frame_to_upright_again(bank, seed):
-    p, _, _ = plan(bank, "fall", seed)
+def test_a_fall_turns_about_the_feet_into_a_lying_pose_in_frame_and_gets_up(bank, seed):
+    p, b, fps = plan(bank, "fall", seed)
     (ann,) = p.annotations
     f0, f1 = ann["frames"]
     a = p.actors[0]
-    tilted = np.flatnonzero(np.abs(a.angle) > 0)
     assert ann["label"] == "fall" and ann["segment"] == [round(f0 / 10, 3), round(f1 / 10, 3)]
-    assert tilted[0] == f0 + 1 and a.angle[f0] == 0       # the fall starts at f0 (angle 0 -> 88 over 4 frames)
-    assert tilted[-1] == f1 - 2 and a.angle[f1 - 1] == 0  # and ends standing at f1 - 1
-    assert np.abs(a.angle[f0 + 3:f1 - 8]).min() >= 80     # lying in between
+    assert a.angle[f0] == 0 and a.angle[f1 - 2] != 0 and a.angle[f1 - 1] == 0    # from upright to upright again
+    flat = np.abs(a.angle[f0:f1]).max()
+    down = int(np.argmax(np.abs(a.angle[f0:f1]) >= flat - 1e-9))
+    assert 78 <= flat <= 100 and 3 <= down <= 10                              # down in 0.3-1.0 s
+    assert np.all(np.diff(np.abs(a.angle[f0:f0 + down + 1])) > 0)             # falling all the way, no pause
+    assert np.all(a.x[f0:f1] == a.x[f0]) and np.all(a.y[f0:f1] == a.y[f0])    # about the feet, which stay put
+    h = b.height_at(a.y[f0])
+    assert 0 <= a.x[f0] - 1.05 * h and a.x[f0] + 1.05 * h <= 768              # the lying body fully in frame
+
+
+def test_lying_poses_differ_from_fall_to_fall(bank):
+    poses = set()
+    for seed in range(6):
+        p, _, _ = plan(bank, "fall", seed)
+        a = p.actors[0]
+        f0, f1 = p.annotations[0]["frames"]
+        k = f0 + int(np.argmax(np.abs(a.angle[f0:f1])))
+        poses.add((round(abs(a.angle[k])), round(abs(a.bend[k])), int(a.gait[k]) % len(a.sprite.patches)))
+    assert len(poses) == 6
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_running_starts_at_the_span_and_runs_at_running_speed(bank, seed):
+def test_running_starts_at_the_span_with_a_faster_gait(bank, seed):
     p, b, fps = plan(bank, "running", seed)
     (ann,) = p.annotations
     f0, f1 = ann["frames"]
-    v = speeds(p.actors[0], b, fps)
+    a = p.actors[0]
+    v = speeds(a, b, fps)
     assert np.nanmax(v[:f0 - 1]) < synth.WALK[1] * 1.1        # walking before
     assert np.nanmin(v[f0:f1 - 2]) > synth.RUN[0] * 0.9       # running during
-    assert not p.actors[0].visible[f1:].any()                 # the span ends where the runner leaves
+    assert not a.visible[f1:].any()                           # the span ends where the runner leaves
+    cadence = np.diff(a.gait)
+    assert np.median(cadence[f0:f1 - 1]) > 1.5 * np.median(cadence[f0 - 8:f0 - 1])    # quicker steps
+    assert np.all(np.abs(a.angle[f0:f1]) >= 7) and np.all(a.stretch[f0:f1] > 1)        # leaning in, longer strides
+
+
+def test_two_person_events_cast_two_different_people(bank):
+    for kind in ("scuffle", "chase", "theft"):
+        for seed in range(4):
+            p, _, _ = plan(bank, kind, seed, n=300)
+            people = [a.sprite.track for a in p.actors]
+            assert len(people) == 2 and len(set(people)) == 2, (kind, seed)
+            assert len(p.annotations[0]["actors"]) == 2
 
 
 def test_abandoned_bag_is_left_before_the_span_and_stays(bank):
@@ -53,28 +82,65 @@ def test_abandoned_bag_is_left_before_the_span_and_stays(bank):
     f0, f1 = ann["frames"]
     (bag,) = p.props
     owner = p.actors[0]
-    assert bag["from"] < f0 and f1 == 200                     # on the ground before, and to the end
+    assert bag["from"] < f0 and f1 == 200 and "until" not in bag             # on the ground before, and to the end
     gap = np.hypot(owner.x[f0] - bag["x"], owner.y[f0] - bag["y"]) / bag["h"]
     assert gap >= 0.8                                         # the owner is away when the span starts
 
 
-def test_scuffle_dispersal_chase_and_loitering_have_their_people(bank):
-    counts = {"scuffle": 2, "chase": 2, "loitering": 1}
-    for kind, n in counts.items():
-        p, _, _ = plan(bank, kind, 5, n=300)
-        assert len(p.actors) == n and p.annotations[0]["label"] == kind
-    p, _, _ = plan(bank, "dispersal", 5, n=300)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_theft_someone_else_walks_up_picks_the_bag_up_and_carries_it_off(bank, seed):
+    p, b, fps = plan(bank, "theft", seed, n=300)
+    (ann,) = p.annotations
+    f0, f1 = ann["frames"]
+    owner, thief = p.actors
+    (bag,) = p.props
+    assert bag["from"] < f0 < bag["until"] < f1 and bag["carrier"] is thief
+    assert not np.isclose(owner.x[f0], bag["x"], atol=0.8 * bag["h"])        # the owner is gone by then
+    near = np.hypot(thief.x[bag["until"]] - bag["x"], thief.y[bag["until"]] - bag["y"]) / bag["h"]
+    assert near < 0.4 and np.abs(thief.angle[f0:bag["until"] + 1]).max() > 10   # stoops by the bag
+    assert np.hypot(thief.x[f1 - 1] - bag["x"], thief.y[f1 - 1] - bag["y"]) > 1.0 * bag["h"]   # and is off with it
+    frames = synth.render(p, [b.background] * 300, b, 300)
+    before, after = frames[bag["until"] - 1], frames[min(299, f1 + 5)]
+    x0, x1 = int(bag["x"] - 0.25 * bag["h"]), int(bag["x"] + 0.25 * bag["h"])
+    ground = lambda img: img[int(bag["y"] - 0.15 * bag["h"]):int(bag["y"]), x0:x1].astype(int)  # noqa: E731
+    empty = ground(np.ascontiguousarray(b.background[:, ::-1]) if p.mirror else b.background)
+    assert np.abs(ground(before) - empty).mean() > 3 * max(1.0, np.abs(ground(after) - empty).mean())  # gone from the ground
+
+
+def test_a_dispersing_group_stood_together_before_it_scattered(bank):
+    p, b, fps = plan(bank, "dispersal", 5, n=300)
     f0 = p.annotations[0]["frames"][0]
+    assert len(p.actors) >= 4 and len({a.sprite.track for a in p.actors}) == min(len(p.actors), len(b.sprites))
     centre = np.mean([(a.x[f0], a.y[f0]) for a in p.actors], axis=0)
     spread = lambda t: np.mean([np.hypot(a.x[t] - centre[0], a.y[t] - centre[1]) for a in p.actors])  # noqa: E731
-    assert len(p.actors) >= 4 and spread(f0 + 15) > 2.5 * spread(f0 - 1)   # they scatter from the span's start
+    h = b.height_at(centre[1])
+    for t in range(f0 - 30, f0):                              # the 3 s before: all there, close together
+        assert all(a.visible[t] for a in p.actors) and spread(t) < 0.7 * h
+    assert spread(f0 + 15) > 2.5 * spread(f0 - 1)             # they scatter from the span's start
+
+
+def test_scuffle_and_loitering_have_their_people(bank):
+    for kind, n in {"scuffle": 2, "loitering": 1}.items():
+        p, _, _ = plan(bank, kind, 5, n=300)
+        assert len(p.actors) == n and p.annotations[0]["label"] == kind
+
+
+def test_categories_are_dealt_evenly_or_by_seconds_with_the_normal_videos_asked_for():
+    rng = np.random.default_rng(0)
+    even = synth.split_kinds(80, 20, rng)
+    assert sum(1 for k in even if not k) == 20
+    counts = {c: sum(c in k for k in even) for c in synth.CATEGORIES}
+    assert max(counts.values()) - min(counts.values()) <= 2
+    weighted = synth.split_kinds(300, 30, np.random.default_rng(0), by_seconds=True)
+    share = {c: sum(c in k for k in weighted) for c in synth.CATEGORIES}
+    assert share["running"] > 3 * share["loitering"]          # short events dealt more often than long ones
 
 
 def test_composed_people_are_found_by_the_person_detector(bank, detector):
     b, frames, fps = bank
     rng = np.random.default_rng(0)
     found = 0
-    trials = 12
+    trials = 24
     for k in range(trials):
         sprite = b.sprites[k % len(b.sprites)]
         x, y = rng.uniform(150, 620), rng.uniform(260, 540)
@@ -85,7 +151,7 @@ def test_composed_people_are_found_by_the_person_detector(bank, detector):
         truth = np.array([x - 0.25 * h, y - h, x + 0.25 * h, y])
         ious = [_iou(d, truth) for d in dets.boxes]
         found += bool(ious) and max(ious) > 0.4
-    assert found >= 0.8 * trials
+    assert found >= 0.7 * trials        # SSDLite misses some real people too: in front of poles, dark on grass
 
 
 def _iou(a, b) -> float:
@@ -156,20 +222,29 @@ def test_generation_in_two_processes_resumes_after_an_interruption(tiny_gt, bank
         synth.generate(vtest, tmp_path, progress=lambda m: None, **{**kw, "seed": 4})
 
 
-def test_each_video_can_have_a_camera_of_its_own(tiny_gt, bank, tmp_path, vtest):
-    """--cameras: the same events (the plan does not change), seen through a different camera per
-    video, each recorded in the ground truth and the manifest; the camera is deterministic."""
+def test_each_video_has_a_camera_of_its_own_that_keeps_its_events_in_view(tiny_bench, tiny_gt, bank, tmp_path, vtest):
+    """The same events as without cameras (the plan does not change), seen through a different
+    camera per video, each recorded in the ground truth and the manifest; the camera is
+    deterministic and its crop keeps the events' box in view."""
     from training.cameras import Camera
     kw = dict(seed=3, counts={"train": 2, "val": 1, "test": 1}, seconds=8.0, clips=False, bank=bank[0],
               progress=lambda m: None)
-    gt = synth.generate(vtest, tmp_path, cameras=True, **kw)
+    gt = synth.generate(vtest, tmp_path, cameras=False, **kw)
     for name, e in gt["database"].items():
-        plain = tiny_gt["database"][name]
-        assert e["annotations"] == plain["annotations"] and e["frames"] == plain["frames"]
-    cams = [e["camera"] for e in gt["database"].values()]
+        on = tiny_gt["database"][name]
+        assert e["annotations"] == on["annotations"] and e["frames"] == on["frames"] and "camera" not in e
+    cams = [e["camera"] for e in tiny_gt["database"].values()]
     assert len({json.dumps(c, sort_keys=True) for c in cams}) == len(cams)      # no two videos share a view
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["cameras"] == {n: e["camera"] for n, e in gt["database"].items()}
+    manifest = json.loads((tiny_bench / "manifest.json").read_text())
+    assert manifest["cameras"] == {n: e["camera"] for n, e in tiny_gt["database"].items()}
+    rng = np.random.default_rng(0)
+    for _ in range(500):                                      # the crop never cuts the events out of view
+        x0, y0 = rng.uniform(25, 600), rng.uniform(100, 400)      # inside the frame (the tilt may cut its last 3 %)
+        keep = (x0, y0, min(745, x0 + rng.uniform(20, 700)), y0 + rng.uniform(20, 170))
+        c = Camera.draw(rng, (768, 576), keep=keep)
+        corners = cv2.perspectiveTransform(np.float32([[[keep[0], keep[1]], [min(768, keep[2]), min(576, keep[3])]]]),
+                                           c.warp((768, 576)))[0]
+        assert corners.min() >= -0.5 and corners[:, 0].max() <= 768.5 and corners[:, 1].max() <= 576.5, keep
     frame = bank[1][100]
     cam = Camera.draw(np.random.default_rng(5))
     a, b = cam.apply(frame, 7), cam.apply(frame, 7)

@@ -31,6 +31,9 @@ def test_a_recipe_trains_a_model_the_pipeline_loads(tiny_bench, tmp_path):
     import json
     report = json.loads((out / "train_report.json").read_text())
     assert report["steps"] >= 2 and report["final_loss"] < 20 and 0.0 <= report["val_auc"] <= 1.0
+    # the val-calibrated threshold travels with the model
+    assert 0.0 < report["threshold"] < 1.0
+    assert json.loads((out / "hawkeye.json").read_text())["threshold"] == report["threshold"]
     assert (out / "lora" / "adapter_config.json").exists()             # adapters kept apart, as Hawkeye ships them
     det = HawkeyeDetector(load_model(out, merge_lora=True), explain=False)
     graphs = read_video(tiny_bench, "test_000").scene_graphs()
