@@ -133,6 +133,7 @@ def link_tracks(tracks: dict[int, list[tuple[int, np.ndarray]]], fps: float) -> 
             after.add(a)
             before.add(b)
             person[b] = a
+
     def root(t: int) -> int:
         while person[t] != t:
             t = person[t]
