@@ -4,7 +4,7 @@ without touching skin or hair.
 
     seg = Segmenter(create_engine("onnxruntime", "models/pose_segmentation.onnx"))
     cut = matte(frame, background, box, seg([frame], [box])[0])      # (patch, alpha) or None
-    new = recolour(patch, alpha, regions(patch, alpha), {1: NAVY, 2: KHAKI})
+    new = recolour(patch, alpha, regions(patch, alpha), {1: "navy", 2: "khaki"})   # top, trousers
 
 Either cue alone fails in its own way: background subtraction keeps shadows, the grey halo where
 a person's colour is close to the road's, and any other moving thing in the box (the "grey bars

@@ -50,6 +50,7 @@ import numpy as np
 
 from stream.cli import Parser
 from engines import file_sha256
+from training.mattes import PALETTE, Segmenter, matte, recolour, regions
 
 CATEGORIES = ("fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned", "theft")
 SPLITS = ("train", "val", "test")
@@ -148,7 +149,6 @@ def build_bank(frames: list[np.ndarray], fps: float, detector, segmenter, progre
     background subtraction). Two people who never share a frame and dress alike are taken for one
     person seen twice: the one seen less is dropped, so nobody can play in two splits."""
     from stream.scene.tracking import PersonTracker
-    from training.mattes import matte, regions
 
     background = np.median(np.stack(frames[::8]), axis=0).astype(np.uint8)
     tracker = PersonTracker(iou_threshold=0.3, max_age_s=0.3)
@@ -258,7 +258,6 @@ class Actor:
 
     def patch(self, gait: float) -> tuple[np.ndarray, np.ndarray]:
         """The sprite's frame at `gait`, in this actor's clothes, and its alpha."""
-        from training.mattes import recolour
         i = int(gait) % len(self.sprite.patches)
         if i not in self.looks:
             self.looks[i] = recolour(self.sprite.patches[i], self.sprite.alphas[i], self.sprite.parts[i], self.colours) \
@@ -279,7 +278,6 @@ class Script:
         of their own: the actors are vtest's own pedestrians, who also walk normally in every
         background, so every composed person is dressed anew and who someone is says nothing about
         what they do."""
-        from training.mattes import PALETTE
         fresh = [i for i in range(len(sprites)) if sprites[i].track not in self.cast_so_far]
         used = [i for i in range(len(sprites)) if i not in fresh]
         order = list(self.rng.permutation(fresh)) + list(self.rng.permutation(used))
@@ -706,7 +704,6 @@ DEFAULT_COUNTS = {"train": 300, "val": 40, "test": 80}
 def person_segmenter(models: Path = Path(__file__).resolve().parents[1] / "models"):
     """BlazePose's segmentation head (models/pose_segmentation.onnx, built by `make models`)."""
     from engines import create_engine
-    from training.mattes import Segmenter
 
     path = models / "pose_segmentation.onnx"
     if not path.exists():
