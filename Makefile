@@ -28,13 +28,14 @@ demo-live: setup sysdeps data/vtest_h264.mp4
 data/vtest_h264.mp4: data/vtest.avi $(VENV)/.installed
 	$(PY) -m stream.ingest.clips data/vtest.avi $@
 
-test: setup sysdeps data/Megamind_bugy.avi
+test: setup sysdeps data/Megamind_bugy.avi data/baboon.jpg
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup sysdeps
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_scene.py
+	$(PY) bench/bench_appearance.py
 	$(PY) bench/bench_pose_accuracy.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_ingest.py
@@ -54,8 +55,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-data: data/vtest.avi data/Megamind_bugy.avi
-data/vtest.avi data/Megamind_bugy.avi:
+data: data/vtest.avi data/Megamind_bugy.avi data/baboon.jpg
+data/vtest.avi data/Megamind_bugy.avi data/baboon.jpg:
 	scripts/fetch_footage.sh data
 
 models: models/manifest.json
@@ -80,5 +81,5 @@ evaluate: bench-data
 
 clean:
 	@# models/hawkeye is the shipped embedded model (tracked); the rest of models/ is built by `make models`
-	rm -rf $(VENV) data/vtest.avi data/Megamind_bugy.avi
+	rm -rf $(VENV) data/vtest.avi data/Megamind_bugy.avi data/baboon.jpg data/orange.jpg
 	find models -mindepth 1 -maxdepth 1 ! -name hawkeye -exec rm -rf {} +

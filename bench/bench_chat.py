@@ -13,7 +13,6 @@ import argparse
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np

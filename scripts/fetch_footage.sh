@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Fetch the real footage the demo and the tests use from Debian's opencv-doc package: vtest.avi
 # (pedestrians, 768x576, 10 fps, 80 s: the demo) and Megamind_bugy.avi (270 frames at 30 fps whose
-# PTS come out of order: the clock tests). Only these files are kept; the .deb is downloaded,
+# PTS come out of order: the clock tests), and two photographs whose ImageNet classes are known,
+# baboon.jpg (372) and orange.jpg (950): the appearance encoder's check. Only these files are kept; the .deb is downloaded,
 # not installed. Usage: scripts/fetch_footage.sh [FOLDER]   (default: data)
 set -euo pipefail
 dir=${1:-data}
 declare -A SHA256=(
   [vtest.avi]=45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf
   [Megamind_bugy.avi]=b82dd32d5444031d1a46a133e7554be7b80c54d12e3503a1b1332a540218e22c
+  [baboon.jpg]=1a1dd18d78eec44420af3b0b7f08ee3d41c982916cae3ce203d7ff35d754cc0f
+  [orange.jpg]=152c20d2f380ac985de25e474e1a5f06ed34b932191342099b8272a63a15a079
 )
 have() { [ -f "$dir/$1" ] && echo "${SHA256[$1]}  $dir/$1" | sha256sum --quiet -c 2>/dev/null; }
 missing=()

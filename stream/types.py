@@ -52,6 +52,7 @@ class PersonTrack:
     box_scores: np.ndarray      # (T,) detector score; 0 where absent
     keypoints: np.ndarray       # (T, 17, 3) COCO-17 x, y (pixels) and score; score 0 where unknown
     dwell: np.ndarray | None = None   # (T,) seconds the person has stayed where they stand (tracking.py); None: unknown
+    kinematics: np.ndarray | None = None   # (T, KIN) how they move and stand (scene/kinematics.py); 0 where absent
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from stream.cli import Parser
 
-CLIS = ["training.synth", "training.evaluate", "training.cues", "training.extract", "training.train",
+CLIS = ["training.synth", "training.evaluate", "training.qa", "training.cues", "training.extract", "training.train",
         "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.ingest.clips",
         "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline"]
 

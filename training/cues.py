@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from stream.cli import Parser
-from stream.llm.features import DWELL_UNIT, Clip, clips_of
+from stream.llm.features import DWELL_UNIT, KIN_SCALE, Clip, clips_of
+from stream.scene.kinematics import KINEMATICS
 from stream.llm.hawkeye import HawkeyeConfig
 from stream.scene.relations import OBJ, OBJECTS, PRED, PREDICATES
 from training.data import read_ground_truth, second_label
@@ -24,7 +25,7 @@ from training.features import read_video
 from training.metrics import roc_auc
 
 CUES = ("people", "fastest joint", "fastest person", "widest pose", "motion", "relations", "longest dwell",
-        "unattended object")
+        "unattended object", "fastest feet", "lying", "fastest approach", "contact", "fastest outward", "sharpest turn")
 _P = len(PREDICATES)
 
 
@@ -46,7 +47,9 @@ def cues(clip: Clip) -> list[float]:
     """One second's cues: people seen (mean a frame); the fastest joint and the fastest person
     (median joint speed), body heights a second; the widest pose (width / height: lying people);
     the share of moving pixels in the motion frames; relation triples a frame; the longest any
-    person has stayed in place (s); the most certain unattended left object."""
+    person has stayed in place (s); the most certain unattended left object; and from the
+    people's kinematics (scene/kinematics.py): the fastest feet, the share of people lying, the
+    fastest approach of a pair, any contact, the fastest move away from the group, the sharpest turn."""
     if len(clip.pose) == 0:
         return [0.0] * len(CUES)
     known = (clip.pose[..., 2] > 0.05) & clip.people[..., None]              # (T, P, 17)
@@ -63,7 +66,16 @@ def cues(clip: Clip) -> list[float]:
     dwell = float((clip.pose[..., 0, 5] * clip.people).max()) * DWELL_UNIT
     return [float(clip.people.sum(-1).mean()), float(np.where(known, speed, 0).max()),
             float(np.nan_to_num(person).max()), min(wide, 5.0), moving, float(clip.rel_mask.sum(-1).mean()),
-            dwell, unattended(clip)]
+            dwell, unattended(clip), *kinematic_cues(clip)]
+
+
+def kinematic_cues(clip: Clip) -> list[float]:
+    k = {name: clip.kinematics[..., i] * KIN_SCALE[i] for i, name in enumerate(KINEMATICS)}   # back to real units
+    seen = clip.people
+    if not seen.any():
+        return [0.0] * 6
+    return [float(k["speed"][seen].max()), float(k["lying"][seen].mean()), float(k["approach"][seen].max()),
+            float(k["contact"][seen].max()), float(k["outward"][seen].max()), float(k["turn"][seen].max())]
 
 
 def table(features: Path, gt_path: Path, subset: str, progress: bool = True) -> tuple[dict, dict]:

@@ -16,7 +16,9 @@ Every reader checks the structure and names the file, the entry and what was exp
 from __future__ import annotations
 
 import json
+import random
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +26,9 @@ import numpy as np
 
 from stream.llm.features import Clip, clips_of
 from stream.llm.hawkeye import VIDEO_TOKEN, HawkeyeConfig
-from stream.llm.prompts import (CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, GROUNDING, answer_category,
-                                answer_explanation, answer_span, answer_yes_no)
+from stream.llm.prompts import (CATEGORIES, CATEGORY, CHAT, COUNT_QUESTION, DESCRIBE_QUESTION, DISCOVERY, EXPLAIN,
+                                GROUNDING, PLACES, YES_NO_QUESTIONS, answer_category, answer_count, answer_described,
+                                answer_explanation, answer_span, answer_yes_no, answer_yes_no_chat)
 from stream.types import SceneGraph
 
 
@@ -138,12 +141,14 @@ class WindowSample:
     clips: list[Clip]
     qa: list[tuple[str, str, list[int]]]
     anomalous: bool
+    category: str = "normal"     # the category most of its anomalous seconds have (class-balanced sampling)
 
 
 def window_samples(video: str, graphs: list[SceneGraph], segments: list[Segment], cfg: HawkeyeConfig,
-                   explain: bool = True) -> list[WindowSample]:
-    """Hawkeye's tasks on each window of a video: discovery per second (the stream's fast score),
-    the category of the window, and for anomalous windows the grounding and the explanation."""
+                   explain: bool = True, chat: bool = False) -> list[WindowSample]:
+    """Hawkeye's tasks on each window of a video: discovery and category per second (what the
+    stream scores), for anomalous windows the grounding and the explanation, and with `chat` a
+    few of the operators' questions (`taught`)."""
     out = []
     for g in graphs:
         clips = clips_of(g, cfg)
@@ -151,10 +156,10 @@ def window_samples(video: str, graphs: list[SceneGraph], segments: list[Segment]
             continue
         labels = [second_label(segments, c.start, c.end) for c in clips]
         qa = [(DISCOVERY, answer_yes_no(lab != "normal"), [i]) for i, lab in enumerate(labels)]
+        qa += [(CATEGORY, answer_category(lab), [i]) for i, lab in enumerate(labels)]
         everything = list(range(len(clips)))
         bad = [lab for lab in labels if lab != "normal"]
-        category = max(set(bad), key=bad.count) if bad else "normal"
-        qa.append((CATEGORY, answer_category(category), everything))
+        category = max(sorted(set(bad)), key=bad.count) if bad else "normal"
         if bad:
             first = next(i for i, lab in enumerate(labels) if lab != "normal")
             last = max(i for i, lab in enumerate(labels) if lab != "normal")
@@ -162,7 +167,63 @@ def window_samples(video: str, graphs: list[SceneGraph], segments: list[Segment]
             qa.append((GROUNDING.format(seconds=f"{g.end - g.start:g}"), answer_span(s, e), everything))
             if explain:
                 qa.append((EXPLAIN, answer_explanation(category, s, e), everything))
-        out.append(WindowSample(video, clips, qa, bool(bad)))
+        if chat:
+            rng = random.Random(zlib.crc32(f"{video}/{g.window_id}".encode()))
+            qa += [(CHAT.format(question=q.question), q.answer, everything) for q in taught(window_questions(g, segments), rng)]
+        out.append(WindowSample(video, clips, qa, bool(bad), category))
+    return out
+
+
+# -- the operators' questions -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Question:
+    question: str
+    answer: str
+    kind: str          # "count" | "yes/no" | "describe"
+
+
+def people_count(g: SceneGraph) -> int:
+    """How many people the scene stage sees in the window: the median over its frames."""
+    if not len(g.timestamps):
+        return 0
+    per_frame = np.sum([t.present for t in g.tracks], axis=0) if g.tracks else np.zeros(len(g.timestamps))
+    return int(np.floor(np.median(per_frame) + 0.5))
+
+
+def place_of_left_object(g: SceneGraph) -> str | None:
+    """Where in the view the window's last left object lies (left / middle / right third), if any."""
+    for objects in reversed(g.objects):
+        if len(objects):
+            x = (objects[0, 0] + objects[0, 2]) / 2 / max(g.frame_size[0], 1)
+            return PLACES[min(int(x * 3), 2)]
+    return None
+
+
+def window_questions(g: SceneGraph, segments: list[Segment], min_overlap_s: float = 0.5) -> list[Question]:
+    """Every operator question about a window with the answer its truth gives: the count (what
+    the scene stage sees), yes/no per kind of event (events overlapping the window by at least
+    `min_overlap_s`; a bag left is placed in the view), and what happened in it, in stream seconds."""
+    inside = [s for s in segments if min(s.end, g.end) - max(s.start, g.start) >= min_overlap_s]
+    labels = {s.label for s in inside}
+    out = [Question(COUNT_QUESTION, answer_count(people_count(g)), "count")]
+    for q, cats in YES_NO_QUESTIONS.items():
+        yes = bool(labels & set(cats))
+        where = place_of_left_object(g) if yes and "abandoned" in cats else None
+        out.append(Question(q, answer_yes_no_chat(yes, where), "yes/no"))
+    events = [(s.label, round(max(s.start, g.start)), round(min(s.end, g.end))) for s in sorted(inside, key=lambda s: s.start)
+              if s.label in CATEGORIES]
+    t1, t2 = round(g.start, 1), round(g.end, 1)
+    out.append(Question(DESCRIBE_QUESTION.format(t1=t1, t2=t2), answer_described(events), "describe"))
+    return out
+
+
+def taught(questions: list[Question], rng: random.Random) -> list[Question]:
+    """The few questions training asks about a window: one yes/no whose answer is yes (when there
+    is one) and one whose answer is no, the count and the description half the time each."""
+    yes = [q for q in questions if q.kind == "yes/no" and q.answer.startswith(" Yes")]
+    no = [q for q in questions if q.kind == "yes/no" and not q.answer.startswith(" Yes")]
+    out = [rng.choice(group) for group in (yes, no) if group]
+    out += [q for q in questions if q.kind in ("count", "describe") and rng.random() < 0.5]
     return out
 
 
@@ -213,11 +274,8 @@ def hawk_samples(records: list[dict], graphs_of: dict[str, list[SceneGraph]], cf
 
 
 def category_counts(samples: list[WindowSample]) -> dict[str, int]:
+    """Windows per category (a window's category: most of its anomalous seconds')."""
     counts = dict.fromkeys(CATEGORIES, 0)
     for s in samples:
-        for prompt, answer, _ in s.qa:
-            if prompt == CATEGORY:
-                for c in CATEGORIES:
-                    if answer == answer_category(c):
-                        counts[c] += 1
+        counts[s.category] = counts.get(s.category, 0) + 1
     return counts

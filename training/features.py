@@ -6,13 +6,17 @@ Per video, one file per sampled frame N (N counts the video's decoded frames):
     rel_feat/<video>/frame_N.npy     (K, 353) float32: 51 predicate + 151 subject + 151 object probabilities
     box_feat/<video>/frame_N.npy     (P, 7) float32: x0, y0, x1, y1, score, track id, dwell (s)  (Hawkwatch's)
     obj_feat/<video>/frame_N.npy     (M, 6) float32: left objects x0, y0, x1, y1, seconds there, id (Hawkwatch's)
+    kin_feat/<video>/frame_N.npy     (P, KIN) float32: how each person moves and stands, in box_feat's order
+                                     (stream/scene/kinematics.py; Hawkwatch's)
     rel_nodes/<video>/frame_N.npy    (K, 2) int64: subject and object entity of each triple (Hawkwatch's)
     thumb_feat/<video>/frame_N.npy   (2, 48, 64, 3) uint8 BGR: the model's frame and motion frame (Hawkwatch's)
     meta/<video>.json                fps, frame size, the sampled frames' stream times, the stream's windows
 
 The first two are Hawkeye's own (its released features load). The others hold what makes the
-stream's scene graphs exact: boxes, track ids and dwell (tracks through a window), left objects, entity ids
-(the relation graph's adjacency), and Hawk's motion frames. Relations depend on the window
+stream's scene graphs exact: boxes, track ids and dwell (tracks through a window), left objects, people's
+motion, entity ids (the relation graph's adjacency), and Hawk's motion frames. Features written before
+kin_feat existed (version 2) get it by replaying the stream's own PersonKinematics over the stored frames:
+it reads only what box_feat and pose_feat hold, frame after frame, so the values are the stream's. Relations depend on the window
 (velocity from neighbouring frames), so windows rebuilt from these files recompute them with the
 stream's code; `rel_feat` keeps each frame's triples from the first window that held it.
 """
@@ -26,11 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from stream.scene.graph import THUMB_SIZE, FrameScene, assemble
+from stream.scene.kinematics import KIN, PersonKinematics
 from stream.scene.relations import OBJECTS, PREDICATES, ROW, GeometricRelations
 from stream.types import SceneGraph, Triple, Window
 
-FEATURE_VERSION = 2        # 2: dwell in box_feat, obj_feat (version 1's six-column boxes still load, without them)
-KINDS = ("pose_feat", "box_feat", "obj_feat", "rel_feat", "rel_nodes", "thumb_feat")
+FEATURE_VERSION = 3        # 2: dwell in box_feat, obj_feat (version 1's six-column boxes still load, without them);
+                           # 3: kin_feat (version 2's get it by replay)
+KINDS = ("pose_feat", "box_feat", "obj_feat", "kin_feat", "rel_feat", "rel_nodes", "thumb_feat")
 
 
 class FeatureError(ValueError):
@@ -55,6 +61,8 @@ def write_frame(root: Path, video: str, frame: int, scene: FrameScene, rel: np.n
     objects = np.zeros((0, 6), np.float32) if scene.objects is None else scene.objects
     arrays = {"pose_feat": pose, "box_feat": boxes, "obj_feat": objects.astype(np.float32),
               "rel_feat": rel.astype(np.float32), "rel_nodes": nodes.astype(np.int64)}
+    if scene.kinematics is not None:
+        arrays["kin_feat"] = scene.kinematics.astype(np.float32)
     if scene.thumb is not None:
         arrays["thumb_feat"] = np.stack([scene.thumb, scene.motion_thumb])
     for kind, a in arrays.items():
@@ -183,6 +191,7 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
     if len(frames) != len(stamps):
         raise FeatureError(f"{meta_path}: {len(frames)} frames but {len(stamps)} timestamps")
     own = (root / "box_feat" / video).is_dir()
+    replay = PersonKinematics() if own and not (root / "kin_feat" / video).is_dir() else None
     scenes, rel = [], []
     for n, ts in zip(frames, stamps):
         pose = _load(_path(root, "pose_feat", video, n), (None, 17, 5), np.float32)
@@ -196,6 +205,9 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
             op = _path(root, "obj_feat", video, n)
             if op.exists():
                 extra["objects"] = _load(op, (None, 6), np.float32)
+            extra["kinematics"] = _load(_path(root, "kin_feat", video, n), (len(pose), KIN), np.float32) \
+                if replay is None else replay.update(ts, boxes[:, 5].astype(np.int64), boxes[:, :4], pose[..., :3],
+                                                     extra.get("dwell"))
         else:   # Hawkeye's: boxes around the keypoints
             kp = pose[..., :2]
             boxes = np.concatenate([kp.min(1), kp.max(1), pose[:, :1, 4], pose[:, :1, 3]], 1) if len(pose) else \

@@ -38,7 +38,7 @@ from stream.cli import Parser
 from stream.llm.features import collate
 from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model
-from stream.llm.prompts import DISCOVERY, answer_yes_no, corpus
+from stream.llm.prompts import CATEGORIES, CATEGORY, DISCOVERY, answer_category, corpus
 from training.data import (WindowSample, category_counts, conversation_samples, hawk_samples, read_conversations,
                            read_ground_truth, read_hawk, window_samples)
 from training.features import read_video, videos
@@ -57,6 +57,8 @@ class DataRecipe(_Strict):
     conversations: Path | None = Field(None, description="Hawkeye conversation records to train on as well.")
     hawk: Path | None = Field(None, description="Hawk annotations to train on as well.")
     explain: bool = Field(True, description="Teach the explanation answers of anomalous windows.")
+    chat: bool = Field(True, description="Teach answers to operators' questions (counts, yes/no, what happened "
+                                         "when) from the ground truth and the scene graphs, a few per window.")
 
 
 class LoraRecipe(_Strict):
@@ -71,7 +73,8 @@ class ModelRecipe(_Strict):
     lm: Path | None = Field(None, description="A local Hugging Face checkpoint for the LM (else the embedded one).")
     dim: int = Field(128, ge=16, le=4096)
     max_people: int = Field(5, ge=1, le=64, description="Skeletons a clip keeps (Hawkeye: 5), most present first.")
-    experts: list[Literal["appearance", "motion", "action", "relation"]] = ["appearance", "motion", "action", "relation"]
+    experts: list[Literal["appearance", "motion", "action", "kinematic", "relation"]] = [
+        "appearance", "motion", "action", "kinematic", "relation"]
     router: Literal["softmax", "mean"] = "softmax"
     balance_weight: float = Field(0.2, ge=0.0, le=100.0, description="λ of L_bc (0: no balancing loss).")
     lora: LoraRecipe = LoraRecipe()
@@ -93,6 +96,8 @@ class OptimRecipe(_Strict):
     epochs: float = Field(3.0, gt=0.0, le=10_000.0)
     batch_windows: int = Field(8, ge=1, le=4096)
     positive_share: float | None = Field(0.5, ge=0.0, le=1.0, description="Share of anomalous windows drawn (null: as they come).")
+    class_balanced: bool = Field(True, description="Draw the anomalous windows of every category equally often "
+                                                   "(the rarer repeated); with positive_share set.")
     grad_clip: float = Field(1.0, gt=0.0)
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on a GPU that has it.")
 
@@ -152,7 +157,7 @@ def load_samples(recipe: Recipe, cfg: HawkeyeConfig, subset: str, progress: bool
     out, graphs_of = [], {}
     for v in tqdm(names, desc=f"loading {subset}", unit="video", disable=not progress, file=sys.stderr):
         graphs_of[v] = read_video(d.features, v).scene_graphs()
-        out += window_samples(v, graphs_of[v], gt[v]["segments"], cfg, explain=d.explain)
+        out += window_samples(v, graphs_of[v], gt[v]["segments"], cfg, explain=d.explain, chat=d.chat)
     if subset == d.train_subset:
         if d.conversations:
             out += conversation_samples(read_conversations(d.conversations), graphs_of, cfg, str(d.conversations))
@@ -161,8 +166,11 @@ def load_samples(recipe: Recipe, cfg: HawkeyeConfig, subset: str, progress: bool
     return out
 
 
-def draw(samples: list[WindowSample], positive_share: float | None, rng: random.Random) -> list[WindowSample]:
-    """An epoch's order: every sample once, positives (or negatives) repeated to the share asked."""
+def draw(samples: list[WindowSample], positive_share: float | None, rng: random.Random,
+         balanced: bool = False) -> list[WindowSample]:
+    """An epoch's order: every sample once, positives (or negatives) repeated to the share asked;
+    `balanced`: the positives' categories drawn equally often, n_pos / categories each (a rare
+    category's windows repeated, a common one's a fresh random subset every epoch)."""
     if positive_share is None:
         order = list(samples)
     else:
@@ -173,7 +181,18 @@ def draw(samples: list[WindowSample], positive_share: float | None, rng: random.
         else:
             n_pos = max(len(pos), round(positive_share * len(samples)))
             n_neg = max(len(neg), round((1 - positive_share) * len(samples)))
-            order = [pos[i % len(pos)] for i in range(n_pos)] + [neg[i % len(neg)] for i in range(n_neg)]
+            if balanced:
+                groups: dict[str, list[WindowSample]] = {}
+                for s in pos:
+                    groups.setdefault(s.category, []).append(s)
+                each = math.ceil(n_pos / len(groups))
+                picked = []
+                for _, group in sorted(groups.items()):
+                    cycle = rng.sample(group, len(group))
+                    picked += [cycle[i % len(cycle)] for i in range(each)]
+            else:
+                picked = [pos[i % len(pos)] for i in range(n_pos)]
+            order = picked + [neg[i % len(neg)] for i in range(n_neg)]
     rng.shuffle(order)
     return order
 
@@ -217,36 +236,42 @@ def pretrain_lm(model: HawkeyeModel, steps: int, device: str, seed: int, lr: flo
 
 
 def labelled_seconds(samples: list[WindowSample]) -> list[tuple]:
-    """Every distinct second of the samples with its discovery answer: [(clip, anomalous)]
+    """Every distinct second of the samples with the category taught for it: [(clip, category)]
     (windows overlap, so a second is asked about in several)."""
+    named = {answer_category(c): c for c in CATEGORIES}
     seen = {}
     for s in samples:
         for prompt, answer, span in s.qa:
-            if prompt == DISCOVERY:
-                clip = s.clips[span[0]]
-                seen[(s.video, round(clip.start, 3))] = (clip, answer == answer_yes_no(True))
+            if prompt == CATEGORY and len(span) == 1:
+                seen[(s.video, round(s.clips[span[0]].start, 3))] = (s.clips[span[0]], named.get(answer, "normal"))
     return list(seen.values())
 
 
 def warm_up_encoder(model: HawkeyeModel, samples: list[WindowSample], epochs: float, lr: float, device: str,
                     seed: int, batch: int = 32, progress: bool = True, log=print) -> list[float]:
-    """The alignment stage: the scene encoder and projector trained alone to tell anomalous
-    seconds from normal ones (a linear probe on the mean of a clip's video tokens, binary
-    cross-entropy; the probe is then dropped). The LM learns to read the tokens faster when they
-    already carry the difference: through the LM alone, the encoder's gradient is too weak for the
-    per-second label to shape it (measured in a probe on the benchmark: per-second ROC-AUC on
-    val 0.43 without this stage, 0.83 with it). Returns the mean loss of each epoch."""
+    """The alignment stage: the scene encoder and projector trained alone to tell the seconds'
+    categories apart, normal among them (a linear probe on the mean of a clip's video tokens,
+    cross-entropy weighted by 1/sqrt of each category's share; the probe is then dropped). The
+    LM learns to read the tokens faster when they already carry the differences: through the LM
+    alone, the encoder's gradient is too weak for the per-second label to shape it (measured in a
+    probe on the benchmark: per-second ROC-AUC on val 0.43 without this stage, 0.83 with it).
+    Returns the mean loss of each epoch."""
     data = labelled_seconds(samples)
     if not data:
-        raise ValueError("the encoder warm-up needs training seconds with discovery labels")
+        raise ValueError("the encoder warm-up needs training seconds with category labels")
+    cats = list(model.cfg.categories)
+    index = {c: i for i, c in enumerate(cats)}
+    counts = np.bincount([index.get(c, 0) for _, c in data], minlength=len(cats)).astype(float)
+    weight = torch.tensor(np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0), dtype=torch.float32)
+    weight = (weight / weight[counts > 0].mean()).to(device)
     enc = model.encoder
-    probe = torch.nn.Linear(enc.projector[-1].out_features, 1).to(device)
+    probe = torch.nn.Linear(enc.projector[-1].out_features, len(cats)).to(device)
     opt = torch.optim.AdamW([*enc.parameters(), *probe.parameters()], lr=lr, weight_decay=0.01)
     rng = random.Random(seed)
     per_epoch = math.ceil(len(data) / batch)
     steps = max(1, round(epochs * per_epoch))
-    positive = sum(y for _, y in data) / len(data)
-    log(f"aligning the scene encoder on {len(data)} seconds ({positive:.0%} anomalous), {steps} steps")
+    log(f"aligning the scene encoder on {len(data)} seconds ({1 - counts[index['normal']] / len(data):.0%} anomalous), "
+        f"{steps} steps")
     enc.train()
     order: list = []
     losses = []
@@ -256,9 +281,9 @@ def warm_up_encoder(model: HawkeyeModel, samples: list[WindowSample], epochs: fl
         part, order = order[:batch], order[batch:]
         tokens, mask, _, _ = enc(collate([c for c, _ in part], model.cfg).to(device))
         m = mask.unsqueeze(-1).float()
-        logit = probe((tokens * m).sum(1) / m.sum(1).clamp(min=1.0)).squeeze(-1)
-        target = torch.tensor([float(y) for _, y in part], device=device)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target)
+        logits = probe((tokens * m).sum(1) / m.sum(1).clamp(min=1.0))
+        target = torch.tensor([index.get(c, 0) for _, c in part], device=device)
+        loss = torch.nn.functional.cross_entropy(logits, target, weight=weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -281,21 +306,73 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
 
 
 @torch.inference_mode()
-def discovery_scores(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
-    """P(" Yes") of every second's discovery question, and whether the answer taught is Yes."""
-    scores, labels = [], []
-    yes = model.first_token(model.cfg.answer_yes)
+def second_scores(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
+    """Every distinct second of the samples, asked both per-second questions: P(" Yes") (N,), the
+    model's category distribution (N, C) over `model.cfg.categories`, and the category taught (N,)."""
+    cats = list(model.cfg.categories)
+    ids = [model.first_token(answer_category(c)) for c in cats]
+    yes_id = model.first_token(model.cfg.answer_yes)
+    rows = labelled_seconds(samples)
+    yes, probs = [], []
     model.eval()
-    for i in range(0, len(samples), batch):
-        part = samples[i:i + batch]
-        clips, prompts, answers, spans = step_inputs(part, model.cfg)
-        rows = [k for k, p in enumerate(prompts) if p == DISCOVERY]
-        if not rows:
+    for i in range(0, len(rows), batch):
+        clips = [c for c, _ in rows[i:i + batch]]
+        n = len(clips)
+        p = model.next_token_logits([DISCOVERY] * n + [CATEGORY] * n, collate(clips, model.cfg).to(device),
+                                    [[k] for k in range(n)] * 2).float().softmax(-1)
+        yes += p[:n, yes_id].tolist()
+        probs.append(p[n:][:, ids].cpu().numpy())
+    labels = np.array([c for _, c in rows])
+    return np.array(yes), np.concatenate(probs) if probs else np.zeros((0, len(cats))), labels
+
+
+@torch.inference_mode()
+def router_use(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 64) -> dict[str, dict[str, float]]:
+    """The router's mean weight of each expert over the samples' seconds (their real frames), in
+    all and per category taught: how much the fused tokens draw on each expert."""
+    rows = labelled_seconds(samples)
+    experts = list(model.encoder.experts)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for i in range(0, len(rows), batch):
+        part = rows[i:i + batch]
+        b = collate([c for c, _ in part], model.cfg).to(device)
+        _, _, router, _ = model.encoder(b)
+        m = b.frame_mask.unsqueeze(-1).float()
+        per_clip = ((router * m).sum(1) / m.sum(1).clamp(min=1.0)).cpu().numpy()      # (B, E)
+        for (_, label), w in zip(part, per_clip):
+            for key in ("all", label):
+                sums[key] = sums.get(key, 0.0) + w
+                counts[key] = counts.get(key, 0) + 1
+    return {key: dict(zip(experts, (sums[key] / counts[key]).round(4).tolist())) for key in sums}
+
+
+def calibrate(cfg: HawkeyeConfig, yes: np.ndarray, probs: np.ndarray, labels: np.ndarray,
+              margin: float = 0.02) -> HawkeyeConfig:
+    """The detector's thresholds from val seconds (stream/llm/detector.py scores with them): the
+    best-F2 P(" Yes") for any anomaly, and for each category the best-F2 P(" Yes")·P(category |
+    anomalous) for that category's seconds, kept only where it finds them better than discovery
+    alone does (its F2 on them higher by `margin`): a category the model cannot yet tell apart gets
+    1.0, never crosses on its own, and is named only as the category model's first choice. A
+    category val does not have gets 1.0 too."""
+    from training.metrics import best_f2_threshold, f_beta
+
+    threshold = best_f2_threshold(labels != "normal", yes)
+    anomalous = [i for i, c in enumerate(cfg.categories) if c != "normal"]
+    given = probs[:, anomalous] / np.maximum(probs[:, anomalous].sum(1, keepdims=True), 1e-12)
+    per = dict(zip(anomalous, (yes[:, None] * given).T))
+    named = np.array(anomalous)[given.argmax(1)] if len(given) else np.zeros(0, int)
+    thresholds = []
+    for i, c in enumerate(cfg.categories):
+        mine = labels == c
+        if i not in per or not mine.any():
+            thresholds.append(1.0)
             continue
-        logits = model.next_token_logits([prompts[k] for k in rows], clips.to(device), [spans[k] for k in rows])
-        scores += logits.float().softmax(-1)[:, yes].tolist()
-        labels += [answers[k] == model.cfg.answer_yes for k in rows]
-    return np.array(scores), np.array(labels, bool)
+        t = best_f2_threshold(mine, per[i])
+        by_discovery = (yes >= threshold) & (named == i)        # discovery, named as the detector names it
+        better = f_beta(mine, per[i] >= t) > f_beta(mine, by_discovery) + margin
+        thresholds.append(t if better else 1.0)
+    return dataclasses.replace(cfg, threshold=threshold, category_thresholds=tuple(thresholds))
 
 
 @torch.inference_mode()
@@ -306,6 +383,44 @@ def validation_loss(model: HawkeyeModel, samples: list[WindowSample], device: st
         clips, prompts, answers, spans = step_inputs(samples[i:i + batch], model.cfg)
         losses.append(float(model.loss(prompts, answers, clips.to(device), spans)["loss"]))
     return float(np.mean(losses)) if losses else float("nan")
+
+
+def validate(model: HawkeyeModel, val_set: list[WindowSample], device: str, log=print) -> dict:
+    """Calibrate the model's thresholds on val seconds (`calibrate`) and measure it there."""
+    from training.metrics import average_precision, roc_auc
+    yes, probs, labels = second_scores(model, val_set, device)
+    model.cfg = calibrate(model.cfg, yes, probs, labels)
+    anomalous = labels != "normal"
+    named = np.array(model.cfg.categories)[probs.argmax(1)]
+    out = {"val_loss": validation_loss(model, val_set, device), "val_auc": roc_auc(anomalous, yes),
+           "val_ap": average_precision(anomalous, yes), "threshold": model.cfg.threshold,
+           "category_thresholds": dict(zip(model.cfg.categories, model.cfg.category_thresholds)),
+           "val_category_accuracy": float((named == labels)[anomalous].mean()) if anomalous.any() else None,
+           "router": router_use(model, val_set, device)}
+    own = [c for c, t in out["category_thresholds"].items() if t < 1.0]
+    log("router's mean weight per expert on val: " + ", ".join(f"{k} {v:.2f}" for k, v in out["router"]["all"].items()))
+    log(f"validation: loss {out['val_loss']:.3f}, per-second ROC-AUC {out['val_auc']:.3f}, AP {out['val_ap']:.3f}, "
+        f"best-F2 threshold {model.cfg.threshold:.3f}, category accuracy on anomalous seconds "
+        f"{out['val_category_accuracy'] or 0:.1%}, categories with thresholds of their own: {', '.join(own) or 'none'}")
+    return out
+
+
+def recalibrate(recipe: Recipe, log=print) -> Path:
+    """Only the last stage again: the recipe's trained model re-calibrated on its val split
+    (hawkeye.json and train_report.json rewritten), e.g. after the calibration rule changed."""
+    device = resolve_device(recipe.device)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    if not recipe.data.val_subset:
+        raise ValueError("calibration needs a val split (data.val_subset)")
+    model = load_model(recipe.out, device=device)
+    found = validate(model, load_samples(recipe, model.cfg, recipe.data.val_subset), device, log)
+    model.cfg.save(recipe.out / "hawkeye.json")
+    report_path = recipe.out / "train_report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report_path.write_text(json.dumps({**report, **found}, indent=1) + "\n")
+    log(f"re-calibrated {recipe.out}")
+    return recipe.out
 
 
 def _trainable(model: HawkeyeModel):
@@ -355,7 +470,7 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
         losses = warm_up_encoder(model, train_set, recipe.model.encoder_warmup_epochs, o.encoder_lr or o.lr, device,
                                  recipe.seed, progress=progress, log=log)
         log(f"encoder aligned: probe loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-    per_epoch = math.ceil(len(draw(train_set, o.positive_share, random.Random(0))) / o.batch_windows)
+    per_epoch = math.ceil(len(draw(train_set, o.positive_share, random.Random(0), o.class_balanced)) / o.batch_windows)
     total = max(1, round(o.epochs * per_epoch))
     enc, lora = _trainable(model)
     groups = [{"params": enc, "lr": o.encoder_lr or o.lr}, {"params": lora, "lr": o.lr}]
@@ -379,13 +494,13 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
     history = []
     t0 = time.time()
     index = {id(x): i for i, x in enumerate(train_set)}
-    order = [train_set[i] for i in state["order"]] if resuming else draw(train_set, o.positive_share, rng)
+    order = [train_set[i] for i in state["order"]] if resuming else draw(train_set, o.positive_share, rng, o.class_balanced)
     model.train()
     bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress, file=sys.stderr)
     while step < total:
         k = (step % per_epoch) * o.batch_windows
         if k == 0 and step:
-            order = draw(train_set, o.positive_share, rng)       # a new epoch
+            order = draw(train_set, o.positive_share, rng, o.class_balanced)       # a new epoch
         batch = order[k:k + o.batch_windows]
         clips, prompts, answers, spans = step_inputs(batch, cfg)
         with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -415,13 +530,7 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
               "final_loss": float(np.mean([h["loss"] for h in history[-20:]])) if history else None,
               "final_balance": float(np.mean([h["balance"] for h in history[-20:]])) if history else None}
     if val_set:
-        from training.metrics import average_precision, best_f2_threshold, roc_auc
-        scores, labels = discovery_scores(model, val_set, device)
-        model.cfg = dataclasses.replace(model.cfg, threshold=best_f2_threshold(labels, scores))   # the detector's 0.5
-        report.update(val_loss=validation_loss(model, val_set, device), val_auc=roc_auc(labels, scores),
-                      val_ap=average_precision(labels, scores), threshold=model.cfg.threshold)
-        log(f"validation: loss {report['val_loss']:.3f}, per-second ROC-AUC {report['val_auc']:.3f}, AP {report['val_ap']:.3f}, "
-            f"best-F2 threshold {model.cfg.threshold:.3f}")
+        report.update(validate(model, val_set, device, log))
     model.save(out)
     (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
                                                       indent=1) + "\n")
@@ -435,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = Parser("python -m training.train", __doc__)
     ap.add_argument("--config", type=Path, required=True, help="a recipe (configs/train/*.yaml)")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this recipe's output")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="only re-calibrate the recipe's trained model (out) on its val split: its thresholds")
     ap.add_argument("--stop-after", type=int, metavar="STEPS",
                     help="checkpoint and stop after this many steps (continue later with --resume)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -447,7 +558,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         recipe = load_recipe(args.config, overrides)
-        train(recipe, resume=args.resume, stop_after=args.stop_after, log=lambda m: print(m, file=sys.stderr, flush=True))
+        log = lambda m: print(m, file=sys.stderr, flush=True)    # noqa: E731
+        if args.calibrate:
+            recalibrate(recipe, log=log)
+        else:
+            train(recipe, resume=args.resume, stop_after=args.stop_after, log=log)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """The Hawkeye model as the pipeline's detector (the runner of the scheduler's plans).
 
 One model call per batch of windows from any cameras: every second of every window gets the
-discovery prompt (its fast score is P(" Yes") at the first answer token), and every window the
-category prompt (the category words' first-token probabilities). Explanations and chat answers
-are generated text, asked for only when an event opens or a user asks, off the scoring path:
+discovery prompt (P(" Yes") at the first answer token) and the category prompt (the category
+words' first-token probabilities). A second's score is P(" Yes") mapped (in log-odds) so that the
+threshold training calibrated on val is 0.5, or, where higher, a category's P(" Yes")·P(category |
+anomalous) mapped by that category's own val threshold (for the categories training found it
+for); an alert carries the category that crossed. Explanations and chat answers are generated text, asked for only when an event opens or a user asks, off the scoring path:
 they share the model through a `ModelGate`, one token at a time, and a scoring batch that waits
 goes in before the next token, so a question never holds the cameras' verdicts back.
 """
@@ -18,7 +20,8 @@ import torch
 
 from stream.llm.features import clips_of, collate
 from stream.llm.hawkeye import HawkeyeModel
-from stream.llm.prompts import CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, answer_category, parse_answer
+from stream.llm.prompts import (CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, answer_category, parse_answer,
+                                to_stream_time)
 from stream.types import SceneGraph, SecondScore, Verdict
 
 
@@ -59,11 +62,37 @@ class ModelGate:
             self._cond.notify_all()
 
 
-def calibrated(p: float, threshold: float) -> float:
-    """P(" Yes") mapped so the model's own threshold (calibrated on val by training) is 0.5, where
-    the event tracker opens alerts; piecewise linear, so the order of scores (AUC, AP) is kept."""
-    t = min(max(threshold, 1e-6), 1 - 1e-6)
-    return 0.5 * p / t if p < t else 0.5 + 0.5 * (p - t) / (1 - t)
+def calibrated(p, threshold):
+    """P(" Yes") (a float or a tensor) mapped so the model's own threshold (calibrated on val by
+    training) is 0.5, where the event tracker's scale is centred: a shift in log-odds,
+    sigmoid(logit(p) - logit(threshold)). The order of scores (AUC, AP) is kept, and the tracker's
+    hysteresis reads as odds against the threshold's: 0.6 opens at 1.5 times them, 0.4 closes under
+    2/3, whether the threshold is 0.5 or 0.02."""
+    t = min(max(float(threshold), 1e-6), 1 - 1e-6)
+    return p * (1 - t) / (p * (1 - t) + t * (1 - p) + 1e-12)
+
+
+def second_scores(yes: torch.Tensor, category: torch.Tensor, categories: tuple[str, ...], threshold: float,
+                  category_thresholds: tuple[float, ...]) -> tuple[list[float], dict]:
+    """Per second: P(" Yes") (N,) and the category words' first-token probabilities (N, C) -> each
+    second's score and {"top": its category (index, never normal), "probabilities": (N, C) the
+    category distribution}. The score is the highest of P(" Yes") against the model's threshold
+    and, for each category with a threshold of its own (below 1: training found it better than
+    discovery on val), P(" Yes")·P(category | anomalous) against that one; the category is the one
+    that scored it, or, where discovery did, the category most likely given an anomaly."""
+    q = category / category.sum(-1, keepdim=True).clamp(min=1e-12)
+    anomalous = [i for i, c in enumerate(categories) if c != "normal"]
+    given = q[:, anomalous] / q[:, anomalous].sum(-1, keepdim=True).clamp(min=1e-12)    # P(c | anomalous)
+    score = calibrated(yes, threshold)
+    top = given.argmax(-1)
+    own = [k for k, i in enumerate(anomalous) if len(category_thresholds) == len(categories) and category_thresholds[i] < 1.0]
+    if own:
+        z = torch.stack([calibrated(yes * given[:, k], category_thresholds[anomalous[k]]) for k in own], -1)
+        best, which = z.max(-1)
+        wins = best > score
+        score = torch.where(wins, best, score)
+        top = torch.where(wins, torch.tensor(own)[which], top)
+    return score.tolist(), {"top": [anomalous[i] for i in top.tolist()], "probabilities": q.cpu().numpy()}
 
 
 class HawkeyeDetector:
@@ -89,30 +118,26 @@ class HawkeyeDetector:
         cfg = self.model.cfg
         per_scene = [clips_of(s, cfg) for s in scenes]
         clips = [c for cs in per_scene for c in cs]
-        # every second: the discovery prompt on its clip; then every window: the category prompt on all its clips
-        prompts = [DISCOVERY] * len(clips) + [CATEGORY] * len(scenes)
-        spans = [[i] for i in range(len(clips))]
-        first = 0
-        for cs in per_scene:
-            spans.append(list(range(first, first + len(cs))))
-            first += len(cs)
+        n = len(clips)
+        prompts = [DISCOVERY] * n + [CATEGORY] * n            # both questions about every second
+        spans = [[i] for i in range(n)] * 2
         with self.gate.scoring(), torch.inference_mode():
             probs = self.model.next_token_logits(prompts, collate(clips, cfg).to(self.device), spans).float().softmax(-1)
-        yes = [calibrated(p, self.model.cfg.threshold) for p in probs[:len(clips), self._yes].tolist()]
-        cats = probs[len(clips):][:, self._category_ids]
-        cats = (cats / cats.sum(-1, keepdim=True).clamp(min=1e-12)).tolist()
+        scores, cats = second_scores(probs[:n, self._yes], probs[n:][:, self._category_ids], self.categories,
+                                     cfg.threshold, cfg.category_thresholds)
         ms = (time.perf_counter() - t0) * 1000.0
         out, k = [], 0
-        for scene, cs, cat in zip(scenes, per_scene, cats):
-            categories = dict(zip(self.categories, cat))
-            top = max((c for c in self.categories if c != "normal"), key=categories.get)
-            seconds = tuple(SecondScore(c.start, c.end, yes[k + i], top if yes[k + i] >= 0.5 else "normal")
-                            for i, c in enumerate(cs))
+        for scene, cs in zip(scenes, per_scene):
+            part = slice(k, k + len(cs))
+            seconds = tuple(SecondScore(c.start, c.end, sc, cat if sc >= 0.5 else "normal")
+                            for c, sc, cat in zip(cs, scores[part], [self.categories[i] for i in cats["top"][part]]))
+            mean = cats["probabilities"][part].mean(0) if len(cs) else [0.0] * len(self.categories)
             k += len(cs)
             out.append(Verdict(
                 camera=scene.camera, window_id=scene.window_id, start=scene.start, end=scene.end,
                 wall_start=scene.wall_start, wall_end=scene.wall_end, gaps=scene.gaps,
-                score=max((s.score for s in seconds), default=0.0), seconds=seconds, categories=categories,
+                score=max((s.score for s in seconds), default=0.0), seconds=seconds,
+                categories={c: float(p) for c, p in zip(self.categories, mean)},
                 explanation="", detector=self.name, people=len(scene.tracks),
                 latency_ms={**scene.latency_ms, "detector": ms}, final=scene.final))
         return out
@@ -124,9 +149,10 @@ class HawkeyeDetector:
                                    max_new_tokens=max_new_tokens, step=self.gate.step)[0]
 
     def explain(self, scene: SceneGraph) -> str:
-        """What is anomalous in the window and when, in the model's words (generated)."""
+        """What is anomalous in the window and when, in the model's words (generated), its times
+        turned from seconds of the window into stream seconds."""
         answer = parse_answer(self._generate(EXPLAIN, [scene], 40), window_s=scene.end - scene.start)
-        return answer.text
+        return to_stream_time(answer.text, scene.start)
 
     def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
         """A free question about a camera's recent windows (Hawkeye's chat paradigm)."""

@@ -7,7 +7,9 @@ fastest first, so a runner among idle bystanders gets a slot), each joint as x, 
 the frame), score and its velocity (body heights a second, from the person's previous sampled
 frame in the window: at 2 frames a second a clip holds two frames, and the velocity is what says
 walk from run) and the person's dwell (how long they have stayed where they are, from the
-tracker: what tells a loiterer from a passer-by), and each frame's `max_triples` strongest
+tracker: what tells a loiterer from a passer-by), the same people's kinematics (speed, acceleration,
+turn, posture, their nearest neighbour's distance, approach and contact, scattering: scene/kinematics.py)
+in units near 1, and each frame's `max_triples` strongest
 relation triples as (K, 353) rows with the entity ids that make the relation graph's adjacency.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from stream.llm.hawkeye import POSE_CHANNELS, ClipBatch, HawkeyeConfig
+from stream.scene.kinematics import KIN, KINEMATICS
 from stream.scene.relations import ROW, relation_rows
 from stream.types import PersonTrack, SceneGraph
 
@@ -33,6 +36,7 @@ class Clip:
     motion: np.ndarray      # (T, 3, H, W)
     pose: np.ndarray        # (T, P, 17, POSE_CHANNELS) x, y, score, vx, vy, dwell
     people: np.ndarray      # (T, P) bool
+    kinematics: np.ndarray  # (T, P, KIN) scaled by KIN_SCALE
     rel: np.ndarray         # (T, K, 353)
     rel_nodes: np.ndarray   # (T, K, 2) int64
     rel_mask: np.ndarray    # (T, K) bool
@@ -58,6 +62,9 @@ def _thumbs(images: np.ndarray | None, idx: np.ndarray, size: tuple[int, int]) -
     return np.ascontiguousarray(sel[..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0
 
 
+# each kinematic feature's unit for the model (heights a second / 2, dwell in tens of seconds, counts / 5 or 10)
+KIN_SCALE = np.array([{"speed": 2.0, "acceleration": 5.0, "dwell": 10.0, "nearest": 5.0, "approach": 2.0, "neighbours": 5.0,
+                       "outward": 2.0, "people": 10.0}.get(k, 1.0) for k in KINEMATICS], np.float32)
 MAX_SPEED = 5.0    # body heights a second; faster is a tracking slip, clipped
 DWELL_UNIT, MAX_DWELL = 10.0, 3.0   # dwell enters the model in tens of seconds, up to 30 s
 
@@ -100,12 +107,15 @@ def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
         ranked = sorted(range(len(scene.tracks)), key=lambda k: -salience(k)) if T else []
         pose = np.zeros((T, P, 17, POSE_CHANNELS), np.float32)
         people = np.zeros((T, P), bool)
+        kin = np.zeros((T, P, KIN), np.float32)
         for slot, k in enumerate(ranked[:P]):
             track = scene.tracks[k]
             pose[:, slot, :, :3] = track.keypoints[idx] / scale
             pose[:, slot, :, 3:5] = velocity[k][idx]
             pose[:, slot, :, 5] = (dwell[k][idx] * track.present[idx])[:, None]
             people[:, slot] = track.present[idx]
+            if track.kinematics is not None:
+                kin[:, slot] = np.clip(track.kinematics[idx] / KIN_SCALE, -3.0, 3.0) * track.present[idx, None]
         rel = np.zeros((T, K, ROW), np.float32)
         nodes = np.full((T, K, 2), -2, np.int64)
         rmask = np.zeros((T, K), bool)
@@ -116,7 +126,7 @@ def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
                 nodes[t, :len(triples)] = [(r.subject, r.object) for r in triples]
                 rmask[t, :len(triples)] = True
         out.append(Clip(start, end, _thumbs(scene.thumbs, idx, cfg.thumb_size),
-                        _thumbs(scene.motion_thumbs, idx, cfg.thumb_size), pose, people, rel, nodes, rmask))
+                        _thumbs(scene.motion_thumbs, idx, cfg.thumb_size), pose, people, kin, rel, nodes, rmask))
     return out
 
 
@@ -127,12 +137,12 @@ def collate(clips: list[Clip], cfg: HawkeyeConfig) -> ClipBatch:
     P, K = cfg.max_people, cfg.max_triples
     b = {"frames": np.zeros((B, T, 3, h, w), np.float32), "motion": np.zeros((B, T, 3, h, w), np.float32),
          "frame_mask": np.zeros((B, T), bool), "pose": np.zeros((B, T, P, 17, POSE_CHANNELS), np.float32),
-         "people": np.zeros((B, T, P), bool), "rel": np.zeros((B, T, K, ROW), np.float32),
+         "people": np.zeros((B, T, P), bool), "kinematics": np.zeros((B, T, P, KIN), np.float32), "rel": np.zeros((B, T, K, ROW), np.float32),
          "rel_nodes": np.full((B, T, K, 2), -2, np.int64), "rel_mask": np.zeros((B, T, K), bool)}
     for i, c in enumerate(clips):
         n = len(c.frames)
         for key, value in (("frames", c.frames), ("motion", c.motion), ("pose", c.pose), ("people", c.people),
-                           ("rel", c.rel), ("rel_nodes", c.rel_nodes), ("rel_mask", c.rel_mask)):
+                           ("kinematics", c.kinematics), ("rel", c.rel), ("rel_nodes", c.rel_nodes), ("rel_mask", c.rel_mask)):
             b[key][i, :n] = value
         b["frame_mask"][i, :max(n, 1)] = True      # an empty second keeps one (blank) frame: it is still a second
     return ClipBatch(**{k: torch.from_numpy(v) for k, v in b.items()})

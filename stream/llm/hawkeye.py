@@ -5,6 +5,7 @@ Per 1-second clip of a window:
     appearance frames ─► FrameEncoder ──────────────┐ appearance expert
     flow-masked frames ─► FrameEncoder ─────────────┤ motion expert (Hawk)
     skeletons (T, P, 17) ─► ActionGraphEncoder ─────┤ action expert: graph attention over joints, then time
+    kinematics (T, P, KIN) ─► KinematicEncoder ─────┤ kinematic expert: speeds, posture, pairs, over people and time
     triples (T, K, 353) ─► RelationGraphEncoder ────┘ relation expert: graph transformer over D^-1/2 A D^-1/2
                       │
         router R(h) = softmax(h W_g);  fused = LN(Σ_i R_i(h) E_i)   (+ L_bc balancing loss)
@@ -26,6 +27,7 @@ from typing import Callable, ContextManager
 import torch
 from torch import nn
 
+from stream.scene.kinematics import KIN
 from stream.scene.pose import COCO17_EDGES
 
 VIDEO_TOKEN = "<video>"
@@ -42,7 +44,7 @@ class HawkeyeConfig:
     max_people: int = 5                  # as Hawkeye's (5, 17, 5) pose features
     max_triples: int = 16
     rel_dim: int = 353                   # 51 predicate + 151 subject + 151 object probabilities
-    experts: tuple[str, ...] = ("appearance", "motion", "action", "relation")
+    experts: tuple[str, ...] = ("appearance", "motion", "action", "kinematic", "relation")
     router: str = "softmax"              # "mean": no MoE, the experts averaged (the paper's ablation)
     tau: float = 0.07                    # L_bc temperature
     balance_weight: float = 0.2          # λ
@@ -54,6 +56,9 @@ class HawkeyeConfig:
     answer_no: str = " No"
     categories: tuple[str, ...] = field(default=("normal",))
     threshold: float = 0.5               # P(" Yes") at which a second is anomalous: set by training on val (best F2)
+    category_thresholds: tuple[float, ...] = ()   # per category (in `categories` order; normal's unused): the
+                                         # P(" Yes")·P(category | anomalous) at which a second is that category's
+                                         # anomaly, set on val (best F2 each); empty: only `threshold`
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -127,6 +132,36 @@ class ActionGraphEncoder(nn.Module):
         m = people.unsqueeze(-1).float()
         mean = (x * m).sum(2) / m.sum(2).clamp(min=1.0)
         top = x.masked_fill(m == 0, -1e4).amax(2).masked_fill(m.sum(2) == 0, 0.0)
+        return self.out(torch.cat([mean, top], -1)).reshape(B, T, self.n, d)
+
+
+class KinematicEncoder(nn.Module):
+    """People's kinematics (B, T, P, KIN) (scene/kinematics.py, scaled near 1) -> (B, T, n, d): each
+    person-frame embedded, attention over all people and frames of the clip (who approaches whom,
+    who keeps running), then people pooled per frame (masked mean and max)."""
+
+    def __init__(self, dim: int, heads: int, n: int):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(KIN, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.slot_time = nn.Parameter(torch.randn(64, dim) * 0.02)      # frame position inside the clip
+        self.mix = nn.TransformerEncoderLayer(dim, heads, 2 * dim, 0.0, batch_first=True, norm_first=True)
+        self.empty = nn.Parameter(torch.zeros(dim))                      # a frame without people
+        self.out = nn.Linear(2 * dim, n * dim)
+        self.n = n
+
+    def forward(self, kin: torch.Tensor, people: torch.Tensor) -> torch.Tensor:
+        B, T, P = kin.shape[:3]
+        x = self.embed(kin) + self.slot_time[:T, None]                          # (B, T, P, d)
+        d = x.shape[-1]
+        hidden = ~people.reshape(B, T * P)
+        anyone = ~hidden.all(1)
+        hidden[~anyone] = False                   # nobody in the clip: attend freely, masked below
+        x = self.mix(x.reshape(B, T * P, d), src_key_padding_mask=hidden).reshape(B, T, P, d)
+        m = people.unsqueeze(-1).float()
+        mean = (x * m).sum(2) / m.sum(2).clamp(min=1.0)
+        top = x.masked_fill(m == 0, -1e4).amax(2)
+        none = m.sum(2) == 0
+        mean, top = torch.where(none, self.empty, mean), torch.where(none, self.empty, top)
         return self.out(torch.cat([mean, top], -1)).reshape(B, T, self.n, d)
 
 
@@ -228,6 +263,7 @@ class ClipBatch:
     frame_mask: torch.Tensor    # (B, T) bool
     pose: torch.Tensor          # (B, T, P, 17, POSE_CHANNELS) x, y in 0..1 of the frame, score, vx, vy, dwell
     people: torch.Tensor        # (B, T, P) bool
+    kinematics: torch.Tensor    # (B, T, P, KIN) scaled near 1
     rel: torch.Tensor           # (B, T, K, 353)
     rel_nodes: torch.Tensor     # (B, T, K, 2) long
     rel_mask: torch.Tensor      # (B, T, K) bool
@@ -244,6 +280,7 @@ class SceneEncoder(nn.Module):
         d, n = cfg.dim, cfg.tokens_per_frame
         kinds = {"appearance": lambda: FrameEncoder(d, n), "motion": lambda: FrameEncoder(d, n),
                  "action": lambda: ActionGraphEncoder(d, cfg.heads, n),
+                 "kinematic": lambda: KinematicEncoder(d, cfg.heads, n),
                  "relation": lambda: RelationGraphEncoder(d, cfg.heads, n, cfg.rel_dim)}
         unknown = set(cfg.experts) - set(kinds)
         if unknown or not cfg.experts:
@@ -256,7 +293,8 @@ class SceneEncoder(nn.Module):
     def forward(self, b: ClipBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> tokens (B, T*n, lm_dim), token mask (B, T*n), router (B, T, E), L_bc."""
         run = {"appearance": lambda e: e(b.frames), "motion": lambda e: e(b.motion),
-               "action": lambda e: e(b.pose, b.people), "relation": lambda e: e(b.rel, b.rel_nodes, b.rel_mask)}
+               "action": lambda e: e(b.pose, b.people), "kinematic": lambda e: e(b.kinematics, b.people),
+               "relation": lambda e: e(b.rel, b.rel_nodes, b.rel_mask)}
         outs = [run[k](e) for k, e in self.experts.items()]
         fused, router, l_bc = self.moe(outs, b.frame_mask)
         T, n = fused.shape[1], fused.shape[2]

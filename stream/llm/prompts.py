@@ -39,6 +39,48 @@ EXPLANATIONS = {
 }
 
 
+# What operators ask on a camera (chat), and the answers training teaches (training/qa.py builds
+# them from the benchmark's ground truth and the scene stage's graphs). Times are stream seconds.
+COUNT_QUESTION = "How many people are there?"
+YES_NO_QUESTIONS = {          # question -> the categories that make its answer yes
+    "Is anyone running?": ("running", "chase"),
+    "Is anyone lying on the ground?": ("fall",),
+    "Is there a fight?": ("scuffle",),
+    "Is someone chasing someone?": ("chase",),
+    "Did the people scatter?": ("dispersal",),
+    "Is anyone loitering?": ("loitering",),
+    "Was a bag left behind?": ("abandoned", "theft"),
+    "Did anyone take a bag?": ("theft",),
+}
+DESCRIBE_QUESTION = "What happened between {t1:g} and {t2:g} seconds?"
+PLACES = ("on the left", "in the middle", "on the right")
+
+
+def answer_count(n: int) -> str:
+    return f" {n}."
+
+
+def answer_yes_no_chat(yes: bool, where: str | None = None) -> str:
+    return (" Yes" + (f", {where} of the view." if where else ".")) if yes else " No."
+
+
+def answer_described(events: list[tuple[str, float, float]]) -> str:
+    """(category, start, end) in stream seconds -> " A person falls from 12 to 15 seconds." (or normal)."""
+    if not events:
+        return " " + EXPLANATIONS["normal"].capitalize() + "."
+    parts = [f"{EXPLANATIONS[c]} from {a:g} to {b:g} seconds" for c, a, b in events]
+    return " " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + "."
+
+
+def to_stream_time(text: str, offset: float) -> str:
+    """An answer's first "from <s1> to <s2>" (seconds from the start of the window it was asked
+    about) rewritten in stream seconds."""
+    def shift(m: re.Match) -> str:
+        a, b = (float(m.group(k)) + offset for k in (1, 2))
+        return f"from {a:g} to {b:g}"
+    return _SPAN.sub(shift, text, count=1)
+
+
 def answer_yes_no(anomalous: bool) -> str:
     return " Yes" if anomalous else " No"
 
@@ -112,7 +154,11 @@ def corpus() -> list[str]:
         lines += [answer_category(c)] * 20 + [answer_explanation(c, 1, 3)] * 5
     lines += [answer_yes_no(True), answer_yes_no(False)] * 200
     lines += [CHAT.format(question=q) for q in (
-        "What is happening on this camera?", "How many people are there?", "Is anyone running?",
-        "Did someone fall?", "Where did the people go?", "Is there a fight?", "Is anything left behind?",
-        "Did anyone take a bag?")]
+        "What is happening on this camera?", "Where did the people go?", COUNT_QUESTION, *YES_NO_QUESTIONS)] * 5
+    lines += [answer_count(n) for n in range(0, 21)] * 3
+    lines += [answer_yes_no_chat(True, w) for w in (None, *PLACES)] * 5 + [answer_yes_no_chat(False)] * 10
+    for t in range(0, 120, 2):
+        lines.append(CHAT.format(question=DESCRIBE_QUESTION.format(t1=t, t2=t + 4)))
+        lines.append(answer_described([(CATEGORIES[1 + t % (len(CATEGORIES) - 1)], t + 1, t + 3)]))
+    lines.append(answer_described([]))
     return lines

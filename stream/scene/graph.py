@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from stream.scene.kinematics import feet
+from stream.scene.kinematics import KIN, PersonKinematics, feet
 from stream.scene.motion import MotionExtractor, PairMotion
 from stream.scene.objects import LeftObjects
 from stream.scene.pose import PeopleFinder
@@ -32,6 +32,7 @@ class FrameScene:
     track_ids: np.ndarray   # (P,)
     keypoints: np.ndarray   # (P, 17, 3)
     dwell: np.ndarray | None = None          # (P,) seconds each person has stayed where they stand
+    kinematics: np.ndarray | None = None     # (P, KIN) how each person moves and stands (kinematics.KINEMATICS)
     objects: np.ndarray | None = None        # (M, 6) left objects: x0, y0, x1, y1, seconds there, id
     thumb: np.ndarray | None = None          # (h, w, 3) the model's small copy of the frame
     motion_thumb: np.ndarray | None = None   # the same, blacked out where nothing moved since the previous frame
@@ -52,6 +53,7 @@ class SceneBuilder:
         self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score, max_speed)
         self._trackers: dict[str, PersonTracker] = {}
         self._finders: dict[str, LeftObjects] = {}
+        self._kinematics: dict[str, PersonKinematics] = {}
         self._last: dict[str, tuple[float, np.ndarray]] = {}      # per camera: the last analysed frame (ts, image)
         self._cache: dict[str, dict[int, FrameScene]] = {}
 
@@ -60,6 +62,7 @@ class SceneBuilder:
         self._cache.pop(camera, None)
         self._trackers.pop(camera, None)
         self._finders.pop(camera, None)
+        self._kinematics.pop(camera, None)
         self._last.pop(camera, None)
 
     def new_frames(self, window: Window) -> int:
@@ -84,7 +87,10 @@ class SceneBuilder:
                     if camera not in self._finders:
                         self._finders[camera] = self.objects()
                     objects = self._finders[camera].update(f.image, f.ts, p.boxes)
-                self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, tracker.dwell(),
+                dwell = tracker.dwell()
+                kin = self._kinematics.setdefault(camera, PersonKinematics()).update(f.ts, ids, p.boxes, p.keypoints,
+                                                                                     dwell)
+                self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, dwell, kin,
                                                       objects, **self._pixels(camera, f.ts, f.image))
         out = [[self._cache[w.camera][f.seq] for f in w.frames] for w in windows]
         for camera in {w.camera for w in windows}:
@@ -139,12 +145,15 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
         scores = np.zeros(T, np.float32)
         kps = np.zeros((T, 17, 3), np.float32)
         dwell = np.zeros(T, np.float32)
+        kin = np.zeros((T, KIN), np.float32)
         for t, s in enumerate(frames):
             hit = np.flatnonzero(s.track_ids == tid)
             if len(hit):
                 present[t], boxes[t], scores[t], kps[t] = True, s.boxes[hit[0]], s.scores[hit[0]], s.keypoints[hit[0]]
                 dwell[t] = s.dwell[hit[0]] if s.dwell is not None else 0.0
-        tracks.append(PersonTrack(tid, present, boxes, scores, kps, dwell))
+                if s.kinematics is not None:
+                    kin[t] = s.kinematics[hit[0]]
+        tracks.append(PersonTrack(tid, present, boxes, scores, kps, dwell, kin))
     ts = np.array([f.ts for f in frames], np.float64)
     objects = tuple(f.objects if f.objects is not None else np.zeros((0, 6), np.float32) for f in frames)
     summary = None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.llm.features import Clip
+from stream.llm.features import KIN_SCALE, Clip
+from stream.scene.kinematics import KIN, KINEMATICS
 from stream.llm.hawkeye import POSE_CHANNELS
 from training.cues import CUES, cues, main, render, table
 
@@ -17,7 +18,10 @@ def clip(speed: float = 0.0, lying: bool = False) -> Clip:
     pose[:, 0, :, 3] = speed
     people = np.zeros((T, P), bool)
     people[:, 0] = True
-    return Clip(0.0, 1.0, np.zeros((T, 3, 4, 4), np.float32), np.zeros((T, 3, 4, 4), np.float32), pose, people,
+    kin = np.zeros((T, P, KIN), np.float32)
+    kin[:, 0, KINEMATICS.index("speed")] = speed / KIN_SCALE[KINEMATICS.index("speed")]
+    kin[:, 0, KINEMATICS.index("lying")] = float(lying)
+    return Clip(0.0, 1.0, np.zeros((T, 3, 4, 4), np.float32), np.zeros((T, 3, 4, 4), np.float32), pose, people, kin,
                 np.zeros((T, 2, 353), np.float32), np.zeros((T, 2, 2), np.int64), np.zeros((T, 2), bool))
 
 
@@ -27,6 +31,7 @@ def test_cues_read_speed_and_lying_people():
     assert still[k["people"]] == 1.0 and still[k["fastest joint"]] == 0.0
     assert runner[k["fastest joint"]] == runner[k["fastest person"]] == 2.0
     assert lying[k["widest pose"]] > 5 * still[k["widest pose"]] and still[k["widest pose"]] < 0.1
+    assert runner[k["fastest feet"]] == 2.0 and lying[k["lying"]] == 1.0 and still[k["lying"]] == 0.0
 
 
 def test_the_table_covers_every_category_of_the_split(tiny_bench, tiny_gt):

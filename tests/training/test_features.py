@@ -47,14 +47,26 @@ def test_windows_rebuilt_from_features_are_the_streams_scene_graphs(tiny_bench):
             np.testing.assert_array_equal(ta.present, tb.present)
             np.testing.assert_allclose(ta.keypoints, tb.keypoints, atol=1e-5)
             np.testing.assert_allclose(ta.dwell, tb.dwell)
+            np.testing.assert_allclose(ta.kinematics, tb.kinematics, atol=1e-4)
         assert len(a.objects) == len(b.objects) and all(np.array_equal(x, y) for x, y in zip(a.objects, b.objects))
         np.testing.assert_array_equal(a.thumbs, b.thumbs)
         np.testing.assert_array_equal(a.motion_thumbs, b.motion_thumbs)
         assert a.relations == b.relations
         for ca, cb in zip(clips_of(a, cfg), clips_of(b, cfg)):      # the model's inputs are the same
-            for field in ("frames", "motion", "pose", "people", "rel", "rel_nodes", "rel_mask"):
+            for field in ("frames", "motion", "pose", "people", "kinematics", "rel", "rel_nodes", "rel_mask"):
                 np.testing.assert_allclose(getattr(ca, field), getattr(cb, field), atol=1e-5)
     assert sum(len(g.tracks) for g in stored) > 0 and any(g.relations and any(g.relations) for g in stored)
+
+
+def test_features_written_before_kinematics_get_the_streams_by_replay(tiny_bench, tmp_path):
+    root = tmp_path / "v2"
+    shutil.copytree(tiny_bench, root, ignore=shutil.ignore_patterns("videos"))
+    shutil.rmtree(root / "kin_feat")
+    for name in videos(tiny_bench):
+        stored, replayed = read_video(tiny_bench, name), read_video(root, name)
+        assert any(len(s.kinematics) and s.kinematics[:, 0].any() for s in stored.scenes)   # someone moves
+        for a, b in zip(stored.scenes, replayed.scenes):
+            np.testing.assert_allclose(a.kinematics, b.kinematics, atol=1e-4)
 
 
 def test_bad_feature_files_are_named_with_the_shape_expected(tiny_bench, tmp_path):

@@ -108,6 +108,7 @@ def test_the_best_f2_threshold_is_the_one_scikit_learn_scores_best_and_the_detec
     assert fbeta_score(labels, scores >= t, beta=2) == pytest.approx(best) and t < 0.2
     assert best_f2_threshold(np.zeros(5, bool), np.ones(5)) == 0.5          # one class: nothing to calibrate
     mapped = [calibrated(p, t) for p in np.sort(scores)]
-    assert calibrated(t, t) == pytest.approx(0.5) and calibrated(0.0, t) == 0.0 and calibrated(1.0, t) == 1.0
+    assert calibrated(t, t) == pytest.approx(0.5) and calibrated(0.0, t) == 0.0 and calibrated(1.0, t) == pytest.approx(1.0)
+    assert calibrated(0.2, 0.02) == pytest.approx(0.2 * 0.98 / (0.2 * 0.98 + 0.02 * 0.8))     # odds against the threshold's
     assert np.all(np.diff(mapped) >= 0)                                       # the order (AUC, AP) is kept
-    assert calibrated(0.3, 0.5) == 0.3                                        # an uncalibrated model is unchanged
+    assert calibrated(0.3, 0.5) == pytest.approx(0.3)                                        # an uncalibrated model is unchanged

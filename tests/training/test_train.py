@@ -34,6 +34,11 @@ def test_a_recipe_trains_a_model_the_pipeline_loads(tiny_bench, tmp_path):
     # the val-calibrated threshold travels with the model
     assert 0.0 < report["threshold"] < 1.0
     assert json.loads((out / "hawkeye.json").read_text())["threshold"] == report["threshold"]
+    router = report["router"]["all"]                          # the router's use of each expert, on val
+    assert set(router) == {"appearance", "motion", "action", "kinematic", "relation"} and abs(sum(router.values()) - 1) < 1e-3
+    saved = json.loads((out / "hawkeye.json").read_text())     # and one per category, for the categories it names
+    assert len(saved["category_thresholds"]) == len(saved["categories"]) and set(report["category_thresholds"]) == \
+        set(saved["categories"]) and all(0.0 < t <= 1.0 for t in saved["category_thresholds"])   # 1.0: none of its own
     assert (out / "lora" / "adapter_config.json").exists()             # adapters kept apart, as Hawkeye ships them
     det = HawkeyeDetector(load_model(out, merge_lora=True), explain=False)
     graphs = read_video(tiny_bench, "test_000").scene_graphs()
@@ -89,7 +94,7 @@ def test_the_encoder_warm_up_learns_to_tell_the_seconds_apart(tiny_bench, tmp_pa
     assert len(losses) == 30 and max(losses[-3:]) < 0.5 * losses[0], losses     # it fits the few seconds
     assert all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm_before.items())
     assert any(not torch.equal(v, model.encoder.state_dict()[k]) for k, v in enc_before.items())
-    with pytest.raises(ValueError, match="discovery labels"):
+    with pytest.raises(ValueError, match="category labels"):
         warm_up_encoder(model, [], 1, 1e-3, "cpu", seed=0, progress=False, log=quiet)
 
 
@@ -109,3 +114,45 @@ def test_the_demo_runs_the_shipped_model_the_embedded_recipe_wrote(tiny_bench):
     det = HawkeyeDetector(load_model(shipped, merge_lora=True), explain=False)
     verdicts = det.batch(read_video(tiny_bench, "test_000").scene_graphs()[:2])
     assert all(0 <= s.score <= 1 for v in verdicts for s in v.seconds)
+
+
+def test_class_balanced_draws_show_every_category_as_often():
+    import random
+    from training.data import WindowSample
+    from training.train import draw
+    windows = [WindowSample(f"f{i}", [], [], True, "fall") for i in range(10)] + \
+        [WindowSample(f"r{i}", [], [], True, "running") for i in range(2)] + \
+        [WindowSample(f"n{i}", [], [], False) for i in range(12)]
+    order = draw(windows, 0.5, random.Random(0), balanced=True)
+    count = lambda c: sum(w.category == c for w in order)   # noqa: E731
+    assert count("fall") == count("running") == 6 and count("normal") == 12
+    assert {w.video for w in windows if w.category == "running"} <= {w.video for w in order}
+    later = draw(windows, 0.5, random.Random(1), balanced=True)       # another epoch, other falls
+    assert {w.video for w in later if w.category == "fall"} != {w.video for w in order if w.category == "fall"}
+    plain = draw(windows, 0.5, random.Random(0))
+    assert sum(w.category == "running" for w in plain) == 2
+
+
+def test_a_category_gets_a_threshold_of_its_own_only_where_it_beats_discovery_on_val():
+    import numpy as np
+    from stream.llm.detector import second_scores
+    from stream.llm.hawkeye import HawkeyeConfig
+    from training.train import calibrate
+    cats = ("normal", "fall", "running")
+    cfg = HawkeyeConfig(categories=cats)
+    rng = np.random.default_rng(0)
+    labels = np.array(["normal"] * 50 + ["fall"] * 20 + ["running"] * 3)
+    yes = np.r_[rng.uniform(0, 0.25, 50), rng.uniform(0.5, 1.0, 20), rng.uniform(0.1, 0.15, 3)]
+    probs = np.zeros((73, 3))
+    probs[:, 0] = 1 - yes
+    probs[:70, 1] = yes[:70]                 # normal and fall seconds: the category model says fall
+    probs[70:, 2] = yes[70:]                 # running seconds: it says running, though discovery is unsure
+    out = calibrate(cfg, yes, probs, labels)
+    assert out.threshold > yes[70:].max()                        # discovery alone misses the runs...
+    normal, fall, running = out.category_thresholds
+    assert normal == 1.0 and fall == 1.0                         # ...and needs no help with the falls
+    assert running <= yes[70:].min() and running > 0.0
+    scores, named = second_scores(torch.tensor(yes), torch.tensor(probs), cats, out.threshold, out.category_thresholds)
+    assert all(s >= 0.5 for s in scores[70:]) and {cats[i] for i in named["top"][70:]} == {"running"}
+    assert all(s < 0.5 for s in scores[:50])
+    assert [cats[i] for i, s in zip(named["top"][50:70], scores[50:70]) if s >= 0.5] == ["fall"] * 20

@@ -16,6 +16,7 @@ from stream.llm.features import Clip, clips_of, collate, joint_velocity
 from stream.llm.hawkeye import POSE_CHANNELS, ActionGraphEncoder, HawkeyeConfig, balance_loss, load_model, normalized_adjacency
 from stream.llm.lm import new_model
 from stream.llm.prompts import DISCOVERY, answer_yes_no
+from stream.scene.kinematics import KIN
 from stream.scene.relations import PRED, Triple
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -214,7 +215,7 @@ def test_an_empty_second_still_gets_a_score(model):
     cfg = model.cfg
     empty = Clip(0.0, 1.0, *(np.zeros((0,) + s, dt) for s, dt in (
         ((3, 48, 64), np.float32), ((3, 48, 64), np.float32), ((5, 17, POSE_CHANNELS), np.float32), ((5,), bool),
-        ((16, 353), np.float32), ((16, 2), np.int64), ((16,), bool))))
+        ((5, KIN), np.float32), ((16, 353), np.float32), ((16, 2), np.int64), ((16,), bool))))
     with torch.inference_mode():
         p = model.yes_probability([DISCOVERY], collate([empty], cfg), [[0]])
     assert torch.isfinite(p).all()
@@ -266,3 +267,18 @@ def test_a_waiting_scoring_batch_goes_in_between_two_generated_tokens():
         order.append("batch")
     gen.join(5)
     assert order.index("batch") == 3 and len(order) == 9, order
+
+
+def test_a_second_crosses_by_discovery_or_by_a_category_of_its_own_and_is_named():
+    from stream.llm.detector import second_scores
+    cats = ("normal", "fall", "running")
+    yes = torch.tensor([0.9, 0.2, 0.2, 0.2])
+    q = torch.tensor([[0.1, 0.8, 0.1], [0.8, 0.15, 0.05], [0.2, 0.0, 0.8], [0.2, 0.8, 0.0]])
+    scores, out = second_scores(yes, q, cats, 0.5, (1.0, 1.0, 0.1))     # running has a threshold of its own
+    assert scores[0] == pytest.approx(0.9) and cats[out["top"][0]] == "fall"   # discovery crossed: the likeliest
+    assert scores[1] < 0.5                                                  # nothing crossed
+    assert scores[2] > 0.5 and cats[out["top"][2]] == "running"              # running crossed its own: 0.2 > 0.1
+    assert scores[3] < 0.5                                                  # fall has none: discovery decides
+    np.testing.assert_allclose(out["probabilities"].sum(1), 1.0, rtol=1e-6)
+    plain, named = second_scores(yes, q, cats, 0.5, ())                  # a model without category thresholds
+    assert plain == pytest.approx([0.9, 0.2, 0.2, 0.2]) and [cats[i] for i in named["top"]] == ["fall", "fall", "running", "fall"]

@@ -50,3 +50,13 @@ def test_prompts_hold_one_video_placeholder_and_the_corpus_covers_them():
         assert p.count("<video>") == 1 and p.endswith("Answer:")
     text = "\n".join(corpus())
     assert all(c in text for c in CATEGORIES) and " Yes" in text and " No" in text
+
+
+def test_chat_answers_name_stream_times():
+    from stream.llm.prompts import answer_described, to_stream_time
+    assert to_stream_time("A person falls from 1 to 3 seconds.", 120.0) == "A person falls from 121 to 123 seconds."
+    assert to_stream_time("nothing timed", 5.0) == "nothing timed"
+    said = answer_described([("fall", 12, 15), ("running", 13, 16)])
+    assert said == " A person falls to the ground from 12 to 15 seconds; a person suddenly runs from 13 to 16 seconds."
+    assert parse_answer(said).span == (12.0, 15.0) and parse_answer(said).category == "fall"
+    assert answer_described([]) == " People walk normally."

@@ -3,7 +3,7 @@ rows, and the RelTR adapter on outputs built from known triples."""
 import numpy as np
 import pytest
 
-from stream.scene.relations import (GROUND, OBJ, OBJECTS, PRED, PREDICATES, GeometricRelations, decode_reltr,
+from stream.scene.relations import (OBJ, OBJECTS, PRED, PREDICATES, GeometricRelations, decode_reltr,
                                     relation_rows)
 
 
