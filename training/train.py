@@ -306,7 +306,7 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
 
 
 @torch.inference_mode()
-def second_scores(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
+def ask_seconds(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
     """Every distinct second of the samples, asked both per-second questions: P(" Yes") (N,), the
     model's category distribution (N, C) over `model.cfg.categories`, and the category taught (N,)."""
     cats = list(model.cfg.categories)
@@ -388,7 +388,7 @@ def validation_loss(model: HawkeyeModel, samples: list[WindowSample], device: st
 def validate(model: HawkeyeModel, val_set: list[WindowSample], device: str, log=print) -> dict:
     """Calibrate the model's thresholds on val seconds (`calibrate`) and measure it there."""
     from training.metrics import average_precision, roc_auc
-    yes, probs, labels = second_scores(model, val_set, device)
+    yes, probs, labels = ask_seconds(model, val_set, device)
     model.cfg = calibrate(model.cfg, yes, probs, labels)
     anomalous = labels != "normal"
     named = np.array(model.cfg.categories)[probs.argmax(1)]
