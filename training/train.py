@@ -73,6 +73,7 @@ class ModelRecipe(_Strict):
     lm: Path | None = Field(None, description="A local Hugging Face checkpoint for the LM (else the embedded one).")
     dim: int = Field(128, ge=16, le=4096)
     max_people: int = Field(5, ge=1, le=64, description="Skeletons a clip keeps (Hawkeye: 5), most present first.")
+    max_triples: int = Field(16, ge=1, le=256, description="Relation triples a frame keeps, strongest first.")
     experts: list[Literal["appearance", "motion", "action", "kinematic", "relation"]] = [
         "appearance", "motion", "action", "kinematic", "relation"]
     router: Literal["softmax", "mean"] = "softmax"
@@ -295,7 +296,7 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
     m = recipe.model
     if m.init is not None:
         return load_model(m.init, device=device, trainable_lora=True)
-    cfg = HawkeyeConfig(dim=m.dim, max_people=m.max_people, experts=tuple(m.experts), router=m.router,
+    cfg = HawkeyeConfig(dim=m.dim, max_people=m.max_people, max_triples=m.max_triples, experts=tuple(m.experts), router=m.router,
                         balance_weight=m.balance_weight, lora_r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
                         lora_targets=m.lora.targets if isinstance(m.lora.targets, str) else tuple(m.lora.targets))
     model = new_model(cfg, lm_path=m.lm, lora=False, seed=recipe.seed).to(device)

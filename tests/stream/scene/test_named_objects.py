@@ -105,3 +105,15 @@ def test_the_coco_detector_can_be_the_person_detector(nanodet, models_dir, vtest
         assert np.all(heights > a.boxes[:, 2] - a.boxes[:, 0])          # people stand taller than wide
     with pytest.raises(ValueError, match="class_index; 0 for COCO"):
         PersonDetector(nanodet, size=416).detect(vtest_frames[:1])
+
+
+def test_the_nanodet_config_builds_a_scene_stage_with_coco_people_and_named_objects(models_dir, vtest):
+    from stream.config import load_config
+    from stream.scene.graph import scene_from_config
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "nanodet.yaml")
+    assert cfg.models.person_detector.class_index == 0 and cfg.objects.named.every_s == 1.0
+    builder = scene_from_config(cfg)
+    assert builder.people.detector.size == 416 and builder.people.detector.class_index == 0
+    assert builder.named is not None and builder.named_every_s == 1.0
