@@ -74,6 +74,7 @@ def _wrap(model: onnx.ModelProto) -> onnx.ModelProto:
         "nd_split": np.array([2, 2], np.int64),
         "nd_yx": np.array([1, 0], np.int64),
         "nd_scale": np.array(1.0 / SIZE, np.float32),
+        "nd_zero": np.array(0.0, np.float32), "nd_one": np.array(1.0, np.float32),
     }
     g.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items())
     n = helper.make_node
@@ -97,11 +98,8 @@ def _wrap(model: onnx.ModelProto) -> onnx.ModelProto:
         n("Gather", ["nd_x1y1", "nd_yx"], ["nd_y1x1"], axis=2),
         n("Concat", ["nd_y0x0", "nd_y1x1"], ["nd_boxes_px"], axis=2),
         n("Mul", ["nd_boxes_px", "nd_scale"], ["nd_boxes"]),
-        n("Clip", ["nd_boxes", "", ""], ["boxes"]),
+        n("Clip", ["nd_boxes", "nd_zero", "nd_one"], ["boxes"]),
     ]
-    post[-1] = n("Clip", ["nd_boxes", "nd_zero", "nd_one"], ["boxes"])
-    g.initializer.extend([numpy_helper.from_array(np.array(0.0, np.float32), "nd_zero"),
-                          numpy_helper.from_array(np.array(1.0, np.float32), "nd_one")])
     nodes = pre + list(g.node) + post
     del g.node[:]
     g.node.extend(nodes)
