@@ -172,19 +172,19 @@ def _tensor_key(tensor: str) -> str:
 _BATCH = 0  # in an ONNX Reshape target, 0 copies the input's dimension: the dynamic batch
 
 # Constant subgraphs (shape arithmetic an exporter left in the graph) are evaluated at conversion.
-_FOLD = {
-    "Identity": lambda x: x,
-    "Cast": lambda x: x,
-    "Add": np.add, "AddV2": np.add, "Sub": np.subtract, "Mul": np.multiply,
-    "SparseToDense": lambda idx, shape, values, default: _sparse_to_dense(idx, shape, values, default),
-}
-
-
 def _sparse_to_dense(indices, shape, values, default) -> np.ndarray:
     out = np.full(np.atleast_1d(shape).astype(np.int64), default, np.asarray(default).dtype)
     idx = np.asarray(indices, np.int64).reshape(len(indices), -1) if np.size(indices) else np.zeros((0, out.ndim), np.int64)
     out[tuple(idx.T)] = values
     return out
+
+
+_FOLD = {
+    "Identity": lambda x: x,
+    "Cast": lambda x: x,
+    "Add": np.add, "AddV2": np.add, "Sub": np.subtract, "Mul": np.multiply,
+    "SparseToDense": _sparse_to_dense,
+}
 
 
 def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stream.scene.people import nms
+
 K = 17
 
 
@@ -45,9 +47,7 @@ def decode_yolo_pose(output: np.ndarray, *, score_threshold: float = 0.25, nms_i
         return _empty()
     cx, cy, w, h = out[:4, keep]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    picked = cv2.dnn.NMSBoxes([[float(x0), float(y0), float(x1 - x0), float(y1 - y0)] for x0, y0, x1, y1 in boxes],
-                              scores[keep].tolist(), score_threshold, nms_iou, top_k=max_people)
-    picked = np.asarray(picked, int).reshape(-1)
+    picked = nms(boxes, scores[keep], nms_iou, max_people)
     kps = out[5:, keep].T.reshape(-1, K, 3)[picked]
     return People(boxes[picked].astype(np.float32), scores[keep][picked].astype(np.float32), kps.astype(np.float32))
 

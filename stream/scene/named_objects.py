@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from engines import Engine
+from stream.scene.people import nms
 from stream.scene.relations import OBJ
 
 COCO80 = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
@@ -36,15 +37,6 @@ VG150_OF = {
     "umbrella": "umbrella", "dog": "dog", "skateboard": "skateboard", "bench": "bench", "laptop": "laptop",
 }
 SAME_THING_IOU = 0.7           # boxes of two classes this alike are one thing (a van: car and truck)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression (OpenCV's), best first."""
-    if len(boxes) == 0:
-        return np.zeros(0, np.int64)
-    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
-    keep = cv2.dnn.NMSBoxes(xywh, scores.astype(float).tolist(), 0.0, iou)
-    return np.asarray(keep, np.int64).reshape(-1)[:limit]
 
 
 class NamedObjectDetector:

@@ -36,7 +36,7 @@ class _Object:
     last_ts: float
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def overlap_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) intersection over the smaller box's area."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float32)
@@ -127,7 +127,7 @@ class LeftObjects:
         cover part of an object, its box does not shrink to the part still in view."""
         boxes = np.array(found, np.float32).reshape(-1, 4)
         old = np.array([o.box for o in self._objects], np.float32).reshape(-1, 4)
-        score = _overlap(old, boxes)
+        score = overlap_smaller(old, boxes)
         taken: set[int] = set()
         for flat in np.argsort(-score, axis=None):
             i, j = divmod(int(flat), len(boxes))

@@ -9,6 +9,16 @@ import numpy as np
 from engines import Engine
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> np.ndarray:
+    """Indices of x0, y0, x1, y1 `boxes` kept by greedy non-maximum suppression (OpenCV's), best
+    first, at most `limit`."""
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).astype(float).tolist()
+    keep = cv2.dnn.NMSBoxes(xywh, np.asarray(scores, float).tolist(), 0.0, iou)   # scores: filtered before
+    return np.asarray(keep, np.int64).reshape(-1)[:limit]
+
+
 @dataclass(frozen=True)
 class Detections:
     boxes: np.ndarray    # (P, 4) x0, y0, x1, y1 in image pixels
@@ -38,7 +48,7 @@ class PersonDetector:
         out: list[Detections] = []
         for i in range(0, len(images), self.max_batch):
             chunk = images[i:i + self.max_batch]
-            batch = np.stack([self.preprocess(im) for im in chunk])             # (B, 300, 300, 3)
+            batch = np.stack([self.preprocess(im) for im in chunk])             # (B, size, size, 3)
             res = self.engine.run({self.input: batch})
             scores = res["scores"]
             if scores.ndim == 3:
@@ -55,9 +65,6 @@ class PersonDetector:
         b, s = boxes[keep], scores[keep]
         xyxy = np.stack([b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=1)
         xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
-        if len(s):
-            xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-            idx = np.array(cv2.dnn.NMSBoxes(xywh.tolist(), s.tolist(), self.score_threshold, self.nms_iou),
-                           dtype=np.int64).reshape(-1)[: self.max_people]
-            xyxy, s = xyxy[idx], s[idx]
+        idx = nms(xyxy, s, self.nms_iou, self.max_people)           # s is already above the threshold
+        xyxy, s = xyxy[idx], s[idx]
         return Detections(xyxy.reshape(-1, 4), s.astype(np.float32))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.scene.kinematics import feet, heights_away, ramp, torso_angles
+from stream.scene.objects import overlap_smaller
 from stream.types import Triple
 
 OBJECTS = ("__background__", "airplane", "animal", "arm", "bag", "banana", "basket", "beach", "bear", "bed", "bench",
@@ -112,9 +113,10 @@ class GeometricRelations:
                     out.append(Triple(int(ids[i]), person, PRED["behind"], int(ids[j]), person, follow))
         named = np.zeros((0, 6), np.float32) if named is None else named
         for k, (x0, y0, x1, y1, score, cls) in enumerate(named):
-            out += self._named(NAMED_BASE + k, int(cls), float(score), (x0, y0, x1, y1), ids, boxes, person)
+            out += self._named(NAMED_BASE + k, int(cls), float(score), (x0, y0, x1, y1), ids, boxes, foot, heights,
+                               person)
         for x0, y0, x1, y1, there, oid in (() if objects is None else objects):
-            if len(named) and _overlap_smaller((x0, y0, x1, y1), named[:, :4]).max() > 0.5:
+            if len(named) and overlap_smaller(np.array([[x0, y0, x1, y1]], np.float32), named[:, :4]).max() > 0.5:
                 continue                                      # the named detector knows what it is
             entity = OBJECT_BASE + int(oid)
             out.append(Triple(entity, OBJ["bag"], PRED["on"], GROUND, OBJ["street"], self._ramp(there, self.left_s)))
@@ -124,12 +126,11 @@ class GeometricRelations:
                     out.append(Triple(int(ids[i]), person, PRED["near"], entity, OBJ["bag"], near))
         return out
 
-    def _named(self, entity: int, cls: int, score: float, box, ids: np.ndarray, boxes: np.ndarray,
-               person: int) -> list[Triple]:
+    def _named(self, entity: int, cls: int, score: float, box, ids: np.ndarray, boxes: np.ndarray, foot: np.ndarray,
+               heights: np.ndarray, person: int) -> list[Triple]:
         """A named object's triples: carried by (or ridden by) the person it belongs with, else on
         the street; and the people near it."""
         out: list[Triple] = []
-        heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         holder = None
         if cls in CARRIED or cls in RIDDEN:
@@ -149,7 +150,7 @@ class GeometricRelations:
             out.append(Triple(int(ids[holder]), person, PRED[pred], entity, cls, score))
         else:
             out.append(Triple(entity, cls, PRED["on"], GROUND, OBJ["street"], score))
-        for i, gap in enumerate(box_gap(feet(boxes), heights, box)):
+        for i, gap in enumerate(box_gap(foot, heights, box)):
             near = 1.0 - self._ramp(gap, self.near)
             if near >= 0.5 and i != holder:
                 out.append(Triple(int(ids[i]), person, PRED["near"], entity, cls, near * score))
@@ -167,14 +168,6 @@ class GeometricRelations:
         if same_way < 0.8 or not 0.2 < ahead < 3.0:
             return 0.0
         return same_way * (1.0 - ahead / 6.0)
-
-
-def _overlap_smaller(box, boxes: np.ndarray) -> np.ndarray:
-    """(K,) intersection of `box` with each of `boxes` over the smaller one's area."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    area = lambda b: np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-9)  # noqa: E731
-    return w * h / np.minimum(area(np.asarray(box, np.float32)), area(boxes))
 
 
 def relation_rows(triples: list[Triple]) -> np.ndarray:
