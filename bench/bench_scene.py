@@ -5,7 +5,8 @@
 1. Cost per sampled frame: vtest.avi's windows (4 s long, 2 s stride, 2 fps) through the scene
    stage as the pipeline runs it, split into detector, pose, and the rest (tracking, relations,
    motion). Target: <= 100 ms a frame on the 2-core CPU, so that 4 streams sampled at 2 fps run in
-   real time.
+   real time. With `--appearance`, the pretrained appearance features of each frame and person
+   (models.appearance, EfficientNet-Lite0) too, and their share.
 2. Batched vs unbatched: the same frames through the people models (detector + pose) with
    max_batch 1 and then larger batches; throughput ratios measured in this run. Target: >= 2x at
    batch 8.
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from engines import create_engine  # noqa: E402
 from stream.ingest.source import VideoSource  # noqa: E402
 from stream.ingest.windows import WindowAssembler  # noqa: E402
+from stream.scene.appearance import AppearanceEncoder  # noqa: E402
 from stream.scene.graph import SceneBuilder  # noqa: E402
 from stream.scene.motion import MotionExtractor  # noqa: E402
 from stream.scene.people import PersonDetector  # noqa: E402
@@ -65,10 +67,17 @@ def windows(args):
 
 def cost_per_frame(args, wins) -> None:
     people, det, pose = people_models(args, 16)
-    scene = SceneBuilder(people, motion=MotionExtractor(), relations=GeometricRelations())
-    scene.build(wins[0])                                  # warm-up: first calls allocate
-    scene = SceneBuilder(people, motion=MotionExtractor(), relations=GeometricRelations())
-    det.seconds = pose.seconds = det.images = pose.images = 0
+    look = Timed(create_engine(args.backend, args.models / "efficientnet_lite0.onnx", threads=args.threads)) \
+        if args.appearance else None
+
+    def builder():
+        return SceneBuilder(people, motion=MotionExtractor(), relations=GeometricRelations(),
+                            appearance=AppearanceEncoder(look, max_batch=16) if look else None)
+    builder().build(wins[0])                              # warm-up: first calls allocate
+    scene = builder()
+    timed = [det, pose] + ([look] if look else [])
+    for e in timed:
+        e.seconds = e.images = 0
     t0 = time.perf_counter()
     graphs = [scene.build(w) for w in wins]
     total = time.perf_counter() - t0
@@ -77,9 +86,11 @@ def cost_per_frame(args, wins) -> None:
     per = 1000 * total / frames
     print(f"cost per sampled frame: {per:.0f} ms over {frames} frames (~{people_seen:.1f} tracked people a frame; "
           f"{pose.images / frames:.1f} pose crops a frame), target <= 100 ms: {'met' if per <= 100 else 'NOT met'}")
+    appearance = f", appearance {1000 * look.seconds / frames:.0f} ms ({look.images / frames:.1f} images a frame, " \
+        f"{1000 * look.seconds / max(look.images, 1):.1f} ms each)" if look else ""
     print(f"  detector {1000 * det.seconds / frames:.0f} ms, pose {1000 * pose.seconds / frames:.0f} ms "
-          f"({1000 * pose.seconds / max(pose.images, 1):.1f} ms a crop), tracking + relations + motion "
-          f"{1000 * (total - det.seconds - pose.seconds) / frames:.0f} ms")
+          f"({1000 * pose.seconds / max(pose.images, 1):.1f} ms a crop){appearance}, tracking + relations + motion "
+          f"{1000 * (total - sum(e.seconds for e in timed)) / frames:.0f} ms")
     print(f"  streams at 2 fps this machine keeps up with: {1000 / per / 2:.1f}")
 
 
@@ -121,6 +132,8 @@ def main() -> int:
     p.add_argument("--batches", default="1,2,4,8,16", help="batch sizes to compare, the first is the base")
     p.add_argument("--batch-frames", type=int, default=48, help="frames in the batching comparison")
     p.add_argument("--only", choices=["cost", "batching"])
+    p.add_argument("--appearance", action="store_true",
+                   help="the cost includes the pretrained appearance features (models.appearance)")
     args = p.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]
     wins = windows(args)

@@ -186,6 +186,13 @@ class PoseConfig(_Strict):
         return self.decoder in ("blazepose", "simcc")
 
 
+class AppearanceConfig(_Strict):
+    path: ModelFile = Field(description="ONNX image encoder with an `image` input (N, 3, 224, 224) RGB 0..1 and a "
+                                        "`features` output (N, 1280): the bundled models/efficientnet_lite0.onnx.")
+    crops: bool = Field(True, description="Also encode each person's crop (what they look like: lying, carrying, "
+                                          "struggling), not only the whole frame.")
+
+
 class TensorRTConfig(_Strict):
     precision: Literal["fp32", "fp16", "int8"] = Field("fp16", description="Plan precision.")
     opt_batch: int = Field(8, ge=1, le=1024, description="The batch size TensorRT tunes the plan for.")
@@ -227,6 +234,10 @@ class ModelsConfig(_Strict):
     person_detector: PersonDetectorConfig | None = Field(
         None, description="Person boxes for a top-down pose model (not used by bottom-up ones).")
     pose: PoseConfig
+    appearance: AppearanceConfig | None = Field(
+        None, description="Pretrained appearance features of every sampled frame and person (EfficientNet-Lite0, "
+                          "frozen: stream/scene/appearance.py), for a Hawkeye model trained with them "
+                          "(its hawkeye.json has appearance_dim 1280). Absent: none computed.")
 
     @model_validator(mode="after")
     def _top_down_needs_detector(self) -> ModelsConfig:

@@ -595,5 +595,9 @@ def _hawkeye(cfg: HawkwatchConfig):
         model = load_model(h.model, lm_path=h.lm, merge_lora=True, device=h.device)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"detector.hawkeye: {e}") from None
+    if model.cfg.appearance_dim and cfg.models.appearance is None:
+        raise ConfigError(f"detector.hawkeye: the model at {h.model} reads pretrained appearance features "
+                          f"(appearance_dim {model.cfg.appearance_dim}); set models.appearance "
+                          "(path: models/efficientnet_lite0.onnx) so the scene stage computes them")
     return HawkeyeDetector(model, threads=h.threads, max_batch=h.max_batch, max_wait_s=h.max_wait_ms / 1000.0,
                            explain=h.explain)

@@ -53,6 +53,8 @@ class PersonTrack:
     keypoints: np.ndarray       # (T, 17, 3) COCO-17 x, y (pixels) and score; score 0 where unknown
     dwell: np.ndarray | None = None   # (T,) seconds the person has stayed where they stand (tracking.py); None: unknown
     kinematics: np.ndarray | None = None   # (T, KIN) how they move and stand (scene/kinematics.py); 0 where absent
+    appearance: np.ndarray | None = field(default=None, repr=False)   # (T, 1280) float16 pretrained features of
+                                                                      # their crop (scene/appearance.py); 0 where absent
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class SceneGraph:
     named: tuple[np.ndarray, ...] = ()    # per sampled frame: (K, 6) named objects x0, y0, x1, y1, score, VG150 class
     thumbs: np.ndarray | None = field(default=None, repr=False)         # (T, h, w, 3) uint8 BGR: the model's
     motion_thumbs: np.ndarray | None = field(default=None, repr=False)  # appearance and (Hawk) motion frames
+    appearance: np.ndarray | None = field(default=None, repr=False)     # (T, 1280) float16 pretrained features of
+                                                                        # each frame (scene/appearance.py), if computed
 
 
 @dataclass(frozen=True)

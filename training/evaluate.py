@@ -14,6 +14,10 @@ alerts (span, category, peak score) against the ground-truth segments, tied scor
 ActivityNet orders them. `--out` keeps what was scored (per-frame truth, scores and flags in
 scored/<method>.npz; events, alerts and per-second scores in scored/<method>.json).
 
+`--open-thresholds 0.6,0.7,0.8` adds the operating points: the same verdicts through the event
+tracker at each `events.open_threshold`, and what each costs in missed events and buys in false
+alerts (choose one on `--subset val`, then read its figures on test).
+
 `--stream` also runs the real pipeline (run_pipeline.py, every test video a camera, replayed
 fast) with the first --model, takes the verdicts a subscriber receives, and reports the same
 metrics next to the offline ones.
@@ -364,10 +368,26 @@ def confusion_tables(rows: dict[str, dict]) -> str:
 def report(subset: str, rows: dict[str, dict]) -> str:
     first = next(iter(rows.values()))
     return (f"{subset} split: {first['videos']} videos, {first['events']} events; intervals: 95 %, per-video "
-            f"bootstrap\n\n{table1(rows)}\n\n{table2(rows)}\n\n{table_seconds(rows)}\n\n{confusion_tables(rows)}\n")
+            f"bootstrap\n\n{table1(rows)}\n\n{table2(rows)}\n\n{table_seconds(rows)}\n\n{confusion_tables(rows)}\n"
+            + (f"\n{table_operating(rows)}" if table_operating(rows) else ""))
 
 
 # -- the command -----------------------------------------------------------------------------------
+def open_thresholds(text: str, events: EventsConfig) -> list[float]:
+    """`0.6,0.7,0.8` -> [0.6, 0.7, 0.8], each above the config's close_threshold and at most 1."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            t = float(part)
+        except ValueError:
+            raise ValueError(f"--open-thresholds: {part!r} is not a number") from None
+        if not events.close_threshold < t <= 1.0:
+            raise ValueError(f"--open-thresholds: {t:g} must be above events.close_threshold "
+                             f"({events.close_threshold:g}) and at most 1")
+        out.append(t)
+    return out
+
+
 def load_detectors(baseline: bool, models: list[tuple[str, Path]], config, threads: int):
     out = {}
     if baseline:
@@ -380,14 +400,48 @@ def load_detectors(baseline: bool, models: list[tuple[str, Path]], config, threa
     return out
 
 
+def operating_points(per_video: dict[str, tuple], normal: list[tuple], events: EventsConfig,
+                     thresholds: list[float]) -> list[dict]:
+    """One detector's verdicts (per video: verdicts, fps, frames, truth; normal footage: hours,
+    verdicts, fps) through the event tracker at each open threshold: FNR, F2, mAP@0.3,
+    category-aware FNR and false alerts per hour (no intervals: a curve to choose a point on)."""
+    out = []
+    for t in thresholds:
+        ev = events.model_copy(update={"open_threshold": t})
+        rs = [decide(v, verdicts, ev, fps, n, truth) for v, (verdicts, fps, n, truth) in per_video.items()]
+        alerts = sum(len(decide("normal", verdicts, ev, fps, 0, []).alerts) for _, verdicts, fps in normal)
+        m = headline(rs, sum(h for h, _, _ in normal), alerts)
+        out.append({"open_threshold": t, **{k: m[k] for k in ("fnr", "f2", "map@0.3", "fnr_category_aware",
+                                                                 "false_alerts_per_hour")}})
+    return out
+
+
+def table_operating(rows: dict[str, dict]) -> str:
+    """The operating points (`operating_points`) of the methods that have them."""
+    curves = {name: m["operating_points"] for name, m in rows.items() if m.get("operating_points")}
+    if not curves:
+        return ""
+    lines = ["| method | open_threshold | FNR ↓ | F2 ↑ | mAP@0.3 | category-aware FNR ↓ | false alerts/h |",
+             "|---|" + "---|" * 6]
+    for name, rows in curves.items():
+        for r in rows:
+            lines.append(f"| {name} | {r['open_threshold']:g} | {100 * r['fnr']:.1f} | {100 * r['f2']:.1f} | "
+                         f"{100 * r['map@0.3']:.1f} | {100 * r['fnr_category_aware']:.1f} | "
+                         f"{r['false_alerts_per_hour']:.0f} |")
+    return ("Operating points (events.open_threshold; the other events settings as in --config)\n"
+            + "\n".join(lines) + "\n")
+
+
 def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events: EventsConfig, *,
              normal_videos: list[str] = (), out: Path | None = None, plots: int = 8,
-             stream_model: Path | None = None, config: Path | None = None, bootstrap: int = 1000) -> dict[str, dict]:
+             stream_model: Path | None = None, config: Path | None = None, bootstrap: int = 1000,
+             open_thresholds: list[float] = ()) -> dict[str, dict]:
     gt = read_ground_truth(gt_path)
     names = sorted(v for v, e in gt.items() if e["subset"] == subset)
     if not names:
         raise ValueError(f"no {subset!r} videos in {gt_path}")
     per: dict[str, list[VideoResult]] = {d: [] for d in detectors}
+    seen: dict[str, dict[str, tuple]] = {d: {} for d in detectors}          # what each detector said, per video
     fps, n_frames, sources = {}, {}, {}
     for v in tqdm(names, desc=f"evaluating {subset}", unit="video", file=sys.stderr):
         feats = read_video(features, v)
@@ -395,15 +449,22 @@ def evaluate(features: Path, gt_path: Path, subset: str, detectors: dict, events
         fps[v], sources[v] = feats.fps, feats.source
         n_frames[v] = int(round((gt[v].get("duration") or graphs[-1].end) * feats.fps))
         for name, det in detectors.items():
-            per[name].append(decide(v, run_detector(det, graphs), events, fps[v], n_frames[v], gt[v]["segments"]))
+            verdicts = run_detector(det, graphs)
+            seen[name][v] = (verdicts, fps[v], n_frames[v], gt[v]["segments"])
+            per[name].append(decide(v, verdicts, events, fps[v], n_frames[v], gt[v]["segments"]))
     normal = {name: [0.0, 0] for name in detectors}           # hours watched, alerts raised
+    normal_seen: dict[str, list[tuple]] = {d: [] for d in detectors}
     for v in normal_videos:
         feats = read_video(features, v)
         graphs = feats.scene_graphs()
         for name, det in detectors.items():
+            verdicts = run_detector(det, graphs)
             normal[name][0] += graphs[-1].end / 3600.0 if graphs else 0.0
-            normal[name][1] += len(decide(v, run_detector(det, graphs), events, feats.fps, 0, []).alerts)
+            normal[name][1] += len(decide(v, verdicts, events, feats.fps, 0, []).alerts)
+            normal_seen[name].append((graphs[-1].end / 3600.0 if graphs else 0.0, verdicts, feats.fps))
     tables = {name: summarise(rs, *normal[name], bootstrap=bootstrap) for name, rs in per.items()}
+    for name in detectors if open_thresholds else ():
+        tables[name]["operating_points"] = operating_points(seen[name], normal_seen[name], events, list(open_thresholds))
     if stream_model is not None:
         model_name = next(n for n in detectors if n != "baseline")
         missing = [v for v in names if not sources[v]]
@@ -445,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plots", type=int, default=8, help="score timelines for this many videos")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the models")
     ap.add_argument("--bootstrap", type=int, default=1000, help="per-video resamples for the 95 %% intervals (0: none)")
+    ap.add_argument("--open-thresholds", default="", metavar="T,T,...",
+                    help="operating points: the same verdicts at each events.open_threshold (e.g. 0.6,0.7,0.8,0.9)")
     args = ap.parse_args(argv)
     try:
         models = [(m.split("=", 1)[0], Path(m.split("=", 1)[1])) if "=" in m else (Path(m).name, Path(m))
@@ -454,10 +517,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.stream and not models:
             raise ValueError("--stream needs a --model")
         cfg = load_config(args.config)
+        opens = open_thresholds(args.open_thresholds, cfg.events)
         dets = load_detectors(args.baseline, models, cfg, args.threads)
         tables = evaluate(args.features, args.gt, args.subset, dets, cfg.events, normal_videos=args.normal_video,
                           out=args.out, plots=args.plots, stream_model=models[0][1] if args.stream else None,
-                          config=args.config, bootstrap=args.bootstrap)
+                          config=args.config, bootstrap=args.bootstrap, open_thresholds=opens)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,10 @@ replaying the file (the config's `windows:` and `models:`), and every window's f
 the same detector, pose model, tracker, motion and thumbnails. Resumable: a video whose index
 (meta/<video>.json, written last) exists is skipped; a half-written one is redone. Videos are
 extracted by `--workers` processes side by side (default: one per core, up to 2).
+
+With `models.appearance` in the config, an extracted video that lacks the pretrained features
+(app_feat/) gets them without redoing the rest: its sampled frames are decoded again by number
+and encoded with the stored person boxes.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from stream.ingest.source import VideoSource
 from stream.ingest.windows import WindowAssembler
 from stream.scene.graph import scene_from_config
 from stream.scene.relations import ROW, relation_rows
-from training.features import has_video, write_frame, write_meta
+from training.features import has_appearance, has_video, write_appearance, write_frame, write_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -79,6 +83,41 @@ def extract_video(builder, cfg, path: Path, out: Path, name: str) -> int:
     return len(windows)
 
 
+def add_appearance(builder, path: Path, out: Path, name: str, batch: int = 16) -> int:
+    """Pretrained features for an extracted video that lacks them: its sampled frames (by number,
+    from its index) decoded again, the frame and its stored person boxes encoded. Returns its
+    number of windows (as extract_video)."""
+    from training.features import read_video
+
+    feats = read_video(out, name)
+    if not feats.frames:
+        return len(feats.windows)
+    boxes = {n: s.boxes for n, s in zip(feats.frames, feats.scenes)}
+    src = VideoSource(name, str(path), is_file=True, replay="fast")
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush():
+        found = builder.appearance.describe([im for _, im in pending],
+                                            [boxes[n] for n, _ in pending] if builder.appearance_crops else None)
+        for (n, _), a in zip(pending, found):
+            write_appearance(out, name, n, a)
+        pending.clear()
+
+    for f in src.frames():
+        if f.seq in boxes:
+            pending.append((f.seq, f.pixels()))
+            if len(pending) == batch:
+                flush()
+        if f.seq >= feats.frames[-1]:
+            break
+    if pending:
+        flush()
+    if not has_appearance(out, name):
+        raise RuntimeError(f"{path}: some sampled frames were not decoded again (it has fewer frames than "
+                           f"{out / 'meta' / name}.json lists): not the video that was extracted")
+    return len(feats.windows)
+
+
 _worker: dict = {}          # a worker process's own scene stage (engines are not shared across processes)
 
 
@@ -86,25 +125,35 @@ def _start_worker(cfg) -> None:
     _worker["cfg"], _worker["builder"] = cfg, scene_from_config(cfg, thumbs=True)
 
 
-def _extract_in_worker(video: Path, out: Path) -> tuple[str, int]:
+def _extract_in_worker(video: Path, out: Path, only_appearance: bool) -> tuple[str, int]:
+    if only_appearance:
+        return video.stem, add_appearance(_worker["builder"], video, out, video.stem)
     return video.stem, extract_video(_worker["builder"], _worker["cfg"], video, out, video.stem)
 
 
 def extract(videos: list[Path], out: Path, cfg, *, progress: bool = True, workers: int = 1) -> dict[str, int]:
-    """Features of every video not extracted yet. With `workers` > 1, videos go to that many
-    processes, each with its own scene stage on models.threads / workers threads (so the cores are
-    shared, not oversubscribed); a video is one process's job from start to end."""
-    todo = [v for v in videos if not has_video(out, v.stem)]
-    if len(todo) < len(videos):
-        print(f"{len(videos) - len(todo)} of {len(videos)} videos already extracted: skipped", file=sys.stderr)
+    """Features of every video not extracted yet (and the pretrained appearance features of
+    extracted ones that lack them, when the config computes them). With `workers` > 1, videos go to
+    that many processes, each with its own scene stage on models.threads / workers threads (so the
+    cores are shared, not oversubscribed); a video is one process's job from start to end."""
+    todo = [(v, False) for v in videos if not has_video(out, v.stem)]
+    if cfg.models.appearance is not None:
+        todo += [(v, True) for v in videos if has_video(out, v.stem) and not has_appearance(out, v.stem)]
+    skipped = len(videos) - len(todo)
+    if skipped:
+        print(f"{skipped} of {len(videos)} videos already extracted: skipped", file=sys.stderr)
+    if any(only for _, only in todo):
+        print(f"{sum(only for _, only in todo)} extracted videos get their pretrained appearance features",
+              file=sys.stderr)
     workers = max(1, min(workers, len(todo)))
     done = {}
     t0 = time.time()
     bar = tqdm(total=len(todo), desc="extracting", unit="video", disable=not progress, file=sys.stderr)
     if workers == 1:
         builder = scene_from_config(cfg, thumbs=True) if todo else None
-        for v in todo:
-            done[v.stem] = extract_video(builder, cfg, v, out, v.stem)
+        for v, only in todo:
+            done[v.stem] = add_appearance(builder, v, out, v.stem) if only else \
+                extract_video(builder, cfg, v, out, v.stem)
             bar.update(1)
     else:
         import multiprocessing
@@ -113,7 +162,7 @@ def extract(videos: list[Path], out: Path, cfg, *, progress: bool = True, worker
         each = cfg.model_copy(update={"models": models})
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                  initargs=(each,)) as pool:
-            for job in as_completed([pool.submit(_extract_in_worker, v, out) for v in todo]):
+            for job in as_completed([pool.submit(_extract_in_worker, v, out, only) for v, only in todo]):
                 name, n = job.result()
                 done[name] = n
                 bar.update(1)

@@ -10,6 +10,8 @@ Per video, one file per sampled frame N (N counts the video's decoded frames):
                                      (stream/scene/kinematics.py; Hawkwatch's)
     rel_nodes/<video>/frame_N.npy    (K, 2) int64: subject and object entity of each triple (Hawkwatch's)
     thumb_feat/<video>/frame_N.npy   (2, 48, 64, 3) uint8 BGR: the model's frame and motion frame (Hawkwatch's)
+    app_feat/<video>/frame_N.npy     (1 + P, 1280) float16: pretrained features of the frame, then of each person
+                                     in box_feat's order (stream/scene/appearance.py; only with models.appearance)
     meta/<video>.json                fps, frame size, the sampled frames' stream times, the stream's windows
 
 The first two are Hawkeye's own (its released features load). The others hold what makes the
@@ -36,7 +38,7 @@ from stream.types import SceneGraph, Triple, Window
 
 FEATURE_VERSION = 3        # 2: dwell in box_feat, obj_feat (version 1's six-column boxes still load, without them);
                            # 3: kin_feat (version 2's get it by replay)
-KINDS = ("pose_feat", "box_feat", "obj_feat", "kin_feat", "rel_feat", "rel_nodes", "thumb_feat")
+KINDS = ("pose_feat", "box_feat", "obj_feat", "kin_feat", "rel_feat", "rel_nodes", "thumb_feat", "app_feat")
 
 
 class FeatureError(ValueError):
@@ -65,10 +67,25 @@ def write_frame(root: Path, video: str, frame: int, scene: FrameScene, rel: np.n
         arrays["kin_feat"] = scene.kinematics.astype(np.float32)
     if scene.thumb is not None:
         arrays["thumb_feat"] = np.stack([scene.thumb, scene.motion_thumb])
+    if scene.appearance is not None:
+        arrays["app_feat"] = scene.appearance.astype(np.float16)
     for kind, a in arrays.items():
         p = _path(root, kind, video, frame)
         p.parent.mkdir(parents=True, exist_ok=True)
         np.save(p, a)
+
+
+def write_appearance(root: Path, video: str, frame: int, features: np.ndarray) -> None:
+    """One sampled frame's pretrained features (for features extracted before they were configured)."""
+    p = _path(root, "app_feat", video, frame)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    np.save(p, features.astype(np.float16))
+
+
+def has_appearance(root: Path, video: str) -> bool:
+    """Every sampled frame of an extracted video has its app_feat."""
+    meta = json.loads((root / "meta" / f"{video}.json").read_text())
+    return all(_path(root, "app_feat", video, int(n)).exists() for n in meta["frames"])
 
 
 def _load(path: Path, shape: tuple, dtype=None) -> np.ndarray:
@@ -217,6 +234,12 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
         if tp.exists():
             t = _load(tp, (2, THUMB_SIZE[1], THUMB_SIZE[0], 3), np.uint8)
             thumbs = {"thumb": t[0], "motion_thumb": t[1]}
+        ap = _path(root, "app_feat", video, n)
+        if ap.exists():
+            thumbs["appearance"] = _load(ap, (None, None), np.float16)
+            if len(thumbs["appearance"]) not in (1, len(pose) + 1):
+                raise FeatureError(f"{ap}: shape {thumbs['appearance'].shape}, expected (1 + {len(pose)} people, N) "
+                                   "or (1, N)")
         scenes.append(FrameScene(ts, boxes[:, :4].copy(), boxes[:, 4].copy(), boxes[:, 5].astype(np.int64),
                                  pose[..., :3].copy(), **extra, **thumbs))
         if not own:

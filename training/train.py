@@ -38,10 +38,11 @@ from stream.cli import Parser
 from stream.llm.features import collate
 from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model
+from stream.scene.appearance import DIM
 from stream.llm.prompts import CATEGORIES, CATEGORY, DISCOVERY, answer_category, corpus
 from training.data import (WindowSample, category_counts, conversation_samples, hawk_samples, read_conversations,
                            read_ground_truth, read_hawk, window_samples)
-from training.features import read_video, videos
+from training.features import has_appearance, read_video, videos
 
 
 # -- the recipe ----------------------------------------------------------------------------------
@@ -74,6 +75,11 @@ class ModelRecipe(_Strict):
     dim: int = Field(128, ge=16, le=4096)
     max_people: int = Field(5, ge=1, le=64, description="Skeletons a clip keeps (Hawkeye: 5), most present first.")
     max_triples: int = Field(16, ge=1, le=256, description="Relation triples a frame keeps, strongest first.")
+    appearance: Literal["thumbnails", "crops", "crops+frame"] = Field(
+        "thumbnails", description="What the appearance expert reads: 64x48 thumbnails through a small conv net "
+                                  "learnt here; with crops, also EfficientNet-Lite0's features of each person's crop; "
+                                  "with crops+frame, of the whole frame too (app_feat/: extract with a config that "
+                                  "has models.appearance).")
     experts: list[Literal["appearance", "motion", "action", "kinematic", "relation"]] = [
         "appearance", "motion", "action", "kinematic", "relation"]
     router: Literal["softmax", "mean"] = "softmax"
@@ -155,6 +161,12 @@ def load_samples(recipe: Recipe, cfg: HawkeyeConfig, subset: str, progress: bool
     if missing:
         raise ValueError(f"{len(missing)} {subset} videos have no features under {d.features} (e.g. {missing[0]}); "
                          "run `python -m training.extract`")
+    if cfg.appearance_dim:
+        lacking = [v for v in names if not has_appearance(d.features, v)]
+        if lacking:
+            raise ValueError(f"model.appearance is {recipe.model.appearance}, but {len(lacking)} {subset} videos under {d.features} "
+                             f"have no app_feat (e.g. {lacking[0]}); run `python -m training.extract --config` with a "
+                             "config that has models.appearance")
     out, graphs_of = [], {}
     for v in tqdm(names, desc=f"loading {subset}", unit="video", disable=not progress, file=sys.stderr):
         graphs_of[v] = read_video(d.features, v).scene_graphs()
@@ -297,6 +309,8 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
     if m.init is not None:
         return load_model(m.init, device=device, trainable_lora=True)
     cfg = HawkeyeConfig(dim=m.dim, max_people=m.max_people, max_triples=m.max_triples, experts=tuple(m.experts), router=m.router,
+                        appearance_dim=DIM if m.appearance != "thumbnails" else 0,
+                        appearance_frame=m.appearance == "crops+frame",
                         balance_weight=m.balance_weight, lora_r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
                         lora_targets=m.lora.targets if isinstance(m.lora.targets, str) else tuple(m.lora.targets))
     model = new_model(cfg, lm_path=m.lm, lora=False, seed=recipe.seed).to(device)

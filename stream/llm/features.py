@@ -9,8 +9,9 @@ frame in the window: at 2 frames a second a clip holds two frames, and the veloc
 walk from run) and the person's dwell (how long they have stayed where they are, from the
 tracker: what tells a loiterer from a passer-by), the same people's kinematics (speed, acceleration,
 turn, posture, their nearest neighbour's distance, approach and contact, scattering: scene/kinematics.py)
-in units near 1, and each frame's `max_triples` strongest
-relation triples as (K, 353) rows with the entity ids that make the relation graph's adjacency.
+in units near 1, each frame's `max_triples` strongest relation triples as (K, 353) rows with the
+entity ids that make the relation graph's adjacency, and (for a model with `appearance_dim`) the
+pretrained features of each frame and of the same people's crops.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Clip:
     rel: np.ndarray         # (T, K, 353)
     rel_nodes: np.ndarray   # (T, K, 2) int64
     rel_mask: np.ndarray    # (T, K) bool
+    appearance: np.ndarray  # (T, 1 + P, A) float16 pretrained features: the frame, then the people's slots
 
 
 def seconds_of(scene: SceneGraph) -> list[tuple[float, float]]:
@@ -125,8 +127,20 @@ def clips_of(scene: SceneGraph, cfg: HawkeyeConfig) -> list[Clip]:
                 rel[t, :len(triples)] = relation_rows(triples)
                 nodes[t, :len(triples)] = [(r.subject, r.object) for r in triples]
                 rmask[t, :len(triples)] = True
+        look = np.zeros((T, 1 + P, cfg.appearance_dim), np.float16)
+        if cfg.appearance_dim:
+            if scene.appearance is None or scene.appearance.shape[1] != cfg.appearance_dim:
+                raise ValueError(f"the model reads {cfg.appearance_dim} pretrained appearance features a frame; "
+                                 f"the scene graph of {scene.camera} has "
+                                 f"{'none' if scene.appearance is None else scene.appearance.shape[1]} "
+                                 "(set models.appearance in the config, or extract the features with it)")
+            look[:, 0] = scene.appearance[idx]
+            for slot, k in enumerate(ranked[:P]):
+                track = scene.tracks[k]
+                if track.appearance is not None:
+                    look[:, 1 + slot] = track.appearance[idx] * track.present[idx, None]
         out.append(Clip(start, end, _thumbs(scene.thumbs, idx, cfg.thumb_size),
-                        _thumbs(scene.motion_thumbs, idx, cfg.thumb_size), pose, people, kin, rel, nodes, rmask))
+                        _thumbs(scene.motion_thumbs, idx, cfg.thumb_size), pose, people, kin, rel, nodes, rmask, look))
     return out
 
 
@@ -138,11 +152,13 @@ def collate(clips: list[Clip], cfg: HawkeyeConfig) -> ClipBatch:
     b = {"frames": np.zeros((B, T, 3, h, w), np.float32), "motion": np.zeros((B, T, 3, h, w), np.float32),
          "frame_mask": np.zeros((B, T), bool), "pose": np.zeros((B, T, P, 17, POSE_CHANNELS), np.float32),
          "people": np.zeros((B, T, P), bool), "kinematics": np.zeros((B, T, P, KIN), np.float32), "rel": np.zeros((B, T, K, ROW), np.float32),
-         "rel_nodes": np.full((B, T, K, 2), -2, np.int64), "rel_mask": np.zeros((B, T, K), bool)}
+         "rel_nodes": np.full((B, T, K, 2), -2, np.int64), "rel_mask": np.zeros((B, T, K), bool),
+         "appearance": np.zeros((B, T, 1 + P, cfg.appearance_dim), np.float32)}
     for i, c in enumerate(clips):
         n = len(c.frames)
         for key, value in (("frames", c.frames), ("motion", c.motion), ("pose", c.pose), ("people", c.people),
-                           ("kinematics", c.kinematics), ("rel", c.rel), ("rel_nodes", c.rel_nodes), ("rel_mask", c.rel_mask)):
+                           ("kinematics", c.kinematics), ("rel", c.rel), ("rel_nodes", c.rel_nodes), ("rel_mask", c.rel_mask),
+                           ("appearance", c.appearance)):
             b[key][i, :n] = value
         b["frame_mask"][i, :max(n, 1)] = True      # an empty second keeps one (blank) frame: it is still a second
     return ClipBatch(**{k: torch.from_numpy(v) for k, v in b.items()})

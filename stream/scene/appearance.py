@@ -5,6 +5,7 @@ as an encoder of whole frames and of person crops, run through `engines` like th
     enc = AppearanceEncoder(create_engine("onnxruntime", "models/efficientnet_lite0.onnx"))
     enc.frames([image, ...])          # (N, 1280) pooled features of whole frames
     enc.crops(image, boxes)           # (P, 1280) of each person box (10 % margin, squared)
+    enc.describe(images, boxes)       # per frame (1 + P, 1280): the frame, then its people (one batched pass)
     enc.classify([image])             # (N, 1000) ImageNet probabilities (the encoder's own check)
 """
 from __future__ import annotations
@@ -48,13 +49,28 @@ class AppearanceEncoder:
     def frames(self, images: list[np.ndarray]) -> np.ndarray:
         return self._run(list(images), "features")
 
-    def crops(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _pieces(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
         pieces = []
         for box in np.asarray(boxes, np.float32).reshape(-1, 4):
             x0, y0, x1, y1 = _square(box, self.margin, w, h)
             pieces.append(image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)])
-        return self._run(pieces, "features")
+        return pieces
+
+    def crops(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self._run(self._pieces(image, boxes), "features")
+
+    def describe(self, images: list[np.ndarray], boxes: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Per frame a (1 + P, 1280) float16 array: the whole frame's features, then each person
+        box's (`boxes[i]` of frame i; None: frames only, (1, 1280) each). All pictures go through
+        the engine in batches of `max_batch`, whichever frame they come from."""
+        pieces, counts = [], []
+        for i, im in enumerate(images):
+            mine = [im] + (self._pieces(im, boxes[i]) if boxes is not None else [])
+            pieces += mine
+            counts.append(len(mine))
+        features = self._run(pieces, "features").astype(np.float16)
+        return np.split(features, np.cumsum(counts)[:-1]) if images else []
 
     def classify(self, images: list[np.ndarray]) -> np.ndarray:
         logits = self._run(list(images), "logits")

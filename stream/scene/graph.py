@@ -13,6 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from stream.scene.appearance import AppearanceEncoder
 from stream.scene.kinematics import KIN, PersonKinematics, feet
 from stream.scene.motion import MotionExtractor, PairMotion
 from stream.scene.named_objects import NamedObjectDetector
@@ -39,6 +40,8 @@ class FrameScene:
     thumb: np.ndarray | None = None          # (h, w, 3) the model's small copy of the frame
     motion_thumb: np.ndarray | None = None   # the same, blacked out where nothing moved since the previous frame
     flow: PairMotion | None = None           # flow from the camera's previous sampled frame (None for its first)
+    appearance: np.ndarray | None = None     # (1 + P, 1280) float16 pretrained features (scene/appearance.py): the
+                                             # whole frame, then each person in `boxes` order ((1, 1280): frame only)
 
 
 THUMB_SIZE = (64, 48)      # (width, height) of the frames the Hawkeye model sees (HawkeyeConfig.thumb_size)
@@ -49,8 +52,10 @@ class SceneBuilder:
                  max_age_s: float = 2.0, max_jump: float = 0.6, high_score: float = 0.5, max_speed: float = 3.5,
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
                  thumb_size: tuple[int, int] | None = None, objects: Callable[[], LeftObjects] | None = None,
-                 named: NamedObjectDetector | None = None, named_every_s: float = 0.0):
+                 named: NamedObjectDetector | None = None, named_every_s: float = 0.0,
+                 appearance: AppearanceEncoder | None = None, appearance_crops: bool = True):
         self.people, self.motion, self.relations = people, motion, relations
+        self.appearance, self.appearance_crops = appearance, appearance_crops   # None: no pretrained features
         self.objects = objects          # makes a camera's left-object finder; None: no objects
         self.named, self.named_every_s = named, named_every_s    # the COCO detector; None: no named objects
         self._named_last: dict[str, tuple[float, np.ndarray]] = {}   # per camera: when it last ran, what it found
@@ -86,7 +91,8 @@ class SceneBuilder:
         if todo:
             found = self.people.find([f.image for f in todo.values()])
             named = self._find_named(todo)
-            for ((camera, seq), f), p in zip(todo.items(), found):   # a camera's frames come in time order
+            features = self._describe(list(todo.values()), found)
+            for ((camera, seq), f), p, a in zip(todo.items(), found, features):   # a camera's frames come in time order
                 tracker = self._trackers.setdefault(camera, PersonTracker(*self._tracker_args))
                 ids = tracker.update(p.boxes, f.ts, p.scores)
                 objects = None
@@ -99,7 +105,7 @@ class SceneBuilder:
                                                                                      dwell)
                 self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, dwell, kin,
                                                       objects, named.get((camera, seq)),
-                                                      **self._pixels(camera, f.ts, f.image))
+                                                      **self._pixels(camera, f.ts, f.image), appearance=a)
         out = [[self._cache[w.camera][f.seq] for f in w.frames] for w in windows]
         for camera in {w.camera for w in windows}:
             start = max(w.start for w in windows if w.camera == camera)
@@ -107,6 +113,13 @@ class SceneBuilder:
             for seq in [s for s, fs in cache.items() if fs.ts < start]:
                 del cache[seq]       # later windows start later: they never need these frames again
         return out
+
+    def _describe(self, frames: list, found: list) -> list:
+        """Pretrained features of the new frames (and of their people), one batched pass."""
+        if self.appearance is None:
+            return [None] * len(frames)
+        return self.appearance.describe([f.image for f in frames],
+                                        [p.boxes for p in found] if self.appearance_crops else None)
 
     def _find_named(self, todo: dict) -> dict:
         """Named objects of the new frames, the detector run (in one batch) on each camera's frames
@@ -172,6 +185,8 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
         kps = np.zeros((T, 17, 3), np.float32)
         dwell = np.zeros(T, np.float32)
         kin = np.zeros((T, KIN), np.float32)
+        crops = bool(frames) and all(s.appearance is not None and len(s.appearance) == len(s.boxes) + 1 for s in frames)
+        look = np.zeros((T, frames[0].appearance.shape[1]), np.float16) if crops else None
         for t, s in enumerate(frames):
             hit = np.flatnonzero(s.track_ids == tid)
             if len(hit):
@@ -179,7 +194,9 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
                 dwell[t] = s.dwell[hit[0]] if s.dwell is not None else 0.0
                 if s.kinematics is not None:
                     kin[t] = s.kinematics[hit[0]]
-        tracks.append(PersonTrack(tid, present, boxes, scores, kps, dwell, kin))
+                if look is not None:
+                    look[t] = s.appearance[1 + hit[0]]
+        tracks.append(PersonTrack(tid, present, boxes, scores, kps, dwell, kin, look))
     ts = np.array([f.ts for f in frames], np.float64)
     objects = tuple(f.objects if f.objects is not None else np.zeros((0, 6), np.float32) for f in frames)
     named = tuple(f.named if f.named is not None else np.zeros((0, 6), np.float32) for f in frames)
@@ -187,8 +204,10 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
     if motion is not None:        # the flows between the window's consecutive frames
         summary = motion.summarise([f.flow for f in frames[1:] if f.flow is not None], max(frame_size[1], 1))
     thumbs = {}
+    if frames and all(f.appearance is not None for f in frames):
+        thumbs["appearance"] = np.stack([f.appearance[0] for f in frames])
     if frames and frames[0].thumb is not None:
-        thumbs = {"thumbs": np.stack([f.thumb for f in frames]), "motion_thumbs": np.stack([f.motion_thumb for f in frames])}
+        thumbs |= {"thumbs": np.stack([f.thumb for f in frames]), "motion_thumbs": np.stack([f.motion_thumb for f in frames])}
     return SceneGraph(
         camera=window.camera, window_id=window.window_id, start=window.start, end=window.end, timestamps=ts,
         walls=walls, frame_size=frame_size, tracks=tuple(tracks), latency_ms={}, final=window.final, gaps=window.gaps,
@@ -262,7 +281,10 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
     t = cfg.tracking
     if thumbs is None:
         thumbs = cfg.detector.name == "hawkeye"
+    a = m.appearance
     return SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
                         high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
                         thumb_size=THUMB_SIZE if thumbs else None, objects=objects, named=named,
-                        named_every_s=o.named.every_s if o.named is not None else 0.0)
+                        named_every_s=o.named.every_s if o.named is not None else 0.0,
+                        appearance=AppearanceEncoder(engine(a.path), max_batch=m.max_batch) if a else None,
+                        appearance_crops=a.crops if a else True)

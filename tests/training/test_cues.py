@@ -22,7 +22,8 @@ def clip(speed: float = 0.0, lying: bool = False) -> Clip:
     kin[:, 0, KINEMATICS.index("speed")] = speed / KIN_SCALE[KINEMATICS.index("speed")]
     kin[:, 0, KINEMATICS.index("lying")] = float(lying)
     return Clip(0.0, 1.0, np.zeros((T, 3, 4, 4), np.float32), np.zeros((T, 3, 4, 4), np.float32), pose, people, kin,
-                np.zeros((T, 2, 353), np.float32), np.zeros((T, 2, 2), np.int64), np.zeros((T, 2), bool))
+                np.zeros((T, 2, 353), np.float32), np.zeros((T, 2, 2), np.int64), np.zeros((T, 2), bool),
+                np.zeros((T, 1 + P, 0), np.float16))
 
 
 def test_cues_read_speed_and_lying_people():

@@ -24,8 +24,8 @@ class Scripted:
     """Scores each second from the ground truth (an oracle), or 0 (never fires)."""
     name = "scripted"
 
-    def __init__(self, segments_of: dict, oracle: bool):
-        self.segments_of, self.oracle = segments_of, oracle
+    def __init__(self, segments_of: dict, oracle: bool, normal_score: float = 0.02):
+        self.segments_of, self.oracle, self.normal_score = segments_of, oracle, normal_score
 
     def batch(self, graphs):
         out = []
@@ -34,7 +34,7 @@ class Scripted:
             s = g.start
             while s < g.end - 1e-6:
                 lab = second_label(self.segments_of.get(g.camera, []), s, min(s + 1, g.end)) if self.oracle else "normal"
-                secs.append(SecondScore(s, min(s + 1, g.end), 0.95 if lab != "normal" else 0.02, lab))
+                secs.append(SecondScore(s, min(s + 1, g.end), 0.95 if lab != "normal" else self.normal_score, lab))
                 s += 1
             out.append(Verdict(g.camera, g.window_id, g.start, g.end, g.start, g.end, max(x.score for x in secs),
                                tuple(secs), {}, "", self.name, 0))
@@ -61,6 +61,27 @@ def test_an_oracle_scores_well_and_a_silent_detector_not_at_all(tiny_bench, tmp_
 def test_the_command_refuses_nothing_to_evaluate(capsys):
     assert main(["--features", "x"]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
+    assert main(["--baseline", "--open-thresholds", "0.7,0.3"]) == 2
+    assert "0.3 must be above events.close_threshold (0.4)" in capsys.readouterr().err
+
+
+def test_operating_points_trade_false_alerts_for_missed_events(tiny_bench, tmp_path):
+    """An oracle that also scores normal footage 0.7: opening at 0.6 raises false alerts, at 0.8
+    none and misses nothing more, at 0.99 everything is missed; the configured threshold's row is
+    the main table's."""
+    gt = read_ground_truth(tiny_bench / "gt.json")
+    segs = {v: e["segments"] for v, e in gt.items() if v != "test_000"}    # test_000: footage with nothing to find
+    events = EventsConfig(min_duration_s=1.0, cooldown_s=0.0)
+    tables = evaluate(tiny_bench, tiny_bench / "gt.json", "train", {"jumpy": Scripted(segs, True, normal_score=0.7)},
+                      events, normal_videos=["test_000"], out=tmp_path, plots=0, bootstrap=0,
+                      open_thresholds=[0.6, 0.8, 0.99])
+    m = tables["jumpy"]
+    at = {r["open_threshold"]: r for r in m["operating_points"]}
+    assert at[0.6]["false_alerts_per_hour"] > 0 and at[0.8]["false_alerts_per_hour"] == 0.0
+    assert at[0.8]["fnr"] <= 0.3 and at[0.99]["fnr"] == 1.0
+    assert {k: at[0.6][k] for k in ("fnr", "f2", "false_alerts_per_hour")} == \
+        {k: m[k] for k in ("fnr", "f2", "false_alerts_per_hour")}
+    assert "| jumpy | 0.8 |" in (tmp_path / "tables.md").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -138,3 +138,38 @@ def test_extraction_in_two_processes_writes_what_one_process_writes(tiny_bench, 
             for ta, tb in zip(ga.tracks, gb.tracks):
                 np.testing.assert_allclose(ta.keypoints, tb.keypoints, atol=1e-4)
             assert ga.relations == gb.relations
+
+
+def test_pretrained_appearance_is_filled_in_for_extracted_videos_as_the_stream_computes_it(tiny_bench, tmp_path):
+    """Features extracted without models.appearance get it later without being redone: the
+    sampled frames decoded again by number, and the result is what the stream's scene stage
+    computes for the same windows (frame and person crops)."""
+    from stream.config import AppearanceConfig
+    demo = load_config(ROOT / "configs" / "demo.yaml")
+    cfg = demo.model_copy(update={"models": demo.models.model_copy(update={
+        "appearance": AppearanceConfig(path=ROOT / "models" / "efficientnet_lite0.onnx")})})
+    name, root = "val_000", tmp_path / "f"
+    for kind in ("meta", "pose_feat", "box_feat", "obj_feat", "kin_feat", "rel_feat", "rel_nodes", "thumb_feat"):
+        src = tiny_bench / kind / (f"{name}.json" if kind == "meta" else name)
+        (root / kind).mkdir(parents=True)
+        (shutil.copy if kind == "meta" else shutil.copytree)(src, root / kind / src.name)
+    assert read_video(root, name).scene_graphs()[0].appearance is None
+    done = extract([tiny_bench / "videos" / f"{name}.mp4"], root, cfg, progress=False)
+    assert done == {name: len(read_video(root, name).windows)}
+    assert extract([tiny_bench / "videos" / f"{name}.mp4"], root, cfg, progress=False) == {}   # nothing left to do
+    builder = scene_from_config(cfg, thumbs=True)
+    w = cfg.windows
+    asm = WindowAssembler(name, w.length_s, w.stride_s, w.sample_fps)
+    live = []
+    for f in VideoSource(name, str(tiny_bench / "videos" / f"{name}.mp4"), is_file=True, replay="fast").frames():
+        live += builder.build_many(asm.push(f.seq, f.ts, f.wall, f.pixels, f.gap))
+    live += builder.build_many(asm.finish())
+    stored = read_video(root, name).scene_graphs()
+    assert len(live) == len(stored) and sum(len(g.tracks) for g in live) > 0
+    for a, b in zip(live, stored):
+        assert a.appearance.shape == (len(a.timestamps), 1280) and a.appearance.dtype == np.float16
+        np.testing.assert_allclose(a.appearance, b.appearance, atol=1e-2)
+        for ta, tb in zip(a.tracks, b.tracks):
+            assert ta.appearance.shape == (len(a.timestamps), 1280)
+            np.testing.assert_allclose(ta.appearance, tb.appearance, atol=1e-2)
+            assert not ta.appearance[~ta.present].any() and ta.appearance[ta.present].any()

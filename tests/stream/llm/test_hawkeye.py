@@ -3,6 +3,7 @@ saved, reloaded and merged, and a local Hugging Face checkpoint loaded by path."
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 import math
 import threading
 import time
@@ -215,7 +216,8 @@ def test_an_empty_second_still_gets_a_score(model):
     cfg = model.cfg
     empty = Clip(0.0, 1.0, *(np.zeros((0,) + s, dt) for s, dt in (
         ((3, 48, 64), np.float32), ((3, 48, 64), np.float32), ((5, 17, POSE_CHANNELS), np.float32), ((5,), bool),
-        ((5, KIN), np.float32), ((16, 353), np.float32), ((16, 2), np.int64), ((16,), bool))))
+        ((5, KIN), np.float32), ((16, 353), np.float32), ((16, 2), np.int64), ((16,), bool),
+        ((6, 0), np.float16))))
     with torch.inference_mode():
         p = model.yes_probability([DISCOVERY], collate([empty], cfg), [[0]])
     assert torch.isfinite(p).all()
@@ -282,3 +284,36 @@ def test_a_second_crosses_by_discovery_or_by_a_category_of_its_own_and_is_named(
     np.testing.assert_allclose(out["probabilities"].sum(1), 1.0, rtol=1e-6)
     plain, named = second_scores(yes, q, cats, 0.5, ())                  # a model without category thresholds
     assert plain == pytest.approx([0.9, 0.2, 0.2, 0.2]) and [cats[i] for i in named["top"]] == ["fall", "fall", "running", "fall"]
+
+
+def test_pretrained_appearance_feeds_the_appearance_expert():
+    """A model with appearance_dim reads its people's pretrained features (in the action expert's
+    slots) besides the thumbnails, and with appearance_frame the frame's; by default not the
+    frame's; a scene graph without them is refused by name."""
+    cfg = HawkeyeConfig(appearance_dim=12, appearance_frame=True, max_people=2)
+    m = new_model(cfg).eval()
+    g = scene(seconds=2, people=3)
+    T = len(g.timestamps)
+    rng = np.random.default_rng(5)
+    tracks = tuple(replace(t, appearance=rng.random((T, 12)).astype(np.float16) * t.present[:, None]) for t in g.tracks)
+    g = replace(g, tracks=tracks, appearance=rng.random((T, 12)).astype(np.float16))
+    clips = clips_of(g, m.cfg)
+    first = clips[0]
+    assert first.appearance.shape == (2, 3, 12)
+    np.testing.assert_array_equal(first.appearance[:, 0], g.appearance[:2])
+    (k,) = [k for k in range(3) if np.array_equal(first.pose[:, 0, :, 2], g.tracks[k].keypoints[:2, :, 2])]
+    np.testing.assert_array_equal(first.appearance[:, 1], tracks[k].appearance[:2])   # the first slot's person
+    with torch.inference_mode():
+        p = m.yes_probability([DISCOVERY], collate(clips, m.cfg), [[0, 1]])
+        other = replace(g, appearance=np.zeros_like(g.appearance), thumbs=None)
+        q = m.yes_probability([DISCOVERY], collate(clips_of(other, m.cfg), m.cfg), [[0, 1]])
+    assert torch.isfinite(p).all() and not torch.allclose(p, q)
+    with pytest.raises(ValueError, match="reads 12 pretrained appearance features .* has none"):
+        clips_of(scene(), m.cfg)
+    crops = new_model(replace(cfg, appearance_frame=False)).eval()     # the default: people's crops, not the frame
+    unseen = replace(g, appearance=np.zeros_like(g.appearance))
+    faces = replace(g, tracks=tuple(replace(t, appearance=t.appearance[::-1].copy()) for t in tracks))
+    with torch.inference_mode():
+        p, q, r = (crops.yes_probability([DISCOVERY], collate(clips_of(x, crops.cfg), crops.cfg), [[0, 1]])
+                   for x in (g, unseen, faces))
+    assert torch.equal(p, q) and not torch.allclose(p, r)

@@ -85,3 +85,15 @@ def test_the_baseline_says_it_cannot_answer_questions():
 
     with pytest.raises(RequestError, match="baseline detector does not answer questions"):
         ChatService(BaselineDetector(BaselineConfig())).handle({"op": "chat", "camera": "lobby", "question": "hi"})
+
+
+def test_a_model_that_reads_pretrained_appearance_needs_it_in_the_config(tmp_path, clip12, models_dir, free_endpoint):
+    from stream.config import ConfigError, load_config
+    from stream.llm.hawkeye import HawkeyeConfig
+    from stream.pipeline import build_pipeline
+    model = new_model(HawkeyeConfig(appearance_dim=1280)).save(tmp_path / "model")
+    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir,
+                          detector={"name": "hawkeye", "hawkeye": {"model": str(model)}})
+    with pytest.raises(ConfigError, match=r"reads pretrained appearance features \(appearance_dim 1280\); "
+                                          r"set models.appearance"):
+        build_pipeline(load_config(config))
