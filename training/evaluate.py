@@ -423,8 +423,8 @@ def table_operating(rows: dict[str, dict]) -> str:
         return ""
     lines = ["| method | open_threshold | FNR ↓ | F2 ↑ | mAP@0.3 | category-aware FNR ↓ | false alerts/h |",
              "|---|" + "---|" * 6]
-    for name, rows in curves.items():
-        for r in rows:
+    for name, points in curves.items():
+        for r in points:
             lines.append(f"| {name} | {r['open_threshold']:g} | {100 * r['fnr']:.1f} | {100 * r['f2']:.1f} | "
                          f"{100 * r['map@0.3']:.1f} | {100 * r['fnr_category_aware']:.1f} | "
                          f"{r['false_alerts_per_hour']:.0f} |")

@@ -29,7 +29,7 @@ from stream.ingest.source import VideoSource
 from stream.ingest.windows import WindowAssembler
 from stream.scene.graph import scene_from_config
 from stream.scene.relations import ROW, relation_rows
-from training.features import has_appearance, has_video, write_appearance, write_frame, write_meta
+from training.features import has_appearance, has_video, read_video, write_appearance, write_frame, write_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -87,8 +87,6 @@ def add_appearance(builder, path: Path, out: Path, name: str, batch: int = 16) -
     """Pretrained features for an extracted video that lacks them: its sampled frames (by number,
     from its index) decoded again, the frame and its stored person boxes encoded. Returns its
     number of windows (as extract_video)."""
-    from training.features import read_video
-
     feats = read_video(out, name)
     if not feats.frames:
         return len(feats.windows)

@@ -177,6 +177,7 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
     metadata is read from `window` (training passes one without frames)."""
     T = len(frames)
     ids = sorted({int(i) for s in frames for i in s.track_ids} - {0})   # 0: a weak, untracked detection
+    crops = bool(frames) and all(s.appearance is not None and len(s.appearance) == len(s.boxes) + 1 for s in frames)
     tracks = []
     for tid in ids:
         present = np.zeros(T, bool)
@@ -185,7 +186,6 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
         kps = np.zeros((T, 17, 3), np.float32)
         dwell = np.zeros(T, np.float32)
         kin = np.zeros((T, KIN), np.float32)
-        crops = bool(frames) and all(s.appearance is not None and len(s.appearance) == len(s.boxes) + 1 for s in frames)
         look = np.zeros((T, frames[0].appearance.shape[1]), np.float16) if crops else None
         for t, s in enumerate(frames):
             hit = np.flatnonzero(s.track_ids == tid)
