@@ -30,3 +30,23 @@ def test_frames_and_person_crops_become_pooled_features(encoder, vtest_frames):
     crops = encoder.crops(vtest_frames[0], boxes)
     assert crops.shape == (3, DIM) and np.isfinite(crops).all()
     assert encoder.crops(vtest_frames[0], np.zeros((0, 4))).shape == (0, DIM)
+
+
+def test_describe_batches_frames_and_their_people_as_frames_and_crops_do(encoder, vtest_frames):
+    boxes = [np.array([[100, 100, 140, 200], [300, 50, 360, 220]], np.float32), np.zeros((0, 4), np.float32)]
+    both = encoder.describe(vtest_frames[:2], boxes)
+    assert [a.shape for a in both] == [(3, DIM), (1, DIM)] and both[0].dtype == np.float16
+    np.testing.assert_allclose(both[0][0], encoder.frames(vtest_frames[:1])[0], atol=2e-2)
+    np.testing.assert_allclose(both[0][1:], encoder.crops(vtest_frames[0], boxes[0]), atol=2e-2)
+    assert [a.shape for a in encoder.describe(vtest_frames[:2])] == [(1, DIM), (1, DIM)]
+    assert encoder.describe([]) == []
+
+
+def test_the_appearance_config_builds_a_scene_stage_that_encodes_frames_and_people(models_dir):
+    from stream.config import load_config
+    from stream.scene.graph import scene_from_config
+
+    cfg = load_config(ROOT / "configs" / "appearance.yaml")
+    assert cfg.models.appearance.path.name == "efficientnet_lite0.onnx" and cfg.models.appearance.crops
+    builder = scene_from_config(cfg)
+    assert isinstance(builder.appearance, AppearanceEncoder) and builder.appearance_crops
