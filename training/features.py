@@ -229,19 +229,19 @@ def read_video(root: Path, video: str, fps: float = 30.0) -> VideoFeatures:
             kp = pose[..., :2]
             boxes = np.concatenate([kp.min(1), kp.max(1), pose[:, :1, 4], pose[:, :1, 3]], 1) if len(pose) else \
                 np.zeros((0, 6), np.float32)
-        thumbs = {}
+        pictures = {}
         tp = _path(root, "thumb_feat", video, n)
         if tp.exists():
             t = _load(tp, (2, THUMB_SIZE[1], THUMB_SIZE[0], 3), np.uint8)
-            thumbs = {"thumb": t[0], "motion_thumb": t[1]}
+            pictures = {"thumb": t[0], "motion_thumb": t[1]}
         ap = _path(root, "app_feat", video, n)
         if ap.exists():
-            thumbs["appearance"] = _load(ap, (None, None), np.float16)
-            if len(thumbs["appearance"]) not in (1, len(pose) + 1):
-                raise FeatureError(f"{ap}: shape {thumbs['appearance'].shape}, expected (1 + {len(pose)} people, N) "
+            pictures["appearance"] = _load(ap, (None, None), np.float16)
+            if len(pictures["appearance"]) not in (1, len(pose) + 1):
+                raise FeatureError(f"{ap}: shape {pictures['appearance'].shape}, expected (1 + {len(pose)} people, N) "
                                    "or (1, N)")
         scenes.append(FrameScene(ts, boxes[:, :4].copy(), boxes[:, 4].copy(), boxes[:, 5].astype(np.int64),
-                                 pose[..., :3].copy(), **extra, **thumbs))
+                                 pose[..., :3].copy(), **extra, **pictures))
         if not own:
             rel.append(_load(_path(root, "rel_feat", video, n), (None, ROW), np.float32))
     return VideoFeatures(video, fps, (w, h), frames, scenes, windows, None if own else rel, meta.get("source"))

@@ -2,8 +2,8 @@
 
 Per 1-second clip of a window:
 
-    appearance frames ─► FrameEncoder ──────────────┐ appearance expert (or, with appearance_dim, the
-                                                    │ pretrained features of the frame and its people's crops)
+    appearance frames ─► FrameEncoder ──────────────┐ appearance expert (with appearance_dim, plus the
+                                                    │ pretrained features of the people's crops)
     flow-masked frames ─► FrameEncoder ─────────────┤ motion expert (Hawk)
     skeletons (T, P, 17) ─► ActionGraphEncoder ─────┤ action expert: graph attention over joints, then time
     kinematics (T, P, KIN) ─► KinematicEncoder ─────┤ kinematic expert: speeds, posture, pairs, over people and time
@@ -322,15 +322,14 @@ class SceneEncoder(nn.Module):
         if unknown or not cfg.experts:
             raise ValueError(f"unknown experts {sorted(unknown)}; choose from {sorted(kinds)}")
         self.experts = nn.ModuleDict({k: kinds[k]() for k in cfg.experts})
+        self.pretrained = bool(cfg.appearance_dim)        # the appearance expert also reads ClipBatch.appearance
         self.moe = HeterogeneousMoE(d, len(cfg.experts), cfg.tau, cfg.router)
         self.time = nn.Parameter(torch.randn(64, 1, d) * 0.02)        # frame position inside the span
         self.projector = nn.Sequential(nn.Linear(d, lm_dim), nn.GELU(), nn.Linear(lm_dim, lm_dim))
 
     def forward(self, b: ClipBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> tokens (B, T*n, lm_dim), token mask (B, T*n), router (B, T, E), L_bc."""
-        pretrained = isinstance(self.experts["appearance"], PretrainedAppearanceEncoder) \
-            if "appearance" in self.experts else False
-        run = {"appearance": lambda e: e(b.frames, b.appearance, b.people) if pretrained else e(b.frames), "motion": lambda e: e(b.motion),
+        run = {"appearance": lambda e: e(b.frames, b.appearance, b.people) if self.pretrained else e(b.frames), "motion": lambda e: e(b.motion),
                "action": lambda e: e(b.pose, b.people), "kinematic": lambda e: e(b.kinematics, b.people),
                "relation": lambda e: e(b.rel, b.rel_nodes, b.rel_mask)}
         outs = [run[k](e) for k, e in self.experts.items()]

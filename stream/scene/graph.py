@@ -203,16 +203,16 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
     summary = None
     if motion is not None:        # the flows between the window's consecutive frames
         summary = motion.summarise([f.flow for f in frames[1:] if f.flow is not None], max(frame_size[1], 1))
-    thumbs = {}
+    pictures = {}           # what the model sees of the frames: thumbnails, pretrained features
     if frames and all(f.appearance is not None for f in frames):
-        thumbs["appearance"] = np.stack([f.appearance[0] for f in frames])
+        pictures["appearance"] = np.stack([f.appearance[0] for f in frames])
     if frames and frames[0].thumb is not None:
-        thumbs |= {"thumbs": np.stack([f.thumb for f in frames]), "motion_thumbs": np.stack([f.motion_thumb for f in frames])}
+        pictures |= {"thumbs": np.stack([f.thumb for f in frames]), "motion_thumbs": np.stack([f.motion_thumb for f in frames])}
     return SceneGraph(
         camera=window.camera, window_id=window.window_id, start=window.start, end=window.end, timestamps=ts,
         walls=walls, frame_size=frame_size, tracks=tuple(tracks), latency_ms={}, final=window.final, gaps=window.gaps,
         wall_start=window.wall_start, wall_end=window.wall_end, motion=summary, objects=objects, named=named,
-        relations=frame_relations(relations, tracks, ts, objects, named) if relations else (), **thumbs)
+        relations=frame_relations(relations, tracks, ts, objects, named) if relations else (), **pictures)
 
 
 def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts: np.ndarray,
