@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "this long after it started, connected or not, so the run always ends "
                         "(default: run until the input ends or a signal)")
     p.add_argument("--loop", action="store_true", help="replay files forever")
+    p.add_argument("--runtime", choices=["local", "ray"],
+                   help="override the config's runtime.engine: threads in this process, or actors on a Ray cluster")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="override runtime.address: auto, HOST:PORT of the head, ray://HOST:PORT, or local")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="the least important log lines shown (on stderr)")
     return p.parse_args(argv)
@@ -67,12 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     from stream.pipeline import build_pipeline
 
     try:
-        cfg = load_config(args.config)
+        def load():
+            cfg = load_config(args.config)
+            runtime = {k: v for k, v in (("engine", args.runtime), ("address", args.ray_address)) if v}
+            return cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update=runtime)}) if runtime else cfg
+        cfg = load()
         pipeline = build_pipeline(cfg, stop=stop, replay=args.replay, loop=args.loop or None,
                                   duration_s=args.duration)
 
         def on_hup(*_):
-            pipeline.request_reload(lambda: load_config(args.config))
+            pipeline.request_reload(load)
         signal.signal(signal.SIGHUP, on_hup)
         if reload_wanted.is_set():          # a SIGHUP while starting: the file may have changed since it was read
             on_hup()

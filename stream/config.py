@@ -102,6 +102,9 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
     enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="runtime ray: Ray node labels this camera's actor prefers (e.g. "
+                                               "building: north, to run near its feed); any node when none has them.")
 
     @field_validator("path")
     @classmethod
@@ -515,6 +518,35 @@ class QueuesConfig(_Strict):
     outbox: int = Field(10_000, ge=1, le=1_000_000, description="Messages waiting to be published.")
 
 
+class ActorResources(_Strict):
+    num_cpus: float = Field(1.0, ge=0.0, le=1024.0, description="CPUs Ray reserves for each actor.")
+    num_gpus: float = Field(0.0, ge=0.0, le=64.0, description="GPUs Ray reserves for each actor (fractions share one).")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="Ray node labels the actors prefer (e.g. hawkwatch/gpu: 'true'); "
+                                               "any node when none has them.")
+
+
+class ModelPoolConfig(ActorResources):
+    actors: int = Field(1, ge=1, le=1024, description="Model actors; windows of every camera are batched across them.")
+
+
+class RuntimeConfig(_Strict):
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: threads in this process; ray: actors on a Ray cluster (README: Running on Ray).")
+    address: str = Field("auto", description="ray: the cluster to join: auto (the one `ray start` runs here), "
+                                             "HOST:PORT of its head, ray://HOST:PORT (Ray Client), or local (a "
+                                             "private one-machine cluster started for this run).")
+    cameras: ActorResources = Field(default_factory=ActorResources,
+                                    description="ray: each camera's actor (ingest and scene stage).")
+    models: ModelPoolConfig = Field(default_factory=ModelPoolConfig,
+                                    description="ray: the pool of model actors.")
+    in_flight: int = Field(4, ge=1, le=1000,
+                           description="ray: most windows of one camera between its actor and the model pool; a live "
+                                       "camera then drops its oldest (counted), a file waits.")
+    max_restarts: int = Field(-1, ge=-1, le=1_000_000,
+                              description="ray: how often a dead actor is restarted (-1: always).")
+
+
 class HawkwatchConfig(_Strict):
     version: Literal[1] = Field(1, description="Config schema version.")
     replay: Literal["realtime", "fast"] = Field("realtime", description="Default replay mode for file cameras.")
@@ -529,6 +561,7 @@ class HawkwatchConfig(_Strict):
     events: EventsConfig = Field(default_factory=EventsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     queues: QueuesConfig = Field(default_factory=QueuesConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="What runs the stages (local or ray).")
 
     @model_validator(mode="before")
     @classmethod

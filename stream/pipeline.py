@@ -1,11 +1,16 @@
-"""Wire the stages: sources -> windows -> scene -> detector -> events -> publisher.
+"""Wire the stages: cameras (ingest -> windows -> scene) -> models -> events -> publisher.
 
-One thread per camera source, one for the scene stage, one for the detector; the calling thread
-publishes (it owns the ZeroMQ socket), sends health (at once on every source state change, and
-every `health_interval_s`) and applies config reloads. Every arrow is a bounded queue: replay
-blocks (lossless), live streams drop the oldest window and count it (`queues.windows_policy`).
-On stop, sources end their streams and everything already accepted flows through to the
-subscriber before the socket closes.
+The stages themselves (stream/ingest/camera.py, stream/scene/graph.py, the detector, the event
+tracker, stream/alerts/publisher.py) know nothing of who runs them. This module is the runtime
+around them. Locally (`runtime.engine: local`, the default) that is one thread per camera
+source, one for the scene stage and one for the models; on Ray (stream/ray_runtime.py) each
+camera is an actor that runs its ingest and scene stage, and the models are a pool of actors;
+both hand this coordinator `CameraRunner`s and a `Models` runner. The calling thread publishes
+(it owns the ZeroMQ socket and the outbox: one writer either way), sends health (at once on every
+source state change, and every `health_interval_s`) and applies config reloads. Every arrow is a
+bounded queue: replay blocks (lossless), live streams drop the oldest window and count it
+(`queues.windows_policy`). On stop, sources end their streams and everything already accepted
+flows through to the subscriber before the socket closes.
 
 Cameras come and go while running (`reload`): a removed camera's source stops and its end of
 stream flushes it through every stage; an added one starts; a changed one restarts once its old
@@ -18,16 +23,15 @@ import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Callable, Protocol
-
-import numpy as np
 
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
-from stream.ingest.source import SourceError, VideoSource
-from stream.ingest.windows import WindowAssembler
+from stream.ingest.camera import CameraIngest
+from stream.ingest.source import VideoSource
 from stream.llm.chat import ChatService
 from stream.llm.events import EventTracker
 from stream.llm.scheduler import Request, Scheduler
@@ -45,6 +49,58 @@ class Detector(Protocol):
     max_wait_s: float
 
     def batch(self, scenes: list[SceneGraph]) -> list[Verdict]: ...
+
+
+class Models(Protocol):
+    """Runs the detector's batches: on the calling thread (`InlineModels`) or on a pool of actors
+    (stream/ray_runtime.py), up to `parallel` batches at once; results are taken in submission order."""
+    max_batch: int
+    max_wait_s: float
+    parallel: int
+    explains: bool
+    restarts: int           # model workers that died and were replaced
+
+    def submit(self, scenes: list[SceneGraph]) -> Future: ...
+    def explain(self, scene: SceneGraph) -> str: ...
+
+
+class InlineModels:
+    """The local runtime's models: each batch runs on the detector thread as it is submitted."""
+    parallel, restarts = 1, 0
+
+    def __init__(self, detector: Detector):
+        self.detector = detector
+        self.max_batch, self.max_wait_s = detector.max_batch, detector.max_wait_s
+        self.explains = getattr(detector, "explains", False) and hasattr(detector, "explain")
+
+    def submit(self, scenes: list[SceneGraph]) -> Future:
+        done: Future = Future()
+        done.set_result(self.detector.batch(scenes))
+        return done
+
+    def explain(self, scene: SceneGraph) -> str:
+        return self.detector.explain(scene)
+
+
+class CameraRunner(Protocol):
+    """Runs one camera's ingest (locally a thread feeding the shared scene stage; on Ray an actor
+    that also builds the camera's scene graphs). Whatever it produces ends with an EndOfStream."""
+    kind: str               # file | rtsp | http | device ...
+    name: str               # the target, redacted
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float) -> None: ...
+    def counters(self) -> dict[str, int]: ...
+
+
+class Runtime(Protocol):
+    """What runs the cameras and the models (local threads, or Ray actors)."""
+    engine: str
+    scene_stage: bool       # cameras produce windows for this process's scene stage (else scene graphs)
+
+    def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> CameraRunner: ...
+    def close(self) -> None: ...
 
 
 class StageQueue:
@@ -109,15 +165,66 @@ class StageQueue:
         return len(self._items)
 
 
+class LocalCamera:
+    """A camera's ingest on a thread of this process; its windows go to the shared scene stage."""
+
+    def __init__(self, pipeline: Pipeline, camera: str, source: VideoSource):
+        self.pipeline, self.camera, self.source = pipeline, camera, source
+        self.kind, self.name = source.kind, source.name
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.camera}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        p = self.pipeline
+        policy = p.cfg.queues.windows_policy
+        if policy == "auto":
+            policy = "drop_oldest" if self.source.live else "block"
+        ring = p.evidence.ring(self.camera) if p.evidence is not None else None
+        ingest = CameraIngest(self.source, p.cfg.windows, p.stats[self.camera], ring)
+        reason = ingest.run(lambda window: p.emit_window(window, policy))
+        p.windows.put(EndOfStream(self.camera, reason), abort=p._abort)
+
+    def stop(self) -> None:
+        self.source.stop.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def counters(self) -> dict[str, int]:
+        return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors}
+
+
+class LocalRuntime:
+    """Threads in this process (the default): `make_source` opens each camera's source."""
+    engine, scene_stage = "local", True
+
+    def __init__(self, make_source: Callable[[str, CameraConfig, Callable], VideoSource]):
+        self.make_source = make_source
+
+    def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> LocalCamera:
+        def on_state(state: str, detail: str | None) -> None:
+            pipeline.state_changed(camera, state, detail)
+        return LocalCamera(pipeline, camera, self.make_source(camera, cfg, on_state))
+
+    def close(self) -> None:
+        pass
+
+
 class Pipeline:
-    def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource],
-                 scene: SceneBuilder, detector: Detector, publisher: Publisher,
-                 stop: threading.Event, evidence: EvidenceWriter | None = None, chat: ChatService | None = None):
-        self.cfg, self.make_source, self.scene, self.detector = cfg, make_source, scene, detector
-        self.publisher, self.stop, self.evidence, self.chat = publisher, stop, evidence, chat
-        self.sources: dict[str, VideoSource] = {}
+    def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource] | None,
+                 scene: SceneBuilder | None, detector: Detector | Models, publisher: Publisher,
+                 stop: threading.Event, evidence: EvidenceWriter | None = None, chat: ChatService | None = None,
+                 *, runtime: Runtime | None = None):
+        self.runtime = runtime or LocalRuntime(make_source)
+        self.cfg, self.scene, self.publisher, self.stop = cfg, scene, publisher, stop
+        self.models: Models = detector if hasattr(detector, "submit") else InlineModels(detector)
+        self.evidence, self.chat = evidence, chat
+        self.sources: dict[str, CameraRunner] = {}
         self.stats: dict[str, CameraStats] = {}
-        self._threads: dict[str, threading.Thread] = {}
         self._changes: queue.SimpleQueue = queue.SimpleQueue()   # (camera, state, detail) from source threads
         self._restart: dict[str, CameraConfig] = {}   # changed cameras, started once the old instance ended
         self._removed: set[str] = set()               # cameras being removed (their end is not a result)
@@ -128,8 +235,9 @@ class Pipeline:
         self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
         self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason (cameras still configured)
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
-        explains = getattr(detector, "explains", False) and hasattr(detector, "explain")
-        self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if explains else None
+        self.duplicates = 0                      # windows scored twice (a restarted worker's), published once
+        self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
+        self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if self.models.explains else None
         self._explained: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
 
         def dropped(window: Window) -> None:
@@ -145,22 +253,21 @@ class Pipeline:
 
     # -- cameras ---------------------------------------------------------------------------------
     def _add_camera(self, camera: str, cfg: CameraConfig) -> None:
-        def on_state(state: str, detail: str | None) -> None:
-            self._changes.put((camera, state, detail))
-        source = self.make_source(camera, cfg, on_state)
-        self.sources[camera] = source
-        self.stats[camera] = CameraStats(camera, source.kind, source.name)
+        runner = self.runtime.camera(self, camera, cfg)
+        self.sources[camera] = runner
+        self.stats[camera] = CameraStats(camera, runner.kind, runner.name)
         self.ended.pop(camera, None)
+
+    def state_changed(self, camera: str, state: str, detail: str | None) -> None:
+        """A camera's source changed state (any thread); published by the calling thread."""
+        self._changes.put((camera, state, detail))
 
     def _forget_camera(self, camera: str) -> None:
         del self.sources[camera], self.stats[camera]
         self.ended.pop(camera, None)
 
     def _start_camera(self, camera: str) -> None:
-        t = threading.Thread(target=self._run_source, args=(camera, self.sources[camera]),
-                             name=f"source-{camera}", daemon=True)
-        self._threads[camera] = t
-        t.start()
+        self.sources[camera].start()
 
     def request_reload(self, load: Callable[[], HawkwatchConfig]) -> None:
         """Ask the running pipeline to re-read its config (thread- and signal-safe); applied by run()."""
@@ -190,7 +297,7 @@ class Pipeline:
                     self._forget_camera(cam)
                     continue
                 self._removed.add(cam)
-                self.sources[cam].stop.set()
+                self.sources[cam].stop()
             elif old[cam] != want[cam]:
                 log.info("reload: camera %s changed; restarting it", cam)
                 if cam in self.ended:
@@ -199,7 +306,7 @@ class Pipeline:
                     self._start_camera(cam)
                     continue
                 self._restart[cam] = want[cam]
-                self.sources[cam].stop.set()
+                self.sources[cam].stop()
         ignored = [k for k in HawkwatchConfig.model_fields
                    if k not in ("cameras", "ingest", "replay") and getattr(new, k) != getattr(self.cfg, k)]
         if ignored:
@@ -207,80 +314,23 @@ class Pipeline:
         self.cfg = self.cfg.model_copy(update={"cameras": new.cameras, "ingest": new.ingest, "replay": new.replay})
 
     # -- stages ---------------------------------------------------------------------------------
-    def _run_source(self, camera: str, source: VideoSource) -> None:
-        stats = self.stats[camera]
-        w = self.cfg.windows
-        asm = WindowAssembler(camera, w.length_s, w.stride_s, w.sample_fps)
-        policy = self.cfg.queues.windows_policy
-        if policy == "auto":
-            policy = "drop_oldest" if source.live else "block"
-        ring = self.evidence.ring(camera) if self.evidence is not None else None
-        reason = "finished"
-        try:
-            for frame in source.frames():
-                stats.declared_fps = source.declared_fps
-                sampled, skipped = asm.sampled, asm.skipped
-                pixels = _once(frame.pixels) if ring is not None else frame.pixels
-                windows = asm.push(frame.seq, frame.ts, frame.wall, pixels, frame.gap)
-                if ring is not None:
-                    ring.offer(frame.ts, frame.wall, pixels, sampled=asm.sampled > sampled)
-                stats.count("frames_decoded")
-                stats.count("frames_sampled", asm.sampled - sampled)
-                stats.count("windows_skipped", asm.skipped - skipped)
-                stats.count("gaps", frame.gap is not None)
-                stats.stream_time = frame.ts
-                for window in windows:
-                    self._emit(window, policy)
-                if self._abort.is_set():
-                    break
-            reason = source.end_reason
-        except SourceError as e:
-            log.error("%s", e)
-            reason = f"failed: {e}"
-        except Exception as e:   # a bug in ingest must not take the other cameras down
-            log.exception("camera %s: ingest failed", camera)
-            reason = redact(f"failed: {type(e).__name__}: {e}")
-        if ring is not None:
-            ring.end()
-        for window in asm.finish():
-            self._emit(window, policy)
-        self.windows.put(EndOfStream(camera, reason), abort=self._abort)
-
-    def _emit(self, window: Window, policy: str) -> None:
-        self.stats[window.camera].count("windows_emitted")
+    def emit_window(self, window: Window, policy: str) -> bool:
+        """A camera's window into the scene stage's queue (a local camera's thread); False: aborted."""
         self._emitted_at[(window.camera, window.window_id)] = time.monotonic()
-        self.windows.put(window, policy=policy, abort=self._abort)
+        return self.windows.put(window, policy=policy, abort=self._abort)
+
+    def scene_arrived(self, scene: SceneGraph | EndOfStream, waited_ms: float = 0.0) -> bool:
+        """A camera's scene graph (or its end) built elsewhere (a Ray camera actor), `waited_ms` after
+        its window was emitted; False: aborted."""
+        if isinstance(scene, SceneGraph):
+            self._emitted_at[(scene.camera, scene.window_id)] = time.monotonic() - waited_ms / 1000.0
+        return self.scenes.put(scene, abort=self._abort)
 
     def _run_scene(self) -> None:
-        """Windows -> scene graphs. Windows are gathered, across cameras, until they hold
-        models.max_batch new frames or models.max_wait_ms has passed since the first, and built
-        together; an end of stream closes the batch it interrupts and follows it."""
-        m = self.cfg.models
-        max_wait = m.max_wait_ms / 1000.0
-        held = None
         try:
-            while not self._finished.is_set() and not self._abort.is_set():
-                try:
-                    item, held = held or self.windows.get(timeout=0.1), None
-                except queue.Empty:
-                    continue
-                if isinstance(item, EndOfStream):
-                    self.scene.forget(item.camera)
-                    self.scenes.put(item, abort=self._abort)
-                    continue
-                items, frames, deadline = [item], self.scene.new_frames(item), time.monotonic() + max_wait
-                while frames < m.max_batch:
-                    try:
-                        nxt = self.windows.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if isinstance(nxt, EndOfStream):
-                        held = nxt
-                        break
-                    items.append(nxt)
-                    frames += self.scene.new_frames(nxt)
-                for graph in self.scene.build_many(items):
-                    self.scenes.put(graph, abort=self._abort)
+            scene_stage(self.scene, self.windows, lambda item: self.scenes.put(item, abort=self._abort),
+                        self.cfg.models.max_batch, self.cfg.models.max_wait_ms / 1000.0,
+                        lambda: not self._finished.is_set() and not self._abort.is_set())
         except Exception as e:   # a broken stage ends the run with its reason, logged once
             log.exception("scene stage failed")
             self.fatal = f"scene stage failed: {type(e).__name__}: {e}"
@@ -296,7 +346,9 @@ class Pipeline:
         trackers: dict[str, EventTracker] = {}
         last: dict[str, Verdict] = {}
         waiting: dict[tuple[str, int], SceneGraph] = {}
-        sched = Scheduler(self.detector.max_batch, self.detector.max_wait_s)
+        sched = Scheduler(self.models.max_batch, self.models.max_wait_s)
+        running: deque[tuple[list[SceneGraph], Future]] = deque()   # batches submitted, in order
+        decided: dict[str, int] = {}                  # camera -> the last window id decided
         pending: set[str] = set()                     # alert ids whose evidence is being written
         held: dict[str, list[Alert | EndOfStream]] = {}   # camera -> a close waiting for evidence, then the rest
 
@@ -315,9 +367,12 @@ class Pipeline:
                 trackers[camera] = EventTracker(camera, cam.events if cam and cam.events else self.cfg.events)
             return trackers[camera]
 
-        def decide(scenes: list[SceneGraph]) -> None:
-            verdicts = self.detector.batch(scenes)
+        def decide(scenes: list[SceneGraph], verdicts: list[Verdict]) -> None:
             for scene, verdict in zip(scenes, verdicts):
+                if scene.window_id <= decided.get(scene.camera, -1):   # a restarted camera worker's repeat
+                    self.duplicates += 1
+                    continue
+                decided[scene.camera] = scene.window_id
                 emitted = self._emitted_at.pop((scene.camera, scene.window_id), None)
                 if emitted is not None:
                     verdict = replace(verdict, latency_ms={
@@ -338,8 +393,20 @@ class Pipeline:
                             log.warning("explanations lag behind: none for alert %s", alert.alert_id[:8])
 
         def run_due(flush: bool = False) -> None:
-            while (plan := sched.plan(time.monotonic(), flush=flush)) is not None:
-                decide([waiting.pop((r.camera, r.window_id)) for r in plan.requests])
+            """Submit the batches that are due (while the models have room) and decide the finished
+            ones in the order they were submitted, so each camera's verdicts stay in window order.
+            `flush`: everything waiting is submitted and decided before returning."""
+            while True:
+                while len(running) < self.models.parallel and \
+                        (plan := sched.plan(time.monotonic(), flush=flush)) is not None:
+                    scenes = [waiting.pop((r.camera, r.window_id)) for r in plan.requests]
+                    running.append((scenes, self.models.submit(scenes)))
+                while running and (flush or running[0][1].done() or len(running) >= self.models.parallel):
+                    scenes, result = running.popleft()
+                    decide(scenes, result.result())
+                    break
+                else:
+                    return
 
         def explained() -> None:
             while True:
@@ -369,8 +436,9 @@ class Pipeline:
         try:
             while not self._finished.is_set() and not self._abort.is_set():
                 due = sched.wait_s(time.monotonic())
-                try:
-                    item = self.scenes.get(timeout=0.1 if due is None else min(due, 0.1))
+                wait = 0.1 if due is None else min(due, 0.1)
+                try:               # batches out on workers: look back soon for their verdicts
+                    item = self.scenes.get(timeout=min(wait, 0.005) if running else wait)
                 except queue.Empty:
                     item = None
                 if isinstance(item, EndOfStream):
@@ -381,6 +449,7 @@ class Pipeline:
                     for alert in (tracker.flush(last.get(item.camera)) if tracker else []):
                         send(alert)
                     last.pop(item.camera, None)
+                    decided.pop(item.camera, None)
                     send(item)
                     continue
                 if item is not None:
@@ -404,15 +473,17 @@ class Pipeline:
             except queue.Empty:
                 continue
             try:
-                self._explained.put((alert.camera, alert.alert_id, self.detector.explain(scene)))
+                self._explained.put((alert.camera, alert.alert_id, self.models.explain(scene)))
             except Exception:  # noqa: BLE001 - an explanation is never worth the alert
                 log.exception("explaining alert %s failed", alert.alert_id[:8])
 
     # -- publishing (the calling thread) --------------------------------------------------------
     def _health(self, camera: str, state: str | None = None, detail: str | None = None) -> None:
-        stats, source = self.stats[camera], self.sources[camera]
-        stats.set("reconnects", source.reconnects)
-        stats.set("decode_errors", source.decode_errors)
+        stats, runner = self.stats[camera], self.sources[camera]
+        counters = runner.counters()
+        restarts = counters.pop("restarts", 0)
+        for name, value in counters.items():
+            stats.set(name, value)
         snap = stats.snapshot()
         if state is not None:             # a state change: say the state it changed to, even if it moved on
             snap["state"], snap["detail"] = state, detail
@@ -421,6 +492,9 @@ class Pipeline:
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
                           "outbox": self.outbox.qsize()}
         snap["endpoints"] = {s.name: s.status() for s in self._request_servers()}
+        snap["runtime"] = {"engine": self.runtime.engine, "node": getattr(runner, "node", None),
+                           "restarts": restarts, "model_restarts": self.models.restarts,
+                           "duplicates": self.duplicates}
         self.publisher.publish("health", camera, snap)
 
     def _request_servers(self) -> list:
@@ -448,7 +522,7 @@ class Pipeline:
             stats.state = "failed" if item.reason.startswith("failed") else "stopped"
             stats.detail = item.reason
             self._health(cam)
-            self._threads.pop(cam).join(timeout=5.0)
+            self.sources[cam].join(timeout=5.0)
             if cam in self._removed or cam in self._restart:
                 self._removed.discard(cam)
                 self._forget_camera(cam)
@@ -466,6 +540,8 @@ class Pipeline:
                 stats.latency(stage, ms)
             if self.cfg.alerts.publish_verdicts:
                 self.publisher.publish("verdict", obj.camera, verdict_payload(obj))
+            for observe in self.observers:
+                observe(obj)
         else:
             self._publish_alerts([obj])
 
@@ -473,6 +549,8 @@ class Pipeline:
         """To the outbox's writer; sent by the loop once stored (`send_stored`)."""
         self.publisher.submit([alert_payload(a) for a in alerts])
         for a in alerts:
+            for observe in self.observers:
+                observe(a)
             self.stats[a.camera].count("alerts")
             log.info("alert %s %s on %s: %s %.2f", a.state, a.alert_id[:8], a.camera, a.category, a.score)
 
@@ -489,8 +567,9 @@ class Pipeline:
                 if time.monotonic() >= deadline:        # a stop signal ends the wait too
                     log.warning("no subscriber after %.1f s; starting anyway", wait)
                     break
-        stages = [threading.Thread(target=self._run_scene, name="scene", daemon=True),
-                  threading.Thread(target=self._run_detector, name="detector", daemon=True)]
+        stages = [threading.Thread(target=self._run_detector, name="detector", daemon=True)]
+        if self.runtime.scene_stage:
+            stages.append(threading.Thread(target=self._run_scene, name="scene", daemon=True))
         if self._explain_jobs is not None:
             stages.append(threading.Thread(target=self._run_explainer, name="explainer", daemon=True))
         for t in stages:
@@ -502,7 +581,7 @@ class Pipeline:
         while self._running():
             if self.stop.is_set():
                 for src in self.sources.values():
-                    src.stop.set()
+                    src.stop()
             if self._reload is not None:
                 load, self._reload = self._reload, None
                 if not self.stop.is_set():
@@ -534,9 +613,12 @@ class Pipeline:
         self._finished.set()
         if self._abort.is_set():
             for src in self.sources.values():
-                src.stop.set()
-        for t in [*stages, *self._threads.values()]:
+                src.stop()
+        for t in stages:
             t.join(timeout=5.0)
+        for src in self.sources.values():
+            src.join(timeout=5.0)
+        self.runtime.close()
         if self.evidence is not None:
             self.evidence.close()
         if self.chat is not None:
@@ -550,40 +632,80 @@ class Pipeline:
         return 1 if failed else 0
 
 
+def scene_stage(scene: SceneBuilder, windows: StageQueue, put: Callable[[SceneGraph | EndOfStream], object],
+                max_batch: int, max_wait_s: float, running: Callable[[], bool]) -> None:
+    """Windows -> scene graphs, while `running()`. Windows are gathered, across cameras, until they
+    hold `max_batch` new frames or `max_wait_s` has passed since the first, and built together; an
+    end of stream closes the batch it interrupts and follows it."""
+    held = None
+    while running():
+        try:
+            item, held = held or windows.get(timeout=0.1), None
+        except queue.Empty:
+            continue
+        if isinstance(item, EndOfStream):
+            scene.forget(item.camera)
+            put(item)
+            continue
+        items, frames, deadline = [item], scene.new_frames(item), time.monotonic() + max_wait_s
+        while frames < max_batch:
+            try:
+                nxt = windows.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if isinstance(nxt, EndOfStream):
+                held = nxt
+                break
+            items.append(nxt)
+            frames += scene.new_frames(nxt)
+        for graph in scene.build_many(items):
+            put(graph)
+
+
+def open_source(camera: str, c: CameraConfig, *, on_state: Callable[[str, str | None], None] | None = None,
+                replay: str | None = None, loop: bool | None = None, duration_s: float | None = None,
+                fast_until_s: float = 0.0) -> VideoSource:
+    """A camera's source as configured, with the command line's overrides (`replay`, `loop`, `duration_s`)."""
+    return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
+                       replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
+                       stop=threading.Event(), max_stream_s=duration_s, on_state=on_state,
+                       fast_until_s=fast_until_s)
+
+
+def build_detector(cfg: HawkwatchConfig) -> Detector:
+    """The configured detector, its model loaded (ConfigError when it cannot be)."""
+    from stream.llm.baseline import BaselineDetector
+    if cfg.detector.name == "baseline":
+        return BaselineDetector(cfg.detector.baseline)
+    return _hawkeye(cfg)
+
+
 def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None, replay: str | None = None,
                    loop: bool | None = None, duration_s: float | None = None) -> Pipeline:
     """Resolve the config into built stages (models loaded, socket bound); overrides come from the CLI."""
-    from stream.llm.baseline import BaselineDetector
-
-    def make_source(camera: str, c: CameraConfig, on_state: Callable[[str, str | None], None]) -> VideoSource:
-        return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
-                           replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
-                           stop=threading.Event(), max_stream_s=duration_s, on_state=on_state)
-
-    scene = scene_from_config(cfg)
-    verdicts = {"baseline": lambda: BaselineDetector(cfg.detector.baseline), "hawkeye": lambda: _hawkeye(cfg)}[
-        cfg.detector.name]()
-    publisher = Publisher.from_config(cfg.alerts)
-    evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
+    overrides = {"replay": replay, "loop": loop, "duration_s": duration_s}
+    if cfg.runtime.engine == "ray":
+        from stream.ray_runtime import RayRuntime
+        runtime = RayRuntime(cfg, overrides)         # joins the cluster, starts the model pool
+        scene, models, evidence = None, runtime.models, runtime.evidence
+    else:
+        runtime = LocalRuntime(lambda camera, c, on_state: open_source(camera, c, on_state=on_state, **overrides))
+        scene, models = scene_from_config(cfg), build_detector(cfg)
+        evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
+    try:
+        publisher = Publisher.from_config(cfg.alerts)
+    except BaseException:
+        runtime.close()
+        raise
     chat = None
     if cfg.alerts.chat_endpoint is not None:
         try:
-            chat = ChatService(verdicts).serve(cfg.alerts.chat_endpoint, publisher.configure)
+            chat = ChatService(models).serve(cfg.alerts.chat_endpoint, publisher.configure)
         except OSError as e:
             publisher.close()
+            runtime.close()
             raise ConfigError(f"alerts.chat_endpoint: {e}") from None
-    return Pipeline(cfg, make_source, scene, verdicts, publisher, stop, evidence, chat)
-
-
-def _once(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    """`make`, called at most once (the windows and the evidence ring share a frame's conversion)."""
-    made: list[np.ndarray] = []
-
-    def image() -> np.ndarray:
-        if not made:
-            made.append(make())
-        return made[0]
-    return image
+    return Pipeline(cfg, None, scene, models, publisher, stop or threading.Event(), evidence, chat, runtime=runtime)
 
 
 def _hawkeye(cfg: HawkwatchConfig):

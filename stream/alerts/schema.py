@@ -82,6 +82,15 @@ class EndpointState(BaseModel):
     restarts: int = Field(ge=0, description="Times its serving thread had died and was restarted.")
 
 
+class RuntimeState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    engine: Literal["local", "ray"] = Field(description="What runs the stages (config `runtime.engine`).")
+    node: str | None = Field(None, description="ray: the id of the node the camera's worker runs on.")
+    restarts: int = Field(0, ge=0, description="ray: times the camera's worker was restarted (it died, or its node).")
+    model_restarts: int = Field(0, ge=0, description="ray: model workers lost with a batch on them (it was retried).")
+    duplicates: int = Field(0, ge=0, description="Windows scored twice after a restart; each was published once.")
+
+
 class HealthMessage(BaseModel):
     """A camera's state and counters, every `alerts.health_interval_s` and on every state change.
     `alert_seq` is the camera's last alert number: a subscriber whose position is behind it has
@@ -107,6 +116,7 @@ class HealthMessage(BaseModel):
     outbox_state: OutboxState = Field(description="Whether alerts are being stored.")
     endpoints: dict[str, EndpointState] = Field(default_factory=dict,
                                                 description="The request endpoints (alerts query, chat).")
+    runtime: RuntimeState | None = Field(None, description="Where the camera runs and what it survived.")
     latency_ms: dict[str, LatencySummary]
 
 

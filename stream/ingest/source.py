@@ -71,7 +71,7 @@ class VideoSource:
     def __init__(self, camera: str, target: str, *, is_file: bool, is_device: bool = False,
                  replay: str = "realtime", loop: bool = False, ingest: IngestConfig | None = None,
                  stop: threading.Event | None = None, max_stream_s: float | None = None,
-                 on_state: Callable[[str, str | None], None] | None = None,
+                 on_state: Callable[[str, str | None], None] | None = None, fast_until_s: float = 0.0,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None):
         self.camera, self.target = camera, target
         self.kind = source_kind(target, is_file=is_file, is_device=is_device)
@@ -81,6 +81,7 @@ class VideoSource:
         self.ingest = ingest or IngestConfig()
         self.stop = stop or threading.Event()
         self.max_stream_s = max_stream_s
+        self.fast_until_s = fast_until_s     # a paced replay goes fast before this stream time (a restart catching up)
         self.on_state = on_state             # called with (state, detail) on every change, from this thread
         self._clock = clock
         self._sleep = sleep or (lambda s: self.stop.wait(s))
@@ -252,7 +253,7 @@ class VideoSource:
                         if self.max_stream_s is not None and stamp.ts >= self.max_stream_s - 1e-6:
                             self.end_reason = "duration"
                             return
-                        if self.paced:
+                        if self.paced and stamp.ts >= self.fast_until_s:
                             now = self._clock()
                             t0_clock = now - stamp.ts if t0_clock is None else t0_clock
                             if t0_clock + stamp.ts > now:

@@ -1,0 +1,156 @@
+"""The pipeline on a real multi-node Ray cluster on this machine (`ray.cluster_utils.Cluster`: a head
+node and worker nodes, each its own raylet with its own resources and labels)."""
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stream.config import load_config
+from stream.pipeline import build_pipeline
+from stream.types import Alert, Verdict
+from tests.harness import ROOT, Subscriber, all_stopped, next_port, start, write_config
+
+pytestmark = pytest.mark.slow
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node (the driver's) and a worker node labelled site=north."""
+    from ray.cluster_utils import Cluster
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "labels": {"site": "head"}})
+    c.north = c.add_node(num_cpus=2, labels={"site": "north"})
+    yield c
+    c.shutdown()
+
+
+def demo_config(tmp_path: Path, endpoint: str, labels: dict | None = None, **runtime) -> Path:
+    """configs/demo.yaml as shipped, with its files found from tmp_path, free endpoints and `runtime`."""
+    cfg = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
+    cfg["cameras"]["lobby"]["path"] = str(ROOT / "data/vtest.avi")
+    for part in ("person_detector", "pose"):
+        cfg["models"][part]["path"] = str(ROOT / "configs" / cfg["models"][part]["path"])
+    cfg["detector"]["hawkeye"]["model"] = str(ROOT / "models/hawkeye")
+    cfg["alerts"].update(endpoint=endpoint, query_endpoint=next_port(endpoint),
+                         chat_endpoint=next_port(next_port(endpoint)), wait_for_subscriber_s=0,
+                         outbox={"path": str(tmp_path / "outbox.sqlite")}, evidence={"folder": str(tmp_path / "ev")})
+    if labels:
+        cfg["cameras"]["lobby"]["labels"] = labels
+    if runtime:
+        cfg["runtime"] = runtime
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run(config: Path, *, replay: str, duration_s: float, during=None) -> tuple[list[Verdict], list[Alert], dict]:
+    """Run the pipeline in this process; the verdicts and alerts it published, and its last health."""
+    got: list = []
+    pipeline = build_pipeline(load_config(config), replay=replay, duration_s=duration_s)
+    pipeline.observers.append(got.append)
+    health: dict = {}
+    publish = pipeline.publisher.publish
+
+    def keep_health(topic, camera, body):
+        if topic == "health":
+            health[camera] = body
+        return publish(topic, camera, body)
+    pipeline.publisher.publish = keep_health
+    watcher = threading.Thread(target=during, args=(got,), daemon=True) if during else None
+    if watcher:
+        watcher.start()
+    assert pipeline.run() == 0, pipeline.failure
+    if watcher:
+        watcher.join(timeout=60)
+    return ([g for g in got if isinstance(g, Verdict)], [g for g in got if isinstance(g, Alert)], health)
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("local")
+    return run(demo_config(tmp, _port()), replay="fast", duration_s=40)
+
+
+def _port() -> str:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def same_results(got: tuple, want: tuple) -> None:
+    (verdicts, alerts, _), (ref_verdicts, ref_alerts, _) = got, want
+    assert [v.window_id for v in verdicts] == [v.window_id for v in ref_verdicts] == list(range(len(ref_verdicts)))
+    for v, r in zip(verdicts, ref_verdicts):
+        assert abs(v.score - r.score) <= 1e-5, (v.window_id, v.score, r.score)
+        assert [(s.start, s.end, s.category) for s in v.seconds] == [(s.start, s.end, s.category) for s in r.seconds]
+        assert max(abs(s.score - q.score) for s, q in zip(v.seconds, r.seconds)) <= 1e-5
+    def decided(alerts):        # the alerts the scores decide (updates with an explanation or evidence come
+        return [(a.state, a.category, a.start, a.end, a.window_id)   # whenever those are ready: window_id -1)
+                for a in alerts if a.window_id >= 0]
+    assert decided(alerts) == decided(ref_alerts)
+    opened = [a.alert_id for a in alerts if a.state == "open"]
+    assert len(set(opened)) == len(opened) and {a.alert_id for a in alerts} == set(opened)
+    assert sorted(a.alert_id for a in alerts if a.state == "close") == sorted(opened)
+
+
+def test_the_demo_gives_the_same_verdicts_on_ray_with_ingest_on_another_node(tmp_path, cluster, local_reference):
+    assert local_reference[0] and local_reference[1], "the reference run should score windows and raise alerts"
+    config = demo_config(tmp_path, _port(), {"site": "north"}, engine="ray", address=cluster.address,
+                         models={"labels": {"site": "head"}})
+    got = run(config, replay="fast", duration_s=40)
+    same_results(got, local_reference)
+    runtime = got[2]["lobby"]["runtime"]
+    assert runtime["engine"] == "ray" and runtime["node"] == cluster.north.node_id      # ingest ran on the north node
+    assert runtime["restarts"] == runtime["duplicates"] == 0
+    assert got[2]["lobby"]["frames_decoded"] == local_reference[2]["lobby"]["frames_decoded"] > 0
+    evidence = [a.evidence for a in got[1] if a.state == "close"]
+    assert evidence and all(e for e in evidence)        # the worker wrote keyframes and clips where the frames are
+
+
+def test_a_worker_node_killed_mid_run_loses_no_alert_and_duplicates_none(tmp_path, cluster, local_reference):
+    east = cluster.add_node(num_cpus=2, labels={"site": "east"})
+    config = demo_config(tmp_path, _port(), {"site": "east"}, engine="ray", address=cluster.address,
+                         models={"labels": {"site": "east"}})
+    killed = threading.Event()
+
+    def kill_east_after_some_windows(got):
+        import time
+        while sum(isinstance(g, Verdict) for g in got) < 6:
+            time.sleep(0.1)
+        cluster.remove_node(east, allow_graceful=False)   # its camera and model workers go with it
+        killed.set()
+    got = run(config, replay="realtime", duration_s=40, during=kill_east_after_some_windows)
+    assert killed.is_set()
+    same_results(got, local_reference)       # every window scored and published once, every alert as without the fault
+    runtime = got[2]["lobby"]["runtime"]
+    assert runtime["restarts"] >= 1 and runtime["node"] != east.node_id
+
+
+def test_sighup_adds_and_removes_cameras_on_ray(tmp_path, cluster, clip12, models_dir, free_endpoint):
+    cams = {"a": {"path": str(clip12), "loop": True, "labels": {"site": "north"}}}
+    runtime = {"engine": "ray", "address": cluster.address}
+    config = write_config(tmp_path, cams, free_endpoint, models_dir, replay="realtime", runtime=runtime)
+    sub = Subscriber(free_endpoint)
+    proc = start(config)
+    try:
+        sub.receive_until(lambda _: len(sub.of("verdict", "a")) >= 2, 180)
+        text = yaml.safe_load(config.read_text())
+        text["cameras"] = {"b": {"path": str(clip12), "loop": True}}
+        config.write_text(yaml.safe_dump(text))
+        proc.send_signal(signal.SIGHUP)
+        sub.receive_until(lambda _: len(sub.of("verdict", "b")) >= 2 and
+                          any(m["state"] == "stopped" for m in sub.of("health", "a")), 180)
+        proc.send_signal(signal.SIGINT)
+        sub.receive_until(all_stopped(["a", "b"]), 60)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        sub.close()
+    b = [m["window_id"] for m in sub.of("verdict", "b")]
+    assert b == list(range(len(b)))
+    assert all(m["runtime"]["engine"] == "ray" for m in sub.of("health"))
