@@ -222,6 +222,23 @@ def _shifted(scene: SceneGraph, ids: int, seconds: float) -> SceneGraph:
                    timestamps=scene.timestamps + seconds, gaps=tuple((a + seconds, b + seconds) for a, b in scene.gaps))
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address answers, or a ConfigError that says so: Ray itself
+    retries an unreachable head for minutes before it gives up."""
+    import socket
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"runtime.address {address!r}: not auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(f"runtime.address {address}: no Ray head answers there ({e.strerror or e}); is the "
+                          "cluster up (`ray status`), and is this its GCS port (6379 by default) or, with ray://, "
+                          "its client port (10001)?") from None
+
+
 def _log_like_the_driver() -> None:
     from stream.redact import RedactingFormatter
     root = logging.getLogger()
@@ -243,6 +260,7 @@ class RayRuntime:
         self.ray, self.cfg, self.overrides = ray, cfg, overrides
         self._tokens = count(1)
         address = cfg.runtime.address
+        _check_reachable(address)
         try:
             if address == "local":
                 ray.init(include_dashboard=False, logging_level=logging.WARNING)

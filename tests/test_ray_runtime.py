@@ -47,10 +47,13 @@ def demo_config(tmp_path: Path, endpoint: str, labels: dict | None = None, **run
     return path
 
 
-def run(config: Path, *, replay: str, duration_s: float, during=None) -> tuple[list[Verdict], list[Alert], dict]:
-    """Run the pipeline in this process; the verdicts and alerts it published, and its last health."""
+def run(config: Path, *, replay: str, duration_s: float, during=None, prepare=None) -> tuple[list[Verdict], list[Alert], dict]:
+    """Run the pipeline in this process; the verdicts and alerts it published, and its last health.
+    `during(published)` runs on a thread beside it; `prepare(pipeline)` before it starts."""
     got: list = []
     pipeline = build_pipeline(load_config(config), replay=replay, duration_s=duration_s)
+    if prepare:
+        prepare(pipeline)
     pipeline.observers.append(got.append)
     health: dict = {}
     publish = pipeline.publisher.publish
@@ -131,6 +134,58 @@ def test_a_worker_node_killed_mid_run_loses_no_alert_and_duplicates_none(tmp_pat
     assert runtime["restarts"] >= 1 and runtime["node"] != east.node_id
 
 
+def test_a_model_worker_killed_with_a_batch_on_it_is_replaced_and_the_batch_scored_once(tmp_path, cluster,
+                                                                                       local_reference):
+    config = demo_config(tmp_path, _port(), engine="ray", address=cluster.address)
+    killed = []
+
+    def kill_the_worker_on_the_fifth_batch(pipeline):
+        pool, submit = pipeline.models, pipeline.models.submit
+
+        def submit_and_kill(scenes, *args, **kwargs):
+            out = submit(scenes, *args, **kwargs)
+            if not args and not killed and submit_and_kill.batches == 4:   # not a retry: the fifth batch
+                ray.kill(pool.actors[0], no_restart=False)       # the batch just sent dies with it
+                killed.append(scenes[0].window_id)
+            submit_and_kill.batches += not args
+            return out
+        submit_and_kill.batches = 0
+        pool.submit = submit_and_kill
+    got = run(config, replay="fast", duration_s=40, prepare=kill_the_worker_on_the_fifth_batch)
+    assert killed
+    same_results(got, local_reference)
+    assert got[2]["lobby"]["runtime"]["model_restarts"] >= 1
+
+
+def test_a_live_camera_whose_worker_is_killed_reconnects_and_its_windows_continue(tmp_path, cluster, vtest,
+                                                                                  tmp_path_factory):
+    from stream.ingest.clips import camera_clip
+    from tests.servers import RtspServer
+    clip = camera_clip(vtest, tmp_path_factory.mktemp("live") / "vtest40.mp4", 40.0)
+    with RtspServer({"/lobby": clip}) as server:
+        config = demo_config(tmp_path, _port(), engine="ray", address=cluster.address)
+        cfg = yaml.safe_load(config.read_text())
+        cfg["cameras"]["lobby"] = {"url": server.url("/lobby"), "ingest": {"backoff_initial_s": 0.2}}
+        cfg["detector"] = {"name": "baseline"}
+        config.write_text(yaml.safe_dump(cfg))
+        killed = []
+
+        def kill_the_camera_worker(got):
+            import time
+            while sum(isinstance(g, Verdict) for g in got) < 4:
+                time.sleep(0.1)
+            killed.append(max(g.window_id for g in got if isinstance(g, Verdict)))
+            ray.kill(pipeline_of[0].sources["lobby"].actor, no_restart=False)
+        pipeline_of = []
+        verdicts, _, health = run(config, replay="realtime", duration_s=30, during=kill_the_camera_worker,
+                                  prepare=pipeline_of.append)
+    ids = [v.window_id for v in verdicts]
+    assert killed and ids == sorted(set(ids)) and ids[-1] > killed[0] + 2     # on after the restart, never back
+    starts = [v.start for v in verdicts]
+    assert starts == sorted(starts) and all(v.start == 2.0 * v.window_id for v in verdicts)  # stream time continues
+    assert health["lobby"]["runtime"]["restarts"] == 1 and health["lobby"]["state"] == "stopped"
+
+
 def test_sighup_adds_and_removes_cameras_on_ray(tmp_path, cluster, clip12, models_dir, free_endpoint):
     cams = {"a": {"path": str(clip12), "loop": True, "labels": {"site": "north"}}}
     runtime = {"engine": "ray", "address": cluster.address}
@@ -154,3 +209,14 @@ def test_sighup_adds_and_removes_cameras_on_ray(tmp_path, cluster, clip12, model
     b = [m["window_id"] for m in sub.of("verdict", "b")]
     assert b == list(range(len(b)))
     assert all(m["runtime"]["engine"] == "ray" for m in sub.of("health"))
+
+
+def test_an_address_where_no_ray_head_answers_is_a_config_error_at_once(tmp_path, free_endpoint):
+    import time
+    config = demo_config(tmp_path, free_endpoint, engine="ray", address=free_endpoint.removeprefix("tcp://"))
+    t0 = time.monotonic()
+    proc = start(config)
+    assert proc.wait(timeout=120) == 2
+    err = proc.stderr.read()
+    assert "config error: runtime.address 127.0.0.1:" in err and "no Ray head answers there" in err, err
+    assert time.monotonic() - t0 < 60          # not Ray's own minutes of retrying
