@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup sysdeps demo demo-live test bench models data bench-data embedded-model evaluate clean
+.PHONY: setup sysdeps demo demo-live demo-ray test bench models data bench-data embedded-model evaluate clean
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -24,6 +24,15 @@ demo-live: setup sysdeps data/vtest_h264.mp4
 	$(PY) -m stream.subscribe --endpoint $(ENDPOINT) --until-stopped & sub=$$!; \
 	$(PY) run_pipeline.py --config configs/live-demo.yaml --duration 90 $(ARGS); code=$$?; \
 	kill $$srv; wait $$sub; exit $$code
+
+# The same demo on Ray: a two-node cluster on this machine (scripts/ray_cluster.py), the camera's
+# ingest and scene stage on the worker node, the model on the head, this process publishing.
+demo-ray: setup
+	@rm -f var/ray-address; $(PY) scripts/ray_cluster.py --workers 1 --address-file var/ray-address & cl=$$!; \
+	while [ ! -s var/ray-address ]; do kill -0 $$cl 2>/dev/null || exit 1; sleep 0.5; done; \
+	$(PY) -m stream.subscribe --endpoint $(ENDPOINT) --until-stopped & sub=$$!; \
+	$(PY) run_pipeline.py --config configs/demo.yaml --runtime ray --ray-address $$(cat var/ray-address) $(ARGS); \
+	code=$$?; wait $$sub; kill $$cl; wait $$cl; exit $$code
 
 data/vtest_h264.mp4: data/vtest.avi $(VENV)/.installed
 	$(PY) -m stream.ingest.clips data/vtest.avi $@

@@ -93,7 +93,7 @@ def main() -> int:
     code = pipe.run()
     wall = time.perf_counter() - t0
     snap = pipe.stats["bench"].snapshot()
-    stream_s = snap["stream_time"] + 1.0 / (pipe.sources["bench"].declared_fps or 25.0)
+    stream_s = snap["stream_time"] + 1.0 / (snap["declared_fps"] or 25.0)
     print(f"    {snap['frames_decoded']} frames ({stream_s:.1f} s of video, {snap['frames_sampled']} sampled "
           f"at {w.sample_fps:g} fps, {snap['windows_done']} windows) in {wall:.1f} s wall (exit {code})")
     print(f"    {snap['frames_decoded'] / wall:.1f} decoded frames/s, {snap['frames_sampled'] / wall:.1f} "

@@ -270,6 +270,12 @@ class RayRuntime:
             raise ConfigError(f"runtime.address {address}: no Ray cluster there ({e}); start one with `ray start "
                               "--head` (or scripts/ray_cluster.py), or use address: local") from None
         self.cameras: dict[str, RayCamera] = {}
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        have = ray.cluster_resources()
+        m = cfg.runtime.models
+        log.info("runtime ray: joined %s: %d node(s), %g CPUs, %g GPUs; starting %d model worker(s) (%g CPU, %g GPU "
+                 "each%s)", address, len(nodes), have.get("CPU", 0), have.get("GPU", 0), m.actors, m.num_cpus,
+                 m.num_gpus, f", preferring {m.labels}" if m.labels else "")
         try:
             self.models = ModelPool(self, cfg)
         except Exception:
@@ -334,6 +340,7 @@ class RayCamera:
         token = next(self.runtime._tokens)
         got = self.runtime.ray.get(self.actor.start.remote(token, self.last_received), timeout=300)
         self._token, self.node = got["token"], got["node"]
+        log.info("camera %s: its worker runs on ray node %s", self.camera, self.node[:8])
 
     def _run(self) -> None:
         ray = self.runtime.ray
@@ -347,7 +354,7 @@ class RayCamera:
                         self._start_worker()
                         if self._stopping.is_set():
                             self.actor.stop.remote()
-                    got = ray.get(self.actor.pull.remote(0.2), timeout=60)
+                    got = ray.get(self.actor.pull.remote(0.5), timeout=60)
                     unreachable_since = None
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
                     unreachable_since = unreachable_since or time.monotonic()

@@ -45,6 +45,10 @@ def format_message(topic: str, msg: dict) -> str:
         why = f" ({msg['detail']})" if msg.get("detail") and msg["state"] != "streaming" else ""
         faults = "  ".join(f"{k.replace('_', ' ')} {msg[k]}" for k in ("reconnects", "gaps", "decode_errors")
                            if msg.get(k))
+        rt = msg.get("runtime") or {}
+        if rt.get("engine") == "ray":
+            faults = "  ".join(x for x in (faults, f"on ray node {(rt.get('node') or '?')[:8]}", *(
+                f"{k.replace('_', ' ')} {rt[k]}" for k in ("restarts", "model_restarts") if rt.get(k))) if x)
         return (f"{head} {msg['state']}{why}  t={msg['stream_time']:.1f} s  in {msg['fps_in']:.1f} fps  "
                 f"out {msg['fps_out']:.1f} fps  windows {msg['windows_done']}/{msg['windows_emitted']} "
                 f"({msg['windows_dropped']} dropped)  alerts {msg['alerts']}" + (f"  {faults}" if faults else "")

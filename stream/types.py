@@ -66,6 +66,12 @@ class MotionSummary:
     speeds: np.ndarray          # (len(SPEED_BINS) + 1,) share of moving pixels per speed band
     masks: np.ndarray           # (T-1, h, w) bool, at the reduced size
 
+    def __getstate__(self) -> dict:   # crossing a process boundary (Ray): the masks packed 8 to a byte
+        return {**self.__dict__, "masks": _pack(self.masks)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, masks=_unpack(state["masks"]))
+
     def vector(self) -> np.ndarray:
         """A fixed-length feature vector for the model: energy and moving share (mean, max), then the
         direction and speed histograms."""
@@ -108,6 +114,23 @@ class SceneGraph:
     motion_thumbs: np.ndarray | None = field(default=None, repr=False)  # appearance and (Hawk) motion frames
     appearance: np.ndarray | None = field(default=None, repr=False)     # (T, 1280) float16 pretrained features of
                                                                         # each frame (scene/appearance.py), if computed
+
+    def __getstate__(self) -> dict:
+        """Crossing a process boundary (Ray), a motion thumbnail travels as the mask of where it is
+        not blacked out (the thumbnail itself travels anyway): 1 bit a pixel instead of 24, exactly."""
+        state = dict(self.__dict__)
+        thumbs, moving = self.thumbs, self.motion_thumbs
+        if thumbs is not None and moving is not None and moving.shape == thumbs.shape:
+            mask = moving.any(axis=-1)
+            if np.array_equal(thumbs * mask[..., None], moving):
+                state["motion_thumbs"] = ("masked", _pack(mask))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        moving = state["motion_thumbs"]
+        if isinstance(moving, tuple) and moving[0] == "masked":
+            state = {**state, "motion_thumbs": state["thumbs"] * _unpack(moving[1])[..., None]}
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)
@@ -168,3 +191,13 @@ class EndOfStream:
     """Sent down the queues after a camera's last window: every later stage flushes that camera."""
     camera: str
     reason: str                # "finished" | "duration" | "stopped" | "failed: ..."
+
+
+def _pack(mask: np.ndarray) -> tuple:
+    """A boolean array as (shape, bits packed 8 to a byte)."""
+    return mask.shape, np.packbits(mask, axis=None)
+
+
+def _unpack(packed: tuple) -> np.ndarray:
+    shape, bits = packed
+    return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
