@@ -51,6 +51,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_alerts.py
 	$(PY) bench/bench_chat.py
+	$(PY) bench/bench_ray.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,
 # installed only when missing.

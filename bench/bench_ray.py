@@ -6,7 +6,7 @@
     this process), then under `ray` on a two-node cluster on this machine (scripts/ray_cluster.py's
     layout: the camera's worker on the worker node, the model on the head): CPU seconds per stream
     second of every process involved (this one; on Ray also the GCS, raylets and workers, sampled
-    every 0.5 s), and window-to-verdict latency p50 / p95. Targets: <= 10 % more CPU, <= 50 ms
+    every 0.5 s) from the first verdict to the last, and window-to-verdict latency p50 / p95. Targets: <= 10 % more CPU, <= 50 ms
     more p95 latency.
 (b) payload: the bytes each window's scene graph takes as Ray ships it (pickle protocol 5, arrays
     included) between the camera's worker and the driver, and again to a model worker; by part.
@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import socket
 import sys
@@ -48,15 +49,17 @@ class TreeCPU:
     ends between samples loses at most its last interval)."""
 
     def __init__(self, interval: float = 0.5):
-        self.interval, self._seen, self._stop = interval, {}, threading.Event()
+        self.interval, self._seen, self._names, self._stop = interval, {}, {}, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         me = psutil.Process()
         for p in [me, *me.children(recursive=True)]:
             try:
-                t = p.cpu_times()
-                self._seen[(p.pid, p.create_time())] = t.user + t.system
+                t, key = p.cpu_times(), (p.pid, p.create_time())
+                self._seen[key] = t.user + t.system
+                self._names[key] = p.name() if p.pid != os.getpid() else "this process (driver)"   # ray::IDLE
+                # becomes ray::CameraWorker once it runs one: the latest name counts
             except psutil.Error:
                 pass
 
@@ -65,10 +68,21 @@ class TreeCPU:
             self._sample()
 
     def __enter__(self) -> TreeCPU:
-        self._sample()
-        self._start = dict(self._seen)
+        self.restart()
         self._thread.start()
         return self
+
+    def restart(self) -> None:
+        """Count from now (processes that start later count from 0)."""
+        self._sample()
+        self._start = dict(self._seen)
+
+    def by_process(self) -> dict[str, float]:
+        """CPU seconds since `restart`, by process name (Ray names its workers ray::Class)."""
+        names: dict[str, float] = defaultdict(float)
+        for (pid, created), v in self._seen.items():
+            names[self._names.get((pid, created), "?")] += v - self._start.get((pid, created), 0.0)
+        return dict(sorted(names.items(), key=lambda kv: -kv[1]))
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
@@ -90,7 +104,20 @@ def config(base, n: int, **runtime) -> object:
 
 
 def run(cfg, *, replay: str, seconds: float, sizes: list | None = None) -> dict:
+    """Run the pipeline; CPU and wall time count from its first verdict to its last (the steady
+    state: not the models loading, nor a Ray worker process starting), stream time likewise."""
     pipe = build_pipeline(cfg, stop=threading.Event(), replay=replay, duration_s=seconds)
+    first: dict[str, tuple[float, float]] = {}
+    last: dict[str, tuple[float, float]] = {}
+
+    def seen(obj) -> None:
+        if hasattr(obj, "seconds"):          # a verdict
+            now = time.perf_counter()
+            if not first:
+                cpu.restart()
+            first.setdefault(obj.camera, (now, obj.end))
+            last[obj.camera] = (now, obj.end)
+    pipe.observers.append(seen)
     if sizes is not None:
         arrived = pipe.scene_arrived
 
@@ -100,12 +127,13 @@ def run(cfg, *, replay: str, seconds: float, sizes: list | None = None) -> dict:
             return arrived(scene, waited_ms)
         pipe.scene_arrived = measured
     with TreeCPU() as cpu:
-        t0 = time.perf_counter()
         code = pipe.run()
-        wall = time.perf_counter() - t0
+        cpu._sample()
+        end_cpu = sum(v - cpu._start.get(k, 0.0) for k, v in cpu._seen.items())
     assert code == 0, pipe.failure
     snaps = {cam: s.snapshot() for cam, s in pipe.stats.items()}
-    return {"wall": wall, "cpu": cpu.seconds, "stream": sum(s["stream_time"] for s in snaps.values()),
+    wall = max(t for t, _ in last.values()) - min(t for t, _ in first.values())
+    return {"wall": wall, "cpu": end_cpu, "by_process": cpu.by_process(), "stream": sum(last[c][1] - first[c][1] for c in first),
             "windows": sum(s["windows_done"] for s in snaps.values()),
             "latency": next(iter(snaps.values()))["latency_ms"]}
 
@@ -128,7 +156,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
     p.add_argument("--seconds", type=float, default=60.0, help="stream seconds of the real-time runs (a)")
-    p.add_argument("--workers", default="1,2", help="worker counts for the scaling runs (c)")
+    p.add_argument("--workers", default="1,2", help="worker counts for the scaling runs (c); empty: skip them")
     p.add_argument("--scaling-seconds", type=float, default=30.0, help="stream seconds per camera in (c)")
     args = p.parse_args()
     base = load_config(args.config)
@@ -151,6 +179,8 @@ def main() -> int:
             print(f"    {name:<5} CPU {r['cpu']:6.1f} s for {r['stream']:.1f} s of stream = {r['cpu'] / r['stream']:.3f} "
                   f"CPU-s per stream s ({r['windows']} windows); latency p50 / p95 ms: " +
                   ", ".join(f"{k} {v['p50']:.0f} / {v['p95']:.0f}" for k, v in lat.items()))
+        print("    ray's CPU seconds by process: " + ", ".join(
+            f"{name} {sec:.1f}" for name, sec in list(on_ray["by_process"].items())[:8]))
         print(f"    the idle two-node cluster alone (GCS, raylets, agents; measured {args.seconds / 2:g} s): "
               f"{idle_rate:.3f} CPU-s per s")
         rate_local, rate_ray = local["cpu"] / local["stream"], on_ray["cpu"] / on_ray["stream"]
@@ -168,7 +198,7 @@ def main() -> int:
     print(f"(c) scaling: N cameras x {args.scaling_seconds:g} s, fast replay, N camera workers and N model workers",
           flush=True)
     one = None
-    for n in [int(x) for x in args.workers.split(",")]:
+    for n in [int(x) for x in args.workers.split(",") if x]:
         r = run(config(base, n), replay="fast", seconds=args.scaling_seconds)
         print(f"    local, N={n} cameras: {r['stream']:.0f} stream s in {r['wall']:.1f} s wall = "
               f"{r['stream'] / r['wall']:.2f} stream s per s", flush=True)

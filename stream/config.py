@@ -545,6 +545,9 @@ class RuntimeConfig(_Strict):
                                        "camera then drops its oldest (counted), a file waits.")
     max_restarts: int = Field(-1, ge=-1, le=1_000_000,
                               description="ray: how often a dead actor is restarted (-1: always).")
+    start_timeout_s: float = Field(300.0, gt=0.0, le=86_400.0,
+                                   description="ray: longest wait for a worker to be placed on a node and load its "
+                                               "models; then its camera fails (a model worker: the run does not start).")
 
 
 class HawkwatchConfig(_Strict):

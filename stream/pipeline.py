@@ -401,12 +401,10 @@ class Pipeline:
                         (plan := sched.plan(time.monotonic(), flush=flush)) is not None:
                     scenes = [waiting.pop((r.camera, r.window_id)) for r in plan.requests]
                     running.append((scenes, self.models.submit(scenes)))
-                while running and (flush or running[0][1].done() or len(running) >= self.models.parallel):
-                    scenes, result = running.popleft()
-                    decide(scenes, result.result())
-                    break
-                else:
+                if not running or not (flush or running[0][1].done() or len(running) >= self.models.parallel):
                     return
+                scenes, result = running.popleft()        # waits for it when the models are full or flushing
+                decide(scenes, result.result())
 
         def explained() -> None:
             while True:

@@ -276,9 +276,14 @@ class RayRuntime:
         log.info("runtime ray: joined %s: %d node(s), %g CPUs, %g GPUs; starting %d model worker(s) (%g CPU, %g GPU "
                  "each%s)", address, len(nodes), have.get("CPU", 0), have.get("GPU", 0), m.actors, m.num_cpus,
                  m.num_gpus, f", preferring {m.labels}" if m.labels else "")
+        for what, res, n in (("runtime.models", m, m.actors), ("runtime.cameras", cfg.runtime.cameras, 1)):
+            for kind, want in (("CPU", res.num_cpus), ("GPU", res.num_gpus)):
+                if want * n > have.get(kind, 0):
+                    log.warning("%s wants %g %s in all and the cluster has %g: its workers wait until nodes with "
+                                "room join (an autoscaling cluster adds them)", what, want * n, kind, have.get(kind, 0))
         try:
             self.models = ModelPool(self, cfg)
-        except Exception:
+        except BaseException:
             ray.shutdown()
             raise
         self.evidence = RayEvidence(self) if cfg.alerts.evidence.enabled else None
@@ -338,7 +343,8 @@ class RayCamera:
 
     def _start_worker(self) -> None:
         token = next(self.runtime._tokens)
-        got = self.runtime.ray.get(self.actor.start.remote(token, self.last_received), timeout=300)
+        got = self.runtime.ray.get(self.actor.start.remote(token, self.last_received),
+                                   timeout=self.runtime.cfg.runtime.start_timeout_s)
         self._token, self.node = got["token"], got["node"]
         log.info("camera %s: its worker runs on ray node %s", self.camera, self.node[:8])
 
@@ -358,9 +364,9 @@ class RayCamera:
                     unreachable_since = None
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
                     unreachable_since = unreachable_since or time.monotonic()
-                    if time.monotonic() - unreachable_since > GIVE_UP_S:
-                        p.scene_arrived(EndOfStream(self.camera, f"failed: its camera worker could not be "
-                                                                 f"restarted: {type(e).__name__}"))
+                    why = self._given_up(e, unreachable_since)
+                    if why is not None:
+                        p.scene_arrived(EndOfStream(self.camera, f"failed: {why}"))
                         return
                     time.sleep(0.2)
                     continue
@@ -387,6 +393,18 @@ class RayCamera:
             self._release_evidence()
             self.kill()
 
+    def _given_up(self, e: Exception, since: float) -> str | None:
+        """Why the camera cannot go on after `e` (its worker unreachable since `since`), or None to retry."""
+        errors = self.runtime.ray.exceptions
+        if isinstance(e, errors.ActorDiedError) and "creation task" in str(e):
+            return f"its camera worker could not start: {str(getattr(e, 'cause', None) or e).strip().splitlines()[-1]}"
+        if isinstance(e, errors.GetTimeoutError) and self._token is None:
+            return (f"its camera worker was not placed within runtime.start_timeout_s "
+                    f"({self.runtime.cfg.runtime.start_timeout_s:g} s): no node has room for it")
+        if time.monotonic() - since > GIVE_UP_S:
+            return f"its camera worker could not be restarted: {type(e).__name__}"
+        return None
+
     def _restarted(self) -> None:
         self.restarts += 1
         self._base = dict(self._counters)
@@ -404,8 +422,9 @@ class RayCamera:
         self.pending_evidence.clear()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self.actor.stop.remote()
+        if not self._stopping.is_set():
+            self._stopping.set()
+            self.actor.stop.remote()
 
     def join(self, timeout: float) -> None:
         """The pipeline is done with the camera (its end published, or the run over)."""
@@ -459,12 +478,17 @@ class ModelPool:
         m = cfg.runtime.models
         remote = ray.remote(ModelWorker).options(**runtime.options(m, {}, max_concurrency=3, max_task_retries=0))
         self.actors = [remote.remote(cfg) for _ in range(m.actors)]
+        wait = cfg.runtime.start_timeout_s
         try:
-            info = ray.get(self.actors[0].describe.remote(), timeout=600)
-            ray.get([a.describe.remote() for a in self.actors[1:]], timeout=600)
+            info = ray.get(self.actors[0].describe.remote(), timeout=wait)
+            ray.get([a.describe.remote() for a in self.actors[1:]], timeout=wait)
         except ray.exceptions.RayActorError as e:     # the detector could not be built (e.g. no model there)
             cause = getattr(e, "cause", None) or e
             raise ConfigError(f"runtime: the model workers did not start: {cause}") from None
+        except ray.exceptions.GetTimeoutError:
+            raise ConfigError(f"runtime.models: {m.actors} model worker(s) with {m.num_cpus:g} CPU and {m.num_gpus:g} "
+                              f"GPU each were not placed within runtime.start_timeout_s ({wait:g} s): no node has that room "
+                              "free") from None
         self.name, self.max_batch, self.max_wait_s = info["name"], info["max_batch"], info["max_wait_s"]
         self.explains = info["explains"]
         if info["talks"]:

@@ -220,3 +220,20 @@ def test_an_address_where_no_ray_head_answers_is_a_config_error_at_once(tmp_path
     err = proc.stderr.read()
     assert "config error: runtime.address 127.0.0.1:" in err and "no Ray head answers there" in err, err
     assert time.monotonic() - t0 < 60          # not Ray's own minutes of retrying
+
+
+def test_workers_no_node_has_room_for_fail_with_the_setting_named(tmp_path, cluster, free_endpoint):
+    config = demo_config(tmp_path, free_endpoint, engine="ray", address=cluster.address, start_timeout_s=30,
+                         cameras={"num_gpus": 1})           # the cluster has no GPU
+    proc = start(config, "--replay", "fast")
+    code, err = proc.wait(timeout=180), proc.stderr.read()
+    assert code == 1, err
+    assert "camera lobby: its camera worker was not placed within runtime.start_timeout_s (30 s)" in err, err
+    assert "runtime.cameras wants 1 GPU in all and the cluster has 0" in err
+
+    config = demo_config(tmp_path, free_endpoint, engine="ray", address=cluster.address, start_timeout_s=10,
+                         models={"num_cpus": 64})
+    proc = start(config)
+    assert proc.wait(timeout=180) == 2
+    assert "config error: runtime.models: 1 model worker(s) with 64 CPU and 0 GPU each were not placed within " \
+           "runtime.start_timeout_s (10 s)" in proc.stderr.read()
