@@ -87,12 +87,13 @@ class CameraWorker:
         policy = self.cfg.queues.windows_policy
         self.policy = ("drop_oldest" if self.source.live else "block") if policy == "auto" else policy
 
-        def dropped(item) -> None:
+        def dropped(window_id: int) -> None:
             self.stats.count("windows_dropped")
             with self._lock:
-                self._emitted.pop(item.window_id, None)
-        self.windows = StageQueue(self.cfg.queues.windows, on_drop=dropped)
-        self.out = StageQueue(self.cfg.runtime.in_flight, on_drop=dropped)
+                self._emitted.pop(window_id, None)
+        self.windows = StageQueue(self.cfg.queues.windows, on_drop=lambda w: dropped(w.window_id))
+        self.out = StageQueue(self.cfg.runtime.in_flight, on_drop=lambda g: dropped(g.window_id - self.id_shift))
+        self._replayed = 0           # windows emitted again only to warm the scene state up (not counted)
         self._done = threading.Event()
         ring = self.evidence.ring(self.camera) if self.evidence is not None else None
         ingest = CameraIngest(self.source, w, self.stats, ring)
@@ -121,6 +122,8 @@ class CameraWorker:
         return {"token": self.token, "node": ray.get_runtime_context().get_node_id()}
 
     def _emit(self, window: Window) -> bool:
+        if window.window_id <= self.skip_through:
+            self._replayed += 1
         if window.window_id < self.warm_from_id:     # long before the resume point: nothing to rebuild
             return True
         with self._lock:
@@ -169,6 +172,7 @@ class CameraWorker:
         if self.token is not None:
             snap = self.stats.snapshot()
             out["counters"] = {k: snap[k] for k in INGEST_COUNTERS if k in snap} | self.ingest.counters()
+            out["counters"]["windows_emitted"] -= self._replayed
             out["stream_time"], out["declared_fps"] = snap["stream_time"], snap["declared_fps"]
         return out
 
@@ -322,8 +326,9 @@ class RayCamera:
         self.runtime, self.pipeline, self.camera, self.cfg = runtime, pipeline, camera, cfg
         self.kind = source_kind(cfg.target, is_file=cfg.path is not None, is_device=cfg.device is not None)
         self.name = redact(cfg.target)
-        self.actor = ray.remote(CameraWorker).options(
-            **runtime.options(runtime.cfg.runtime.cameras, cfg.labels, max_concurrency=4, max_task_retries=0)).remote(runtime.cfg.model_copy(update={"cameras": {camera: cfg}}), camera, runtime.overrides)
+        options = runtime.options(runtime.cfg.runtime.cameras, cfg.labels, max_concurrency=4, max_task_retries=0)
+        only_this_camera = runtime.cfg.model_copy(update={"cameras": {camera: cfg}})
+        self.actor = ray.remote(CameraWorker).options(**options).remote(only_this_camera, camera, runtime.overrides)
         self.restarts = 0
         self.node: str | None = None     # where the worker runs (a Ray node id), once started
         self.last_received = -1          # the last window id the driver took from the worker

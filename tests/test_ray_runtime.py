@@ -188,10 +188,9 @@ def test_a_live_camera_whose_worker_is_killed_reconnects_and_its_windows_continu
 
 def test_sighup_adds_and_removes_cameras_on_ray(tmp_path, cluster, clip12, models_dir, free_endpoint):
     cams = {"a": {"path": str(clip12), "loop": True, "labels": {"site": "north"}}}
-    runtime = {"engine": "ray", "address": cluster.address}
-    config = write_config(tmp_path, cams, free_endpoint, models_dir, replay="realtime", runtime=runtime)
+    config = write_config(tmp_path, cams, free_endpoint, models_dir, replay="realtime")
     sub = Subscriber(free_endpoint)
-    proc = start(config)
+    proc = start(config, "--runtime", "ray", "--ray-address", cluster.address)   # the flags hold across reloads
     try:
         sub.receive_until(lambda _: len(sub.of("verdict", "a")) >= 2, 180)
         text = yaml.safe_load(config.read_text())
@@ -202,10 +201,12 @@ def test_sighup_adds_and_removes_cameras_on_ray(tmp_path, cluster, clip12, model
                           any(m["state"] == "stopped" for m in sub.of("health", "a")), 180)
         proc.send_signal(signal.SIGINT)
         sub.receive_until(all_stopped(["a", "b"]), 60)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        code, err = proc.wait(timeout=60), proc.stderr.read()
+        assert code == 0, err
     finally:
         proc.kill()
         sub.close()
+    assert "adding camera b" in err and "removing camera a" in err and "take effect only after a restart" not in err
     b = [m["window_id"] for m in sub.of("verdict", "b")]
     assert b == list(range(len(b)))
     assert all(m["runtime"]["engine"] == "ray" for m in sub.of("health"))
@@ -237,3 +238,13 @@ def test_workers_no_node_has_room_for_fail_with_the_setting_named(tmp_path, clus
     assert proc.wait(timeout=180) == 2
     assert "config error: runtime.models: 1 model worker(s) with 64 CPU and 0 GPU each were not placed within " \
            "runtime.start_timeout_s (10 s)" in proc.stderr.read()
+
+
+def test_no_stage_imports_ray():
+    """The stages run under either runtime: none of them (nor the local runtime) needs Ray."""
+    import subprocess
+    import sys
+    code = ("import sys, stream.pipeline, stream.ingest.camera, stream.scene.graph, stream.llm.detector, "
+            "stream.llm.events, stream.alerts.publisher; print('ray' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
