@@ -119,7 +119,7 @@ class CameraWorker:
 
     def _identity(self) -> dict:
         import ray
-        return {"token": self.token, "node": ray.get_runtime_context().get_node_id()}
+        return {"token": self.token, "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None}
 
     def _emit(self, window: Window) -> bool:
         if window.window_id <= self.skip_through:
@@ -351,7 +351,9 @@ class RayCamera:
         got = self.runtime.ray.get(self.actor.start.remote(token, self.last_received),
                                    timeout=self.runtime.cfg.runtime.start_timeout_s)
         self._token, self.node = got["token"], got["node"]
-        log.info("camera %s: its worker runs on ray node %s", self.camera, self.node[:8])
+        labels = next((n.get("Labels", {}) for n in self.runtime.ray.nodes() if n["NodeID"] == self.node), {})
+        mine = ", ".join(f"{k}={v}" for k, v in labels.items() if not k.startswith("ray.io/"))
+        log.info("camera %s: its worker runs on ray node %s (%s)", self.camera, self.node[:8], mine or "no labels")
 
     def _run(self) -> None:
         ray = self.runtime.ray

@@ -11,7 +11,7 @@ import yaml
 
 from stream.config import load_config
 from stream.pipeline import build_pipeline
-from stream.types import Alert, Verdict
+from stream.types import Alert, EndOfStream, Verdict
 from tests.harness import ROOT, Subscriber, all_stopped, next_port, start, write_config
 
 pytestmark = pytest.mark.slow
@@ -248,3 +248,36 @@ def test_no_stage_imports_ray():
             "stream.llm.events, stream.alerts.publisher; print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_a_live_camera_worker_holds_at_most_in_flight_scene_graphs_and_counts_what_it_drops(tmp_path, vtest,
+                                                                                          tmp_path_factory, models_dir):
+    """The camera worker as a plain object (no cluster needed): nobody pulls for a while, so its
+    live camera must drop its oldest windows and keep the newest `in_flight`."""
+    import time
+    from stream.ingest.clips import camera_clip
+    from stream.ray_runtime import CameraWorker
+    from tests.servers import RtspServer
+    clip = camera_clip(vtest, tmp_path_factory.mktemp("live") / "vtest20.mp4", 20.0)
+    with RtspServer({"/lobby": clip}) as server:
+        config = write_config(tmp_path, {"lobby": {"url": server.url("/lobby")}}, _port(), models_dir,
+                              windows={"length_s": 1.0, "stride_s": 0.5, "sample_fps": 2.0},
+                              queues={"windows": 2}, runtime={"engine": "ray", "in_flight": 2})
+        worker = CameraWorker(load_config(config), "lobby", {})
+        try:
+            worker.start(token=1)
+            time.sleep(10)                       # 19 windows' worth of stream, nobody pulling
+            got = worker.pull(timeout_s=1.0)
+        finally:
+            worker.stop()
+            deadline = time.monotonic() + 30          # its threads end with the stream's end
+            while time.monotonic() < deadline and not any(
+                    isinstance(i, EndOfStream) for i in worker.pull(timeout_s=0.5)["items"]):
+                pass
+            worker.close()
+    ids = [g.window_id for g in got["items"]]
+    assert 1 <= len(ids) <= 2 and ids == sorted(ids)
+    counters = got["counters"]
+    assert counters["windows_dropped"] >= 5 and counters["windows_emitted"] >= counters["windows_dropped"] + len(ids)
+    assert ids[-1] >= counters["windows_dropped"]      # what it kept are the newest
+    assert ("streaming", None) in [(s, d) for s, d in got["states"]]
