@@ -1,11 +1,13 @@
 """Wire the stages: cameras (ingest -> windows -> scene) -> models -> events -> publisher.
 
 The stages themselves (stream/ingest/camera.py, stream/scene/graph.py, the detector, the event
-tracker, stream/alerts/publisher.py) know nothing of who runs them. This module is the runtime
-around them. Locally (`runtime.engine: local`, the default) that is one thread per camera
-source, one for the scene stage and one for the models; on Ray (stream/ray_runtime.py) each
-camera is an actor that runs its ingest and scene stage, and the models are a pool of actors;
-both hand this coordinator `CameraRunner`s and a `Models` runner. The calling thread publishes
+tracker, stream/alerts/publisher.py) know nothing of who runs them. This module is the
+coordinator around them; a runtime runs the cameras and the models. Locally
+(stream/local_runtime.py, `runtime.engine: local`, the default) that is one thread per camera
+source, one for the scene stage and the models on the detector thread; on Ray
+(stream/ray_runtime.py) each camera is an actor that runs its ingest and scene stage, and the
+models are a pool of actors. Both hand this coordinator `CameraRunner`s and a `Models` runner; the
+coordinator's detector thread schedules the batches and tracks events. The calling thread publishes
 (it owns the ZeroMQ socket and the outbox: one writer either way), sends health (at once on every
 source state change, and every `health_interval_s`) and applies config reloads. Every arrow is a
 bounded queue: replay blocks (lossless), live streams drop the oldest window and count it
@@ -30,12 +32,13 @@ from typing import Callable, Protocol
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
-from stream.ingest.camera import CameraIngest
 from stream.ingest.source import VideoSource
 from stream.llm.chat import ChatService
 from stream.llm.events import EventTracker
 from stream.llm.scheduler import Request, Scheduler
+from stream.local_runtime import InlineModels, LocalRuntime, open_source, scene_stage
 from stream.metrics import CameraStats
+from stream.queues import StageQueue
 from stream.redact import redact
 from stream.scene.graph import SceneBuilder, scene_from_config
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
@@ -64,24 +67,6 @@ class Models(Protocol):
     def explain(self, scene: SceneGraph) -> str: ...
 
 
-class InlineModels:
-    """The local runtime's models: each batch runs on the detector thread as it is submitted."""
-    parallel, restarts = 1, 0
-
-    def __init__(self, detector: Detector):
-        self.detector = detector
-        self.max_batch, self.max_wait_s = detector.max_batch, detector.max_wait_s
-        self.explains = getattr(detector, "explains", False) and hasattr(detector, "explain")
-
-    def submit(self, scenes: list[SceneGraph]) -> Future:
-        done: Future = Future()
-        done.set_result(self.detector.batch(scenes))
-        return done
-
-    def explain(self, scene: SceneGraph) -> str:
-        return self.detector.explain(scene)
-
-
 class CameraRunner(Protocol):
     """Runs one camera's ingest (locally a thread feeding the shared scene stage; on Ray an actor
     that also builds the camera's scene graphs). Whatever it produces ends with an EndOfStream."""
@@ -101,117 +86,6 @@ class Runtime(Protocol):
 
     def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> CameraRunner: ...
     def close(self) -> None: ...
-
-
-class StageQueue:
-    """A bounded queue with a declared policy when full: `block` (lossless) or `drop_oldest`.
-
-    Each put names its policy (a live camera drops, a replayed file blocks). When full, a
-    drop_oldest put evicts the oldest droppable item of the camera with the most droppable items
-    queued, so the cameras share the room fairly and a replayed file or an end of stream is never
-    lost. With nothing droppable queued, it waits like a blocking put."""
-
-    def __init__(self, maxsize: int, policy: str = "block", on_drop: Callable[[object], None] | None = None):
-        if policy not in ("block", "drop_oldest"):
-            raise ValueError(f"unknown queue policy {policy!r}")
-        self.maxsize, self.policy, self._on_drop = maxsize, policy, on_drop
-        self._items: deque[tuple[object, bool]] = deque()   # (item, droppable)
-        self._cond = threading.Condition()
-        self.dropped = 0
-
-    def _victim(self) -> tuple[object, bool] | None:
-        counts: dict[object, int] = {}
-        for item, droppable in self._items:
-            if droppable:
-                cam = getattr(item, "camera", None)
-                counts[cam] = counts.get(cam, 0) + 1
-        if not counts:
-            return None
-        most = max(counts.values())
-        return next(e for e in self._items if e[1] and counts.get(getattr(e[0], "camera", None)) == most)
-
-    def put(self, item, *, policy: str | None = None, abort: threading.Event | None = None) -> bool:
-        """Returns False only when `abort` was set while waiting for room."""
-        droppable = (policy or self.policy) == "drop_oldest" and not isinstance(item, EndOfStream)
-        dropped = []
-        with self._cond:
-            while len(self._items) >= self.maxsize:
-                victim = self._victim() if droppable else None
-                if victim is not None:
-                    self._items.remove(victim)
-                    dropped.append(victim[0])
-                    continue
-                if abort is not None and abort.is_set():
-                    return False
-                self._cond.wait(0.1)
-            self.dropped += len(dropped)
-            self._items.append((item, droppable))
-            self._cond.notify_all()
-        for old in dropped:
-            if self._on_drop:
-                self._on_drop(old)
-        return True
-
-    def get(self, timeout: float | None = None):
-        """The oldest item; raises queue.Empty after `timeout` seconds with nothing to get."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._items, timeout):
-                raise queue.Empty
-            item, _ = self._items.popleft()
-            self._cond.notify_all()
-            return item
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-
-class LocalCamera:
-    """A camera's ingest on a thread of this process; its windows go to the shared scene stage."""
-
-    def __init__(self, pipeline: Pipeline, camera: str, source: VideoSource):
-        self.pipeline, self.camera, self.source = pipeline, camera, source
-        self.kind, self.name = source.kind, source.name
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.camera}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        p = self.pipeline
-        policy = p.cfg.queues.windows_policy
-        if policy == "auto":
-            policy = "drop_oldest" if self.source.live else "block"
-        ring = p.evidence.ring(self.camera) if p.evidence is not None else None
-        ingest = CameraIngest(self.source, p.cfg.windows, p.stats[self.camera], ring)
-        reason = ingest.run(lambda window: p.emit_window(window, policy))
-        p.windows.put(EndOfStream(self.camera, reason), abort=p._abort)
-
-    def stop(self) -> None:
-        self.source.stop.set()
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-
-    def counters(self) -> dict[str, int]:
-        return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors}
-
-
-class LocalRuntime:
-    """Threads in this process (the default): `make_source` opens each camera's source."""
-    engine, scene_stage = "local", True
-
-    def __init__(self, make_source: Callable[[str, CameraConfig, Callable], VideoSource]):
-        self.make_source = make_source
-
-    def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> LocalCamera:
-        def on_state(state: str, detail: str | None) -> None:
-            pipeline.state_changed(camera, state, detail)
-        return LocalCamera(pipeline, camera, self.make_source(camera, cfg, on_state))
-
-    def close(self) -> None:
-        pass
 
 
 class Pipeline:
@@ -314,9 +188,11 @@ class Pipeline:
         self.cfg = self.cfg.model_copy(update={"cameras": new.cameras, "ingest": new.ingest, "replay": new.replay})
 
     # -- stages ---------------------------------------------------------------------------------
-    def emit_window(self, window: Window, policy: str) -> bool:
-        """A camera's window into the scene stage's queue (a local camera's thread); False: aborted."""
-        self._emitted_at[(window.camera, window.window_id)] = time.monotonic()
+    def emit_window(self, window: Window | EndOfStream, policy: str) -> bool:
+        """A camera's window (or its end) into the scene stage's queue (a local camera's thread);
+        False: aborted."""
+        if isinstance(window, Window):
+            self._emitted_at[(window.camera, window.window_id)] = time.monotonic()
         return self.windows.put(window, policy=policy, abort=self._abort)
 
     def scene_arrived(self, scene: SceneGraph | EndOfStream, waited_ms: float = 0.0) -> bool:
@@ -628,46 +504,6 @@ class Pipeline:
             failed.insert(0, self.fatal)
         self.failure = redact("; ".join(failed)) if failed else None
         return 1 if failed else 0
-
-
-def scene_stage(scene: SceneBuilder, windows: StageQueue, put: Callable[[SceneGraph | EndOfStream], object],
-                max_batch: int, max_wait_s: float, running: Callable[[], bool]) -> None:
-    """Windows -> scene graphs, while `running()`. Windows are gathered, across cameras, until they
-    hold `max_batch` new frames or `max_wait_s` has passed since the first, and built together; an
-    end of stream closes the batch it interrupts and follows it."""
-    held = None
-    while running():
-        try:
-            item, held = held or windows.get(timeout=0.1), None
-        except queue.Empty:
-            continue
-        if isinstance(item, EndOfStream):
-            scene.forget(item.camera)
-            put(item)
-            continue
-        items, frames, deadline = [item], scene.new_frames(item), time.monotonic() + max_wait_s
-        while frames < max_batch:
-            try:
-                nxt = windows.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if isinstance(nxt, EndOfStream):
-                held = nxt
-                break
-            items.append(nxt)
-            frames += scene.new_frames(nxt)
-        for graph in scene.build_many(items):
-            put(graph)
-
-
-def open_source(camera: str, c: CameraConfig, *, on_state: Callable[[str, str | None], None] | None = None,
-                replay: str | None = None, loop: bool | None = None, duration_s: float | None = None,
-                fast_until_s: float = 0.0) -> VideoSource:
-    """A camera's source as configured, with the command line's overrides (`replay`, `loop`, `duration_s`)."""
-    return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
-                       replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
-                       stop=threading.Event(), max_stream_s=duration_s, on_state=on_state,
-                       fast_until_s=fast_until_s)
 
 
 def build_detector(cfg: HawkwatchConfig) -> Detector:

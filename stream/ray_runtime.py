@@ -66,7 +66,8 @@ class CameraWorker:
         last one the driver received); a live camera anew, its window ids and stream time shifted
         to continue after it."""
         from stream.ingest.camera import CameraIngest
-        from stream.pipeline import StageQueue, open_source, scene_stage
+        from stream.local_runtime import open_source, scene_stage
+        from stream.queues import StageQueue
         if self.token is not None:
             return self._identity()
         c: CameraConfig = self.cfg.cameras[self.camera]

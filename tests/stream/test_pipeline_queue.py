@@ -1,7 +1,7 @@
 """The bounded queues between stages: lossless blocking vs. drop-oldest with counting."""
 import threading
 
-from stream.pipeline import StageQueue
+from stream.queues import StageQueue
 from stream.types import EndOfStream
 
 
