@@ -49,7 +49,7 @@ class TreeCPU:
     ends between samples loses at most its last interval)."""
 
     def __init__(self, interval: float = 0.5):
-        self.interval, self._seen, self._names, self._stop = interval, {}, {}, threading.Event()
+        self.interval, self._seen, self._names, self._rss, self._stop = interval, {}, {}, {}, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
@@ -58,6 +58,7 @@ class TreeCPU:
             try:
                 t, key = p.cpu_times(), (p.pid, p.create_time())
                 self._seen[key] = t.user + t.system
+                self._rss[key] = max(self._rss.get(key, 0), p.memory_info().rss)
                 self._names[key] = p.name() if p.pid != os.getpid() else "this process (driver)"   # ray::IDLE
                 # becomes ray::CameraWorker once it runs one: the latest name counts
             except psutil.Error:
@@ -82,6 +83,13 @@ class TreeCPU:
         names: dict[str, float] = defaultdict(float)
         for (pid, created), v in self._seen.items():
             names[self._names.get((pid, created), "?")] += v - self._start.get((pid, created), 0.0)
+        return dict(sorted(names.items(), key=lambda kv: -kv[1]))
+
+    def peak_rss(self) -> dict[str, float]:
+        """The largest resident memory each process had, in MiB, by process name."""
+        names: dict[str, float] = defaultdict(float)
+        for key, rss in self._rss.items():
+            names[self._names.get(key, "?")] += rss / 2**20
         return dict(sorted(names.items(), key=lambda kv: -kv[1]))
 
     def __exit__(self, *exc) -> None:
@@ -133,7 +141,7 @@ def run(cfg, *, replay: str, seconds: float, sizes: list | None = None) -> dict:
     assert code == 0, pipe.failure
     snaps = {cam: s.snapshot() for cam, s in pipe.stats.items()}
     wall = max(t for t, _ in last.values()) - min(t for t, _ in first.values())
-    return {"wall": wall, "cpu": end_cpu, "by_process": cpu.by_process(), "stream": sum(last[c][1] - first[c][1] for c in first),
+    return {"wall": wall, "cpu": end_cpu, "by_process": cpu.by_process(), "rss": cpu.peak_rss(), "stream": sum(last[c][1] - first[c][1] for c in first),
             "windows": sum(s["windows_done"] for s in snaps.values()),
             "latency": next(iter(snaps.values()))["latency_ms"]}
 
@@ -179,6 +187,9 @@ def main() -> int:
             print(f"    {name:<5} CPU {r['cpu']:6.1f} s for {r['stream']:.1f} s of stream = {r['cpu'] / r['stream']:.3f} "
                   f"CPU-s per stream s ({r['windows']} windows); latency p50 / p95 ms: " +
                   ", ".join(f"{k} {v['p50']:.0f} / {v['p95']:.0f}" for k, v in lat.items()))
+        for name, r in (("local", local), ("ray", on_ray)):
+            print(f"    {name:<5} peak memory (RSS, MiB) by process: " + ", ".join(
+                f"{n} {mib:.0f}" for n, mib in list(r["rss"].items())[:6] if mib >= 20))
         print("    ray's CPU seconds by process: " + ", ".join(
             f"{name} {sec:.1f}" for name, sec in list(on_ray["by_process"].items())[:8]))
         print(f"    the idle two-node cluster alone (GCS, raylets, agents; measured {args.seconds / 2:g} s): "
