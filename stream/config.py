@@ -595,6 +595,25 @@ class HawkwatchConfig(_Strict):
         return self
 
 
+def summary(cfg: HawkwatchConfig, source: str) -> str:
+    """One line that says what a config runs: the file, the cameras, the detector, the runtime and
+    where alerts go (camera targets with their credentials taken out)."""
+    from stream.redact import redact
+    enabled = {cam: c for cam, c in cfg.cameras.items() if c.enabled}
+    cams = ", ".join(f"{cam} ({'file' if c.path else 'device' if c.device else c.url.partition(':')[0]} "
+                     f"{redact(c.target)})" for cam, c in enabled.items())
+    det = cfg.detector
+    model = f"hawkeye {det.hawkeye.model} on {det.hawkeye.device}" if det.name == "hawkeye" else "baseline"
+    rt = cfg.runtime
+    runtime = "local" if rt.engine == "local" else f"ray at {rt.address}"
+    a = cfg.alerts
+    alerts = f"alerts on {a.endpoint}" + (f", catch-up {a.query_endpoint}" if a.query_endpoint else "") + \
+        (f", chat {a.chat_endpoint}" if a.chat_endpoint else "") + (f", MQTT {a.mqtt.host}:{a.mqtt.port}" if a.mqtt else "")
+    where = f"outbox {a.outbox.path}" + (f", evidence {a.evidence.folder}" if a.evidence.enabled else "")
+    return (f"config {source}: {len(enabled)} camera(s): {cams}; detector {model}; "
+            f"runtime {runtime}; {alerts}{' (CURVE)' if a.curve else ''}; {where}")
+
+
 def _format(err: ValidationError, source: str) -> str:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"]) or "(top level)"

@@ -227,7 +227,7 @@ def _shifted(scene: SceneGraph, ids: int, seconds: float) -> SceneGraph:
                    timestamps=scene.timestamps + seconds, gaps=tuple((a + seconds, b + seconds) for a, b in scene.gaps))
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """A HOST:PORT (or ray://HOST:PORT) address answers, or a ConfigError that says so: Ray itself
     retries an unreachable head for minutes before it gives up."""
     import socket
@@ -265,7 +265,7 @@ class RayRuntime:
         self.ray, self.cfg, self.overrides = ray, cfg, overrides
         self._tokens = count(1)
         address = cfg.runtime.address
-        _check_reachable(address)
+        check_reachable(address)
         try:
             if address == "local":
                 ray.init(include_dashboard=False, logging_level=logging.WARNING)

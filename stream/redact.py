@@ -13,8 +13,10 @@ and never carry a target.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 
 # parts of a parameter name that mark its value as a secret (api_key, access_token, streamkey...)
 SECRET_PARAMS = ("pass", "pwd", "token", "key", "secret", "auth", "sig", "credential", "session", "cookie")
@@ -49,3 +51,16 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+class JsonRedactingFormatter(logging.Formatter):
+    """One JSON object a line (`--log-format json`, for log shippers): time (UTC, ISO 8601), level,
+    logger, thread, message and, with an exception, its traceback; every text through `redact`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+                "level": record.levelname, "logger": record.name, "thread": record.threadName,
+                "message": redact(record.getMessage())}
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)

@@ -10,7 +10,7 @@ from stream.cli import Parser
 
 CLIS = ["training.synth", "training.evaluate", "training.qa", "training.cues", "training.extract", "training.train",
         "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.ingest.clips",
-        "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline"]
+        "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline", "run_pipeline check"]
 
 
 class _Captured(Exception):
@@ -23,9 +23,10 @@ def test_every_flag_has_help_with_its_default_and_the_description_is_whole(modul
     def capture(self, *args, **kwargs):
         raise _Captured(self)
     monkeypatch.setattr(Parser, "parse_args", capture)
-    mod = importlib.import_module(module)
+    mod = importlib.import_module(module.split()[0])
     with pytest.raises(_Captured) as got:
-        (mod.parse_args if module == "run_pipeline" else mod.main)([])
+        {"run_pipeline": getattr(mod, "parse_args", None), "run_pipeline check": getattr(mod, "parse_check_args", None)
+         }.get(module, mod.main)([])
     parser = got.value.parser
     assert parser.description and parser.description.rstrip()[-1] in ".:)", parser.description
     help_text = parser.format_help()

@@ -145,3 +145,46 @@ def test_signals_while_the_models_load_stop_cleanly(tmp_path, clip12, models_dir
         proc.kill()
     assert proc.returncode == 0, err
     assert "SIGTERM: stopping" in err and "hawkwatch: error" not in err
+
+
+def test_check_validates_a_config_and_its_models_without_running_it(tmp_path, clip12, models_dir, free_endpoint):
+    import subprocess
+    import sys
+    from tests.harness import ROOT
+    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir)
+    ok = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "check", str(config)],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert f"config {config}: 1 camera(s): lobby (file {clip12}); detector baseline; runtime local; alerts on " \
+           f"{free_endpoint}" in ok.stdout and ok.stdout.rstrip().endswith(f"{config}: ok")
+    assert not (tmp_path / "outbox.sqlite").exists()          # nothing ran: no outbox made
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    text = config.read_text().replace(str(models_dir / "pose_landmark_full.onnx"), str(broken))
+    config.write_text(text)
+    bad = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "check", str(config)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert f"hawkwatch check: config error: models.pose.path: {broken} does not load as a model: DecodeError" \
+        in bad.stderr
+
+
+def test_json_logs_are_one_object_a_line_with_the_start_up_line_and_no_secret(tmp_path, clip12, models_dir,
+                                                                             free_endpoint):
+    from tests.servers import free_port
+    cams = {"lobby": clip12, "door": {"url": f"rtsp://admin:S3cr3t-99@127.0.0.1:{free_port()}/live",
+                                      "ingest": {"backoff_initial_s": 0.2, "open_timeout_s": 2}}}
+    config = write_config(tmp_path, cams, free_endpoint, models_dir, replay="fast",
+                          alerts={"endpoint": free_endpoint, "wait_for_subscriber_s": 0, "query_endpoint": None,
+                                  "chat_endpoint": None, "outbox": {"path": str(tmp_path / "outbox.sqlite")},
+                                  "evidence": {"folder": str(tmp_path / "evidence")}})
+    proc = start(config, "--log-format", "json", "--duration", "4")
+    _, err = proc.communicate(timeout=120)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]   # every line is one JSON object
+    assert all({"time", "level", "logger", "thread", "message"} <= set(line) for line in lines)
+    starting = [line["message"] for line in lines if line["message"].startswith("starting: config")]
+    assert starting and "2 camera(s): " in starting[0] and f"lobby (file {clip12})" in starting[0]
+    assert "door (rtsp rtsp://***@127.0.0.1:" in starting[0]
+    assert "S3cr3t-99" not in err
+    assert any(line["level"] == "WARNING" and "door" in line["message"] for line in lines)   # it could not connect

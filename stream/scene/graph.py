@@ -248,26 +248,42 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
 
     m, p = cfg.models, cfg.models.pose
 
-    def engine(path):
-        return create_engine(m.backend, path, threads=m.threads, options=m.engine_options(), fallback=m.fallback)
+    def loaded(key: str, path, load):
+        """`load()`, or a ConfigError naming the setting and the file that does not load."""
+        try:
+            return load()
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any reason a model file does not load is the config's
+            raise ConfigError(f"{key}: {path} does not load as a model: {type(e).__name__}: {e}") from None
+
+    def engine(key: str, path):
+        return loaded(key, path, lambda: create_engine(m.backend, path, threads=m.threads,
+                                                       options=m.engine_options(), fallback=m.fallback))
+
+    def input_shape(key: str, path):
+        return next(iter(loaded(key, path, lambda: onnx_input_shapes(path)).values()), None)
+    pose_input = input_shape("models.pose.path", p.path)
     try:
-        spec = resolve_input(p.decoder, next(iter(onnx_input_shapes(p.path).values()), None), size=p.input_size,
+        spec = resolve_input(p.decoder, pose_input, size=p.input_size,
                              layout=p.layout, channels=p.channels, mean=p.mean, std=p.std, model_name=str(p.path))
     except ValueError as e:
         raise ConfigError(f"models.pose: {e}") from None
     if p.top_down:
         d = m.person_detector
-        shape = next(iter(onnx_input_shapes(d.path).values()), None)
+        shape = input_shape("models.person_detector.path", d.path)
         size = shape[1] if shape and len(shape) == 4 and isinstance(shape[1], int) else 300   # NHWC input
-        people = TopDown(PersonDetector(engine(d.path), score_threshold=d.score_threshold, nms_iou=d.nms_iou,
+        people = TopDown(PersonDetector(engine("models.person_detector.path", d.path),
+                                        score_threshold=d.score_threshold, nms_iou=d.nms_iou,
                                         max_people=d.max_people, max_batch=m.max_batch, size=size,
                                         class_index=d.class_index),
-                         PoseEstimator(engine(p.path), decoder=p.decoder, spec=spec,
+                         PoseEstimator(engine("models.pose.path", p.path), decoder=p.decoder, spec=spec,
                                        presence_threshold=p.presence_threshold, crop_scale=p.crop_scale,
                                        min_box_height=p.min_box_height, max_batch=m.max_batch,
                                        simcc_split_ratio=p.simcc_split_ratio))
     else:
-        people = BottomUp(engine(p.path), decoder=p.decoder, spec=spec, score_threshold=p.score_threshold,
+        people = BottomUp(engine("models.pose.path", p.path), decoder=p.decoder, spec=spec,
+                          score_threshold=p.score_threshold,
                           nms_iou=p.nms_iou, max_batch=m.max_batch, peak_threshold=p.peak_threshold,
                           tag_threshold=p.tag_threshold)
     motion = MotionExtractor(cfg.motion.width, cfg.motion.min_speed) if cfg.motion.enabled else None
@@ -276,7 +292,8 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
         if o.enabled else None
     named = None
     if o.named is not None:
-        named = NamedObjectDetector(engine(o.named.path), score_threshold=o.named.score_threshold,
+        named = NamedObjectDetector(engine("objects.named.path", o.named.path),
+                                    score_threshold=o.named.score_threshold,
                                     nms_iou=o.named.nms_iou, max_batch=m.max_batch)
     t = cfg.tracking
     if thumbs is None:
@@ -286,5 +303,6 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
                         high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
                         thumb_size=THUMB_SIZE if thumbs else None, objects=objects, named=named,
                         named_every_s=o.named.every_s if o.named is not None else 0.0,
-                        appearance=AppearanceEncoder(engine(a.path), max_batch=m.max_batch) if a else None,
+                        appearance=AppearanceEncoder(engine("models.appearance.path", a.path),
+                                                     max_batch=m.max_batch) if a else None,
                         appearance_crops=a.crops if a else True)
