@@ -87,6 +87,7 @@ def main() -> int:
     p.add_argument("--every", type=float, default=2.0, help="seconds between questions (default: %(default)s)")
     args = p.parse_args()
     data = load_config(args.config).model_dump(mode="json")
+    data["http"] = None                       # not the demo's fixed port (the demo may be running)
     if data["detector"]["name"] != "hawkeye":
         print("the config's detector does not chat; use one with detector: hawkeye", file=sys.stderr)
         return 2

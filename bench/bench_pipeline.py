@@ -87,6 +87,7 @@ def main() -> int:
     print("(b) end to end, models on, fast replay of the whole file", flush=True)
     data = cfg.model_dump(mode="json")
     data["cameras"] = {"bench": {"path": str(args.video.resolve())}}
+    data["http"] = None                       # not the demo's fixed port (the demo may be running)
     data["alerts"].update(endpoint=free_endpoint(), wait_for_subscriber_s=0.0, health_interval_s=3600.0)
     pipe = build_pipeline(parse_config(data), stop=threading.Event(), replay="fast")
     t0 = time.perf_counter()

@@ -105,6 +105,7 @@ def config(base, n: int, **runtime) -> object:
     video = data["cameras"]["lobby"]["path"]
     data["cameras"] = {f"cam{i}": {"path": video} for i in range(n)}
     ep = free_endpoint()
+    data["http"] = None                       # not the demo's fixed port (the demo may be running)
     data["alerts"].update(endpoint=ep, query_endpoint=None, chat_endpoint=None, wait_for_subscriber_s=0.0,
                           health_interval_s=3600.0, evidence={**data["alerts"]["evidence"], "enabled": False})
     data["runtime"] = {**data["runtime"], **runtime}

@@ -518,6 +518,30 @@ class QueuesConfig(_Strict):
     outbox: int = Field(10_000, ge=1, le=1_000_000, description="Messages waiting to be published.")
 
 
+class HttpConfig(_Strict):
+    endpoint: str = Field("127.0.0.1:8080", description="HOST:PORT the HTTP API (and /metrics) listens on.")
+    token_env: str | None = Field(None, description="The environment variable holding the bearer token clients "
+                                                    "must send (Authorization: Bearer ...); without one, the API "
+                                                    "listens on loopback only.")
+    certfile: Path | None = Field(None, description="A PEM certificate: serve HTTPS (with keyfile).")
+    keyfile: Path | None = Field(None, description="The certificate's PEM private key.")
+
+    _files = field_validator("certfile", "keyfile")(lambda v, info: None if v is None else _any_path(v, info))
+
+    @model_validator(mode="after")
+    def _safe(self) -> HttpConfig:
+        host, _, port = self.endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"endpoint {self.endpoint!r} must be HOST:PORT")
+        from stream.alerts.security import is_loopback
+        if self.token_env is None and not is_loopback(f"tcp://{self.endpoint}"):
+            raise ValueError(f"endpoint {self.endpoint} is reachable from other machines: set token_env (a bearer "
+                             "token clients must send), or listen on 127.0.0.1")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile go together")
+        return self
+
+
 class ActorResources(_Strict):
     num_cpus: float = Field(1.0, ge=0.0, le=1024.0, description="CPUs Ray reserves for each actor.")
     num_gpus: float = Field(0.0, ge=0.0, le=64.0, description="GPUs Ray reserves for each actor (fractions share one).")
@@ -565,6 +589,7 @@ class HawkwatchConfig(_Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     queues: QueuesConfig = Field(default_factory=QueuesConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="What runs the stages (local or ray).")
+    http: HttpConfig | None = Field(None, description="The HTTP API: cameras and Prometheus /metrics (None: off).")
 
     @model_validator(mode="before")
     @classmethod

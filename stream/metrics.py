@@ -24,6 +24,9 @@ class Latency:
         return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "n": len(self._samples)}
 
 
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)   # Prometheus histogram bounds
+
+
 class CameraStats:
     """Written by the stage threads, read by the health loop (under a lock)."""
 
@@ -39,6 +42,8 @@ class CameraStats:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(self.COUNTERS, 0)
         self._latency: dict[str, Latency] = {}
+        self._histograms: dict[str, list] = {}      # stage -> [count per bucket (+Inf last), sum in seconds]
+        self.alerts_by_category: dict[tuple[str, str], int] = {}   # (category, state) -> alerts published
         self._last = (time.monotonic(), 0.0, dict(self._counts))
 
     def count(self, name: str, n: int = 1) -> None:
@@ -52,6 +57,21 @@ class CameraStats:
     def latency(self, stage: str, ms: float) -> None:
         with self._lock:
             self._latency.setdefault(stage, Latency()).add(ms)
+            counts, total = self._histograms.setdefault(stage, [[0] * (len(LATENCY_BUCKETS_S) + 1), 0.0])
+            counts[next((i for i, b in enumerate(LATENCY_BUCKETS_S) if ms / 1000.0 <= b), len(LATENCY_BUCKETS_S))] += 1
+            self._histograms[stage][1] = total + ms / 1000.0
+
+    def alert(self, category: str, state: str) -> None:
+        with self._lock:
+            self.alerts_by_category[(category, state)] = self.alerts_by_category.get((category, state), 0) + 1
+
+    def totals(self) -> dict:
+        """Counters, latency histograms and alerts by category as they stand (for /metrics; unlike
+        `snapshot`, reading them changes nothing)."""
+        with self._lock:
+            return {"counts": dict(self._counts), "state": self.state,
+                    "histograms": {k: (list(v[0]), v[1]) for k, v in self._histograms.items()},
+                    "alerts": dict(self.alerts_by_category)}
 
     def snapshot(self) -> dict:
         """Totals, rates since the previous snapshot, and latency percentiles. `measured_fps` is

@@ -111,6 +111,8 @@ class Pipeline:
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
         self.duplicates = 0                      # windows scored twice (a restarted worker's), published once
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
+        self.last_health: dict[str, dict] = {}   # camera -> its latest health message (the HTTP API's cameras)
+        self.api = None                          # the HTTP API server (stream/api.py), when configured
         self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if self.models.explains else None
         self._explained: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
 
@@ -138,6 +140,7 @@ class Pipeline:
 
     def _forget_camera(self, camera: str) -> None:
         del self.sources[camera], self.stats[camera]
+        self.last_health.pop(camera, None)
         self.ended.pop(camera, None)
 
     def _start_camera(self, camera: str) -> None:
@@ -369,7 +372,7 @@ class Pipeline:
         snap["runtime"] = {"engine": self.runtime.engine, "node": getattr(runner, "node", None),
                            "restarts": restarts, "model_restarts": self.models.restarts,
                            "duplicates": self.duplicates}
-        self.publisher.publish("health", camera, snap)
+        self.last_health[camera] = self.publisher.publish("health", camera, snap)
 
     def _request_servers(self) -> list:
         return [s for s in (self.publisher.query, self.chat.server if self.chat else None) if s is not None]
@@ -426,6 +429,7 @@ class Pipeline:
             for observe in self.observers:
                 observe(a)
             self.stats[a.camera].count("alerts")
+            self.stats[a.camera].alert(a.category, a.state)
             log.info("alert %s %s on %s: %s %.2f", a.state, a.alert_id[:8], a.camera, a.category, a.score)
 
     def _running(self) -> bool:
@@ -433,6 +437,8 @@ class Pipeline:
 
     def run(self) -> int:
         """Run until every camera has ended; 0 if all ended normally, 1 on a failure."""
+        if self.api is not None:
+            self.api.start()
         self.publisher.resume()
         wait = self.cfg.alerts.wait_for_subscriber_s
         if wait > 0:
@@ -497,6 +503,8 @@ class Pipeline:
             self.evidence.close()
         if self.chat is not None:
             self.chat.close()
+        if self.api is not None:
+            self.api.close()
         self.publisher.close()
         failed = [f"camera {c}: {r.removeprefix('failed: ').removeprefix(f'camera {c}: ')}"
                   for c, r in self.ended.items() if r.startswith("failed")]
@@ -539,7 +547,18 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
             publisher.close()
             runtime.close()
             raise ConfigError(f"alerts.chat_endpoint: {e}") from None
-    return Pipeline(cfg, None, scene, models, publisher, stop or threading.Event(), evidence, chat, runtime=runtime)
+    pipeline = Pipeline(cfg, None, scene, models, publisher, stop or threading.Event(), evidence, chat, runtime=runtime)
+    if cfg.http is not None:
+        from stream.api import ApiServer
+        try:
+            pipeline.api = ApiServer(pipeline, cfg.http)
+        except ConfigError:
+            if chat is not None:
+                chat.close()
+            publisher.close()
+            runtime.close()
+            raise
+    return pipeline
 
 
 def _hawkeye(cfg: HawkwatchConfig):

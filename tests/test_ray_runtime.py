@@ -38,6 +38,7 @@ def demo_config(tmp_path: Path, endpoint: str, labels: dict | None = None, **run
     cfg["alerts"].update(endpoint=endpoint, query_endpoint=next_port(endpoint),
                          chat_endpoint=next_port(next_port(endpoint)), wait_for_subscriber_s=0,
                          outbox={"path": str(tmp_path / "outbox.sqlite")}, evidence={"folder": str(tmp_path / "ev")})
+    cfg.pop("http", None)                     # tests run several pipelines: no fixed HTTP port
     if labels:
         cfg["cameras"]["lobby"]["labels"] = labels
     if runtime:

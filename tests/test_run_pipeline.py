@@ -188,3 +188,69 @@ def test_json_logs_are_one_object_a_line_with_the_start_up_line_and_no_secret(tm
     assert "door (rtsp rtsp://***@127.0.0.1:" in starting[0]
     assert "S3cr3t-99" not in err
     assert any(line["level"] == "WARNING" and "door" in line["message"] for line in lines)   # it could not connect
+
+
+def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp_path, clip12, models_dir,
+                                                                            free_endpoint):
+    import os
+    import urllib.error
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    from tests.servers import free_port
+    port = free_port()
+    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, replay="realtime",
+                          http={"endpoint": f"127.0.0.1:{port}", "token_env": "HAWKWATCH_TEST_TOKEN"})
+    sub = Subscriber(free_endpoint)
+    proc = subprocess_with_env(config, {**os.environ, "HAWKWATCH_TEST_TOKEN": "t0k-77"})
+
+    def get(path, token="t0k-77"):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("content-type"), r.read().decode()
+    try:
+        sub.receive_until(lambda msgs: sum(m["type"] == "verdict" for _, m in msgs) >= 2)
+        status, _, body = get("/api/cameras")
+        cameras = json.loads(body)
+        assert status == 200 and [c["camera"] for c in cameras] == ["lobby"] and cameras[0]["state"] == "streaming"
+        for token in (None, "wrong"):
+            try:
+                get("/api/cameras", token)
+                raise AssertionError("answered without the token")
+            except urllib.error.HTTPError as e:
+                assert e.code == 401
+        status, kind, text = get("/metrics")
+        assert status == 200 and kind.startswith("text/plain")
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        frames = [s.value for s in families["hawkwatch_frames_decoded"].samples if s.labels == {"camera": "lobby"}]
+        assert frames and frames[0] > 0
+        buckets = [s for s in families["hawkwatch_stage_latency_seconds"].samples
+                   if s.name.endswith("_bucket") and s.labels["stage"] == "scene"]
+        assert buckets and buckets[-1].labels["le"] == "+Inf" and buckets[-1].value >= 2
+        assert get("/openapi.json")[2].count("/api/cameras") >= 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        sub.close()
+
+
+def subprocess_with_env(config, env):
+    import subprocess
+    import sys
+    from tests.harness import ROOT
+    return subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_an_http_port_already_taken_is_a_config_error_at_start(tmp_path, clip12, models_dir, free_endpoint):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir,
+                              http={"endpoint": f"127.0.0.1:{port}"})
+        proc = start(config)
+        code, err = proc.wait(timeout=120), proc.stderr.read()
+    assert code == 2 and f"config error: http.endpoint 127.0.0.1:{port}: Address already in use" in err, err

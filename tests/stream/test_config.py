@@ -62,6 +62,12 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
     (lambda d: d["alerts"].update(endpoint="tcp://*:6100", chat_endpoint="tcp://127.0.0.1:6100",
                                   allow_plaintext=True),
      "alerts: chat_endpoint tcp://127.0.0.1:6100 is the same address as endpoint tcp://\\*:6100"),
+    (lambda d: d.update(http={"endpoint": "0.0.0.0:8080"}),
+     "http: endpoint 0.0.0.0:8080 is reachable from other machines: set token_env"),
+    (lambda d: d.update(http={"endpoint": "8080"}), "http: endpoint '8080' must be HOST:PORT"),
+    (lambda d: d.update(http={"endpoint": "127.0.0.1:8080", "certfile": "c.pem"}), "http: certfile and keyfile go together"),
+    (lambda d: d.update(runtime={"engine": "kubernetes"}), "runtime.engine: Input should be 'local' or 'ray'"),
+    (lambda d: d.update(runtime={"models": {"actors": 0}}), "runtime.models.actors: Input should be greater than or equal to 1"),
 ])
 def test_bad_config_is_one_line_naming_the_field_path(demo, mutate, expected):
     data = copy.deepcopy(demo)
