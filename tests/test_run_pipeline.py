@@ -193,9 +193,11 @@ def test_json_logs_are_one_object_a_line_with_the_start_up_line_and_no_secret(tm
 def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp_path, clip12, models_dir,
                                                                             free_endpoint):
     import os
+    import re
     import urllib.error
     import urllib.request
     from prometheus_client.parser import text_string_to_metric_families
+    from tests.harness import ROOT
     from tests.servers import free_port
     port = free_port()
     config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, replay="realtime",
@@ -228,6 +230,10 @@ def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp
                    if s.name.endswith("_bucket") and s.labels["stage"] == "scene"]
         assert buckets and buckets[-1].labels["le"] == "+Inf" and buckets[-1].value >= 2
         assert get("/openapi.json")[2].count("/api/cameras") >= 1
+        dashboard = json.loads((ROOT / "deploy/grafana/hawkwatch.json").read_text())
+        queried = {re.sub(r"_(total|bucket|sum|count)$", "", name) for panel in dashboard["panels"]
+                   for target in panel["targets"] for name in re.findall(r"hawkwatch_[a-z_]+", target["expr"])}
+        assert queried and queried <= set(families), queried - set(families)   # the dashboard asks for what is there
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
     finally:
