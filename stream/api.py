@@ -1,6 +1,7 @@
 """The HTTP API, served by the pipeline's own process (FastAPI on uvicorn, on a thread of its own).
 
     GET /api/cameras    every camera's latest health (state, fps, drops, latencies: what health/<camera> says)
+    GET /api/events     events from the outbox, newest first, by camera, category and time, paged
     GET /metrics        Prometheus: per camera counters, per-stage latency histograms, alerts by category,
                         queue depths, the outbox's state, catch-up requests
     GET /docs           the OpenAPI description (and /openapi.json)
@@ -14,16 +15,18 @@ a certificate is configured.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import socket
 import threading
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stream.alerts.outbox import Reader
 from stream.config import ConfigError, HttpConfig
 
 if TYPE_CHECKING:
@@ -108,6 +111,20 @@ def create_app(pipeline: Pipeline, token: str | None) -> FastAPI:
     @app.get("/api/cameras", summary="Every camera's latest health message")
     def cameras() -> list[dict]:
         return [pipeline.last_health[cam] for cam in sorted(pipeline.last_health)]
+
+    @app.get("/api/events", summary="Events, newest first: each one's latest message (open, update or close)")
+    def events(camera: str | None = None, category: str | None = None,
+               since: float | None = Query(None, description="epoch seconds: events whose span starts then or later"),
+               until: float | None = Query(None, description="epoch seconds: events whose span starts before"),
+               limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
+        reader = Reader(pipeline.publisher.outbox.path)     # a connection per request: requests run on a pool
+        try:
+            rows = reader.events(camera=camera, category=category, since=since, until=until, limit=limit,
+                                 offset=offset)
+        finally:
+            reader.close()
+        return {"events": [json.loads(r) for r in rows], "next_offset": offset + len(rows) if len(rows) == limit
+                else None}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics() -> Response:

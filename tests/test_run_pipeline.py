@@ -200,7 +200,8 @@ def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp
     from tests.harness import ROOT
     from tests.servers import free_port
     port = free_port()
-    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, replay="realtime",
+    events = {"open_threshold": 0.1, "close_threshold": 0.05, "min_duration_s": 1.0, "close_after_s": 1.0}
+    config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir, replay="realtime", events=events,
                           http={"endpoint": f"127.0.0.1:{port}", "token_env": "HAWKWATCH_TEST_TOKEN"})
     sub = Subscriber(free_endpoint)
     proc = subprocess_with_env(config, {**os.environ, "HAWKWATCH_TEST_TOKEN": "t0k-77"})
@@ -211,7 +212,16 @@ def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.headers.get("content-type"), r.read().decode()
     try:
-        sub.receive_until(lambda msgs: sum(m["type"] == "verdict" for _, m in msgs) >= 2)
+        sub.receive_until(lambda msgs: sum(m["type"] == "verdict" for _, m in msgs) >= 2 and
+                          any(m["type"] == "alert" for _, m in msgs))
+        opened = sub.of("alert")[0]
+        got = json.loads(get("/api/events?camera=lobby&limit=10")[2])
+        event = next(e for e in got["events"] if e["alert_id"] == opened["alert_id"])
+        assert event["category"] == opened["category"] and event["seq"] >= opened["seq"]   # its latest message
+        assert json.loads(get("/api/events?category=no-such-category")[2]) == {"events": [], "next_offset": None}
+        assert json.loads(get("/api/events?limit=1")[2])["next_offset"] == 1          # paged
+        later = json.loads(get(f"/api/events?since={opened['wall_start'] + 3600}")[2])
+        assert later["events"] == []
         status, _, body = get("/api/cameras")
         cameras = json.loads(body)
         assert status == 200 and [c["camera"] for c in cameras] == ["lobby"] and cameras[0]["state"] == "streaming"

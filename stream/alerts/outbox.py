@@ -296,5 +296,21 @@ class Reader:
     def cameras(self) -> dict[str, int]:
         return dict(self._con.execute("SELECT camera, last_seq FROM cameras ORDER BY camera"))
 
+    def events(self, *, camera: str | None = None, category: str | None = None, since: float | None = None,
+               until: float | None = None, limit: int = 50, offset: int = 0) -> list[str]:
+        """Events, newest first: each event's latest message (open, update or close), filtered by
+        camera, category and the wall time its span starts (`since` <= wall_start < `until`)."""
+        where, args = ["revision = (SELECT MAX(revision) FROM alerts b WHERE b.alert_id = a.alert_id)"], []
+        for clause, value in (("camera = ?", camera), ("json_extract(body, '$.category') = ?", category),
+                              ("json_extract(body, '$.wall_start') >= ?", since),
+                              ("json_extract(body, '$.wall_start') < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        rows = self._con.execute(f"SELECT body FROM alerts a WHERE {' AND '.join(where)} "
+                                 "ORDER BY json_extract(body, '$.wall_start') DESC, alert_id LIMIT ? OFFSET ?",
+                                 (*args, limit, offset)).fetchall()
+        return [r[0] for r in rows]
+
     def close(self) -> None:
         self._con.close()
