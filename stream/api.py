@@ -103,7 +103,7 @@ def create_app(pipeline: Pipeline, token: str | None) -> FastAPI:
             raise HTTPException(401, "send Authorization: Bearer <token> (the token in http.token_env)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    app = FastAPI(title="Hawkwatch", description="Cameras and metrics of a running Hawkwatch pipeline.",
+    app = FastAPI(title="Hawkwatch", description="Cameras, events and metrics of a running Hawkwatch pipeline.",
                   dependencies=[Depends(authorised)])
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(pipeline))
