@@ -89,6 +89,19 @@ class EventsConfig(_Strict):
         return self
 
 
+class WindowConfig(_Strict):
+    length_s: float = Field(4.0, gt=0.0, le=120.0, description="Window length in stream seconds.")
+    stride_s: float = Field(2.0, gt=0.0, le=120.0, description="Seconds between window starts (<= length).")
+    sample_fps: float = Field(2.0, gt=0.0, le=60.0, description="Frames per second sampled into a window.")
+
+    @model_validator(mode="after")
+    def _stride_within_length(self) -> WindowConfig:
+        if self.stride_s > self.length_s:
+            raise ValueError(f"stride_s ({self.stride_s}) must not exceed length_s ({self.length_s}): "
+                             "windows must cover the whole stream")
+        return self
+
+
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
@@ -102,6 +115,8 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
     enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
+    windows: WindowConfig | None = Field(None, description="This camera's windows (length, stride, sampling), "
+                                                            "field by field over the top-level windows.")
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="runtime ray: Ray node labels this camera's actor prefers (e.g. "
                                                "building: north, to run near its feed); any node when none has them.")
@@ -134,19 +149,6 @@ class CameraConfig(_Strict):
     @property
     def target(self) -> str:
         return str(self.path) if self.path is not None else (self.url or self.device)
-
-
-class WindowConfig(_Strict):
-    length_s: float = Field(4.0, gt=0.0, le=120.0, description="Window length in stream seconds.")
-    stride_s: float = Field(2.0, gt=0.0, le=120.0, description="Seconds between window starts (<= length).")
-    sample_fps: float = Field(2.0, gt=0.0, le=60.0, description="Frames per second sampled into a window.")
-
-    @model_validator(mode="after")
-    def _stride_within_length(self) -> WindowConfig:
-        if self.stride_s > self.length_s:
-            raise ValueError(f"stride_s ({self.stride_s}) must not exceed length_s ({self.length_s}): "
-                             "windows must cover the whole stream")
-        return self
 
 
 class PersonDetectorConfig(_Strict):
@@ -604,12 +606,17 @@ class HawkwatchConfig(_Strict):
             except ValidationError:
                 ingest = {}
 
+            windows = data.get("windows") or {}
+
             def merged(cam):
                 if not isinstance(cam, dict):
                     return cam
                 own = cam.get("ingest") or {}
                 both = {**ingest, **own} if isinstance(ingest, dict) and isinstance(own, dict) else own
-                return {"replay": replay, **cam, **({"ingest": both} if both else {})}
+                out = {"replay": replay, **cam, **({"ingest": both} if both else {})}
+                if isinstance(cam.get("windows"), dict) and isinstance(windows, dict):
+                    out["windows"] = {**windows, **cam["windows"]}   # the camera's own, field by field
+                return out
             data = {**data, "cameras": {k: merged(v) for k, v in data["cameras"].items()}}
         return data
 

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable
 
-from stream.config import CameraConfig
+from stream.config import CameraConfig, WindowConfig
 from stream.ingest.camera import CameraIngest
 from stream.ingest.source import VideoSource
 from stream.queues import StageQueue
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 class LocalCamera:
     """A camera's ingest on a thread of this process; its windows go to the shared scene stage."""
 
-    def __init__(self, pipeline: Pipeline, camera: str, source: VideoSource):
-        self.pipeline, self.camera, self.source = pipeline, camera, source
+    def __init__(self, pipeline: Pipeline, camera: str, source: VideoSource, windows: WindowConfig):
+        self.pipeline, self.camera, self.source, self.windows = pipeline, camera, source, windows
         self.kind, self.name = source.kind, source.name
         self._thread: threading.Thread | None = None
 
@@ -42,7 +42,7 @@ class LocalCamera:
         if policy == "auto":
             policy = "drop_oldest" if self.source.live else "block"
         ring = p.evidence.ring(self.camera) if p.evidence is not None else None
-        ingest = CameraIngest(self.source, p.cfg.windows, p.stats[self.camera], ring)
+        ingest = CameraIngest(self.source, self.windows, p.stats[self.camera], ring)
         reason = ingest.run(lambda window: p.emit_window(window, policy))
         p.emit_window(EndOfStream(self.camera, reason), policy)
 
@@ -67,7 +67,8 @@ class LocalRuntime:
     def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> LocalCamera:
         def on_state(state: str, detail: str | None) -> None:
             pipeline.state_changed(camera, state, detail)
-        return LocalCamera(pipeline, camera, self.make_source(camera, cfg, on_state))
+        source = self.make_source(camera, cfg, on_state)
+        return LocalCamera(pipeline, camera, source, cfg.windows or pipeline.cfg.windows)
 
     def close(self) -> None:
         pass

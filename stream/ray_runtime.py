@@ -71,7 +71,7 @@ class CameraWorker:
         if self.token is not None:
             return self._identity()
         c: CameraConfig = self.cfg.cameras[self.camera]
-        w = self.cfg.windows
+        w = c.windows or self.cfg.windows
         live = c.path is None
         self.skip_through = -1 if live else resume_after        # windows already delivered (a file's)
         self.id_shift = resume_after + 1 if live else 0          # a live camera's new stream continues the ids

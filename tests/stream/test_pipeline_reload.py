@@ -121,3 +121,26 @@ def test_a_failed_camera_stays_on_health_with_its_reason_until_removed(clip12, f
         stop.set()
         runner.join(timeout=30)
         sub.close()
+
+
+def test_each_camera_cuts_its_own_windows_over_the_top_level_ones(clip12, free_endpoint, tmp_path):
+    cfg = parse_config({
+        "cameras": {"wide": {"path": str(clip12)}, "quick": {"path": str(clip12), "windows": {"stride_s": 1.0,
+                                                                                            "length_s": 2.0}}},
+        "windows": {"length_s": 4.0, "stride_s": 2.0, "sample_fps": 2.0},
+        "models": {"person_detector": {"path": "x.onnx"}, "pose": {"path": "y.onnx"}},
+        "alerts": {"endpoint": free_endpoint, "query_endpoint": None, "chat_endpoint": None},
+    }, check_files=False)
+    assert cfg.cameras["quick"].windows.sample_fps == 2.0             # the fields it does not set come from the top
+
+    def make_source(camera, c, on_state):
+        return VideoSource(camera, c.target, is_file=True, replay="fast", ingest=c.ingest, on_state=on_state)
+    pipeline = Pipeline(cfg, make_source, StubScene(), BaselineDetector(cfg.detector.baseline),
+                        Publisher(free_endpoint, outbox=tmp_path / "outbox.sqlite"), threading.Event())
+    seen = []
+    pipeline.observers.append(seen.append)
+    assert pipeline.run() == 0
+    spans = {cam: [(v.start, v.end) for v in seen if getattr(v, "camera", None) == cam and hasattr(v, "seconds")]
+             for cam in ("wide", "quick")}
+    assert spans["wide"] == [(2.0 * k, min(2.0 * k + 4.0, 12.0)) for k in range(6)]
+    assert spans["quick"] == [(1.0 * k, min(1.0 * k + 2.0, 12.0)) for k in range(12)]
