@@ -137,12 +137,11 @@ def run(cfg, *, replay: str, seconds: float, sizes: list | None = None) -> dict:
         pipe.scene_arrived = measured
     with TreeCPU() as cpu:
         code = pipe.run()
-        cpu._sample()
-        end_cpu = sum(v - cpu._start.get(k, 0.0) for k, v in cpu._seen.items())
     assert code == 0, pipe.failure
     snaps = {cam: s.snapshot() for cam, s in pipe.stats.items()}
     wall = max(t for t, _ in last.values()) - min(t for t, _ in first.values())
-    return {"wall": wall, "cpu": end_cpu, "by_process": cpu.by_process(), "rss": cpu.peak_rss(), "stream": sum(last[c][1] - first[c][1] for c in first),
+    return {"wall": wall, "cpu": cpu.seconds, "by_process": cpu.by_process(), "rss": cpu.peak_rss(),
+            "stream": sum(last[c][1] - first[c][1] for c in first),
             "windows": sum(s["windows_done"] for s in snaps.values()),
             "latency": next(iter(snaps.values()))["latency_ms"]}
 
