@@ -1,10 +1,19 @@
-"""The HTTP API, served by the pipeline's own process (FastAPI on uvicorn, on a thread of its own).
+"""The HTTP API and the web console, served by the pipeline's own process (FastAPI on uvicorn, on
+a thread of its own).
 
-    GET /api/cameras    every camera's latest health (state, fps, drops, latencies: what health/<camera> says)
-    GET /api/events     events from the outbox, newest first, by camera, category and time, paged
-    GET /metrics        Prometheus: per camera counters, per-stage latency histograms, alerts by category,
-                        queue depths, the outbox's state, catch-up requests
-    GET /docs           the OpenAPI description (and /openapi.json)
+    GET  /api/cameras                    every camera's latest health (state, fps, drops, latencies)
+    GET  /api/cameras/{c}/snapshot.jpg   its latest scored window's last frame, the scene drawn on it
+    GET  /api/cameras/{c}/scores         its recent windows' scores, per second
+    POST /api/cameras/{c}/chat           a question about its recent windows (detector: hawkeye)
+    GET  /api/events                     events from the outbox, newest first, by camera, category, time; paged
+    GET  /api/events/{id}                one event's latest message and its review
+    GET  /api/events/{id}/keyframe.jpg, /clip.mp4   its evidence
+    PUT  /api/events/{id}/review         confirmed | false_alarm (stored beside the outbox)
+    GET  /api/labels                     the reviews as training labels (training/data.py's format)
+    GET  /metrics                        Prometheus: per camera counters, per-stage latency histograms,
+                                         alerts by category, queue depths, the outbox, catch-up requests
+    GET  /docs                           the OpenAPI description (and /openapi.json)
+    GET  /                               the console (stream/console/): cameras, timelines, events, chat
 
 In the pipeline's process because that is where the state is: the health it publishes, its
 counters and its outbox; a second process would have to rebuild all of it from the topics.
@@ -20,19 +29,28 @@ import logging
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, Field
 
 from stream.alerts.outbox import Reader
-from stream.config import ConfigError, HttpConfig
+from stream.alerts.reviews import ReviewStore, labels as review_labels
+from stream.config import ConfigError, HttpConfig, ZoneConfig
+from stream.types import Alert, Verdict
 
 if TYPE_CHECKING:
     from stream.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_WIDTH = 960          # pixels: snapshots of wider cameras are scaled down to this
+COOKIE = "hawkwatch_token"    # the console's sign-in keeps the bearer token here
+OPEN_PATHS = {"/login"}       # served without the token (the sign-in page itself)
 
 COUNTERS = {   # CameraStats counter -> what the metric says
     "frames_decoded": "Frames decoded.", "frames_sampled": "Frames sampled into windows (what the models see).",
@@ -94,42 +112,238 @@ class PipelineCollector:
                                       value=q["answered"])
 
 
-def create_app(pipeline: Pipeline, token: str | None) -> FastAPI:
-    def authorised(request: Request) -> None:
-        if token is None:
+class Recent:
+    """Each camera's recent verdicts (an observer of the pipeline): the console's score curves."""
+
+    def __init__(self, keep: int = 1800):      # 1 h of windows at a 2 s stride
+        self.keep = keep
+        self._verdicts: dict[str, deque[dict]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, item: Verdict | Alert) -> None:
+        if not isinstance(item, Verdict):
             return
-        sent = request.headers.get("authorization", "")
+        row = {"window_id": item.window_id, "start": item.start, "end": item.end, "wall_start": item.wall_start,
+               "wall_end": item.wall_end, "score": round(item.score, 4),
+               "seconds": [{"start": s.start, "end": s.end, "score": round(s.score, 4), "category": s.category}
+                           for s in item.seconds]}
+        with self._lock:
+            self._verdicts.setdefault(item.camera, deque(maxlen=self.keep)).append(row)
+
+    def scores(self, camera: str, since: float | None = None) -> list[dict]:
+        with self._lock:
+            rows = list(self._verdicts.get(camera, ()))
+        return [r for r in rows if since is None or r["wall_end"] >= since]
+
+    def score_of(self, camera: str, window_id: int) -> float | None:
+        with self._lock:
+            rows = self._verdicts.get(camera, ())
+            return next((r["score"] for r in reversed(rows) if r["window_id"] == window_id), None)
+
+
+class Snapshots:
+    """A camera's latest scored window: its last frame with the scene drawn on it, as JPEG. Made
+    once per window and camera (a console refreshing every second costs one picture per window)."""
+
+    def __init__(self, pipeline: Pipeline, recent: Recent, width: int = SNAPSHOT_WIDTH):
+        self.pipeline, self.recent, self.width = pipeline, recent, width
+        self._made: dict[tuple[str, bool], tuple[int, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def jpeg(self, camera: str, overlay: bool = True) -> bytes | None:
+        import cv2
+
+        from stream.scene.render import draw, label
+        scene, runner = self.pipeline.last_scene.get(camera), self.pipeline.sources.get(camera)
+        if scene is None or runner is None:
+            return None
+        with self._lock:
+            made = self._made.get((camera, overlay))
+        if made is not None and made[0] == scene.window_id:
+            return made[1]
+        image = runner.frame(scene.window_id)
+        if image is None:
+            return None
+        scale = min(1.0, self.width / image.shape[1])
+        if overlay:
+            image = draw(image, scene, len(scene.timestamps) - 1, scale=scale, trails=True)
+            zones = self.pipeline.zones.get(camera)
+            if zones is not None:
+                zones.draw(image)
+            score = self.recent.score_of(camera, scene.window_id)
+            if score is not None:
+                label(image, f"score {score:.2f}", (4, image.shape[0] - 6), (255, 255, 255))
+        elif scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        with self._lock:
+            self._made[(camera, overlay)] = (scene.window_id, data.tobytes())
+        return data.tobytes()
+
+
+class ChatRequest(BaseModel):
+    question: str = Field(description="A free question about the camera's recent windows.")
+    windows: int = Field(2, ge=1, le=8, description="How many recent windows the answer reads.")
+
+
+class ReviewRequest(BaseModel):
+    label: Literal["confirmed", "false_alarm"]
+    note: str = Field("", max_length=1000)
+    reviewer: str = Field("", max_length=100)
+
+
+def zones_yaml(camera: str, zones: dict[str, ZoneConfig]) -> str:
+    """The zones as the config's YAML (to keep what was drawn on the console)."""
+    lines = ["cameras:", f"  {camera}:", "    zones:" + ("" if zones else " {}")]
+    for name, z in zones.items():
+        points = ", ".join(f"[{x:g}, {y:g}]" for x, y in z.points)
+        lines.append(f"      {json.dumps(name)}: {{kind: {z.kind}, points: [{points}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def token_of(cfg: HttpConfig) -> str | None:
+    """The bearer token clients must send, or None (loopback only)."""
+    if cfg.token_env is None:
+        return None
+    token = os.environ.get(cfg.token_env)
+    if not token:
+        raise ConfigError(f"http.token_env: the environment variable {cfg.token_env} is not set")
+    return token
+
+
+def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | None = None) -> FastAPI:
+    def authorised(request: Request) -> None:
+        if token is None or request.url.path in OPEN_PATHS or request.url.path.startswith("/static/"):
+            return
+        sent = request.headers.get("authorization") or f"Bearer {request.cookies.get(COOKIE, '')}"
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
             raise HTTPException(401, "send Authorization: Bearer <token> (the token in http.token_env)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    app = FastAPI(title="Hawkwatch", description="Cameras, events and metrics of a running Hawkwatch pipeline.",
-                  dependencies=[Depends(authorised)])
+    app = FastAPI(title="Hawkwatch", description="Cameras, events, chat and metrics of a running Hawkwatch pipeline, "
+                  "and its web console (/).", dependencies=[Depends(authorised)])
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(pipeline))
+    recent = Recent()
+    pipeline.observers.append(recent.observe)
+    snapshots = Snapshots(pipeline, recent)
+    app.state.pipeline, app.state.recent, app.state.reviews, app.state.token = pipeline, recent, reviews, token
+
+    def camera_known(camera: str) -> str:
+        if camera not in pipeline.sources and camera not in pipeline.last_health:
+            raise HTTPException(404, f"no camera {camera!r}")
+        return camera
+
+    def reader() -> Reader:
+        return Reader(pipeline.publisher.outbox.path)     # a connection per request: requests run on a pool
+
+    def event_of(alert_id: str) -> dict:
+        r = reader()
+        try:
+            event = r.event(alert_id)
+        finally:
+            r.close()
+        if event is None:
+            raise HTTPException(404, f"no event {alert_id!r} in the outbox")
+        return event
 
     @app.get("/api/cameras", summary="Every camera's latest health message")
     def cameras() -> list[dict]:
         return [pipeline.last_health[cam] for cam in sorted(pipeline.last_health)]
+
+    @app.get("/api/cameras/{camera}/snapshot.jpg", summary="The latest scored window's last frame, scene drawn on it",
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+    def snapshot(camera: str, overlay: bool = True) -> Response:
+        data = snapshots.jpeg(camera_known(camera), overlay)
+        if data is None:
+            raise HTTPException(404, f"no scored window of camera {camera!r} yet")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/cameras/{camera}/scores", summary="Recent windows' scores, per second (the last hour)")
+    def scores(camera: str, since: float | None = Query(None, description="epoch seconds: windows ending then or "
+                                                                            "later")) -> list[dict]:
+        return recent.scores(camera_known(camera), since)
+
+    @app.get("/api/cameras/{camera}/zones", summary="The camera's zones (points relative to the picture)")
+    def get_zones(camera: str) -> dict:
+        found = pipeline.zones.get(camera_known(camera))
+        return {name: z.model_dump() for name, z in (found.zones.items() if found else ())}
+
+    @app.put("/api/cameras/{camera}/zones", summary="Replace the camera's zones until the pipeline restarts")
+    def zones(camera: str, body: dict[str, ZoneConfig]) -> dict:
+        from stream.scene.zones import Zones
+        pipeline.zones[camera_known(camera)] = Zones(body)
+        return {"zones": {name: z.model_dump() for name, z in body.items()}, "config": zones_yaml(camera, body)}
+
+    @app.post("/api/cameras/{camera}/chat", summary="Ask about the camera's recent windows")
+    def chat(camera: str, body: ChatRequest) -> dict:
+        from stream.alerts.query import RequestError
+        if pipeline.chat is None:
+            raise HTTPException(503, "chat is off in this pipeline")
+        try:
+            return pipeline.chat.handle({"op": "chat", "camera": camera_known(camera), "question": body.question,
+                                         "windows": body.windows})
+        except RequestError as e:
+            raise HTTPException(409, str(e)) from None
 
     @app.get("/api/events", summary="Events, newest first: each one's latest message (open, update or close)")
     def events(camera: str | None = None, category: str | None = None,
                since: float | None = Query(None, description="epoch seconds: events whose span starts then or later"),
                until: float | None = Query(None, description="epoch seconds: events whose span starts before"),
                limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
-        reader = Reader(pipeline.publisher.outbox.path)     # a connection per request: requests run on a pool
+        r = reader()
         try:
-            rows = reader.events(camera=camera, category=category, since=since, until=until, limit=limit,
-                                 offset=offset)
+            rows = r.events(camera=camera, category=category, since=since, until=until, limit=limit, offset=offset)
         finally:
-            reader.close()
-        return {"events": [json.loads(r) for r in rows], "next_offset": offset + len(rows) if len(rows) == limit
-                else None}
+            r.close()
+        found = [json.loads(row) for row in rows]
+        for event in found:
+            event["review"] = reviews.get(event["alert_id"]) if reviews is not None else None
+        return {"events": found, "next_offset": offset + len(rows) if len(rows) == limit else None}
+
+    @app.get("/api/events/{alert_id}", summary="One event's latest message, with its review")
+    def event(alert_id: str) -> dict:
+        found = event_of(alert_id)
+        return {**found, "review": reviews.get(alert_id) if reviews is not None else None}
+
+    @app.get("/api/events/{alert_id}/{name}", summary="The event's evidence: keyframe.jpg or clip.mp4",
+             response_class=FileResponse)
+    def evidence(alert_id: str, name: Literal["keyframe.jpg", "clip.mp4"]) -> FileResponse:
+        kind = name.split(".")[0]
+        item = next((e for e in event_of(alert_id).get("evidence", []) if e["kind"] == kind), None)
+        if item is None:
+            raise HTTPException(404, f"event {alert_id} has no {kind} (evidence off, not written yet, or lost)")
+        path, folder = Path(item["path"]).resolve(), pipeline.cfg.alerts.evidence.folder.resolve()
+        if not path.is_relative_to(folder) or not path.is_file():
+            raise HTTPException(404, f"the {kind} of event {alert_id} is not on this machine ({item['path']})")
+        return FileResponse(path, media_type="image/jpeg" if kind == "keyframe" else "video/mp4")
+
+    @app.put("/api/events/{alert_id}/review", summary="Review an event: confirmed or a false alarm")
+    def review(alert_id: str, body: ReviewRequest) -> dict:
+        if reviews is None:
+            raise HTTPException(503, "reviews are off in this pipeline")
+        found = event_of(alert_id)
+        return reviews.set(alert_id, found["camera"], body.label, body.note, body.reviewer)
+
+    @app.get("/api/labels", summary="The reviews as training labels (training/data.py's ground-truth format)")
+    def labels() -> dict:
+        if reviews is None:
+            raise HTTPException(503, "reviews are off in this pipeline")
+        done = reviews.all()
+        r = reader()
+        try:
+            found = {v["alert_id"]: e for v in done if (e := r.event(v["alert_id"])) is not None}
+        finally:
+            r.close()
+        videos = {cam: Path(c.path).name for cam, c in pipeline.cfg.cameras.items() if c.path is not None}
+        return review_labels(done, found, videos)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    from stream.console import mount
+    mount(app)
     return app
 
 
@@ -139,11 +353,7 @@ class ApiServer:
 
     def __init__(self, pipeline: Pipeline, cfg: HttpConfig):
         import uvicorn
-        token = None
-        if cfg.token_env is not None:
-            token = os.environ.get(cfg.token_env)
-            if not token:
-                raise ConfigError(f"http.token_env: the environment variable {cfg.token_env} is not set")
+        token = token_of(cfg)
         host, _, port = cfg.endpoint.rpartition(":")
         self.sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -154,7 +364,8 @@ class ApiServer:
             raise ConfigError(f"http.endpoint {cfg.endpoint}: {e.strerror or e}") from None
         self.sock.listen(64)
         self.url = f"{'https' if cfg.certfile else 'http'}://{cfg.endpoint}"
-        config = uvicorn.Config(create_app(pipeline, token), log_level="warning", access_log=False,
+        self.reviews = ReviewStore(cfg.reviews or pipeline.publisher.outbox.path.with_name("reviews.sqlite"))
+        config = uvicorn.Config(create_app(pipeline, token, self.reviews), log_level="warning", access_log=False,
                                 ssl_certfile=str(cfg.certfile) if cfg.certfile else None,
                                 ssl_keyfile=str(cfg.keyfile) if cfg.keyfile else None)
         self.server = uvicorn.Server(config)
@@ -163,10 +374,11 @@ class ApiServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("HTTP API on %s (cameras: %s/api/cameras, metrics: %s/metrics, docs: %s/docs)",
+        log.info("console on %s/ (API: %s/api/cameras, metrics: %s/metrics, docs: %s/docs)",
                  self.url, self.url, self.url, self.url)
 
     def close(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=10.0)
         self.sock.close()
+        self.reviews.close()

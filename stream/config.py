@@ -102,6 +102,23 @@ class WindowConfig(_Strict):
         return self
 
 
+class ZoneConfig(_Strict):
+    kind: Literal["include", "exclude"] = Field(
+        "include", description="include: events may open only in include zones (anywhere, when there is none); "
+                               "exclude: events never open here.")
+    points: list[tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]] = Field(
+        min_length=3, max_length=64, description="The polygon's corners, x and y relative to the picture (0..1, "
+                                                 "from the top left): draw it on the console's camera page.")
+
+    @model_validator(mode="after")
+    def _area(self) -> ZoneConfig:
+        xy = self.points
+        area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(xy, xy[1:] + xy[:1])) / 2
+        if abs(area) < 1e-4:
+            raise ValueError("the polygon encloses no area (its points lie on a line, or repeat)")
+        return self
+
+
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
@@ -117,6 +134,9 @@ class CameraConfig(_Strict):
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
     windows: WindowConfig | None = Field(None, description="This camera's windows (length, stride, sampling), "
                                                             "field by field over the top-level windows.")
+    zones: dict[str, ZoneConfig] = Field(default_factory=dict,
+                                         description="Where on the picture events may open (include) or never "
+                                                     "open (exclude), by name (README: Zones).")
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="runtime ray: Ray node labels this camera's actor prefers (e.g. "
                                                "building: north, to run near its feed); any node when none has them.")
@@ -527,8 +547,10 @@ class HttpConfig(_Strict):
                                                     "listens on loopback only.")
     certfile: Path | None = Field(None, description="A PEM certificate: serve HTTPS (with keyfile).")
     keyfile: Path | None = Field(None, description="The certificate's PEM private key.")
+    reviews: Path | None = Field(None, description="Where the console's event reviews are kept (SQLite); default: "
+                                                   "reviews.sqlite beside the outbox.")
 
-    _files = field_validator("certfile", "keyfile")(lambda v, info: None if v is None else _any_path(v, info))
+    _files = field_validator("certfile", "keyfile", "reviews")(lambda v, info: None if v is None else _any_path(v, info))
 
     @model_validator(mode="after")
     def _safe(self) -> HttpConfig:

@@ -13,6 +13,8 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 from stream.config import CameraConfig, WindowConfig
 from stream.ingest.camera import CameraIngest
 from stream.ingest.source import VideoSource
@@ -31,6 +33,7 @@ class LocalCamera:
         self.pipeline, self.camera, self.source, self.windows = pipeline, camera, source, windows
         self.kind, self.name = source.kind, source.name
         self._thread: threading.Thread | None = None
+        self.ingest: CameraIngest | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"source-{self.camera}", daemon=True)
@@ -42,7 +45,7 @@ class LocalCamera:
         if policy == "auto":
             policy = "drop_oldest" if self.source.live else "block"
         ring = p.evidence.ring(self.camera) if p.evidence is not None else None
-        ingest = CameraIngest(self.source, self.windows, p.stats[self.camera], ring)
+        ingest = self.ingest = CameraIngest(self.source, self.windows, p.stats[self.camera], ring)
         reason = ingest.run(lambda window: p.emit_window(window, policy))
         p.emit_window(EndOfStream(self.camera, reason), policy)
 
@@ -55,6 +58,9 @@ class LocalCamera:
 
     def counters(self) -> dict[str, int]:
         return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors}
+
+    def frame(self, window_id: int) -> np.ndarray | None:
+        return self.ingest.frame(window_id) if self.ingest is not None else None
 
 
 class LocalRuntime:

@@ -29,6 +29,8 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Callable, Protocol
 
+import numpy as np
+
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
@@ -41,6 +43,7 @@ from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
 from stream.scene.graph import SceneBuilder, scene_from_config
+from stream.scene.zones import Zones
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class CameraRunner(Protocol):
     def stop(self) -> None: ...
     def join(self, timeout: float) -> None: ...
     def counters(self) -> dict[str, int]: ...
+    def frame(self, window_id: int) -> np.ndarray | None: ...   # a recent window's last frame (snapshots)
 
 
 class Runtime(Protocol):
@@ -112,6 +116,8 @@ class Pipeline:
         self.duplicates = 0                      # windows scored twice (a restarted worker's), published once
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
         self.last_health: dict[str, dict] = {}   # camera -> its latest health message (the HTTP API's cameras)
+        self.last_scene: dict[str, SceneGraph] = {}   # camera -> its latest scored window's scene (snapshots)
+        self.zones: dict[str, Zones] = {}         # camera -> where its events may open (stream/scene/zones.py)
         self.api = None                          # the HTTP API server (stream/api.py), when configured
         self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if self.models.explains else None
         self._explained: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
@@ -133,6 +139,7 @@ class Pipeline:
         self.sources[camera] = runner
         self.stats[camera] = CameraStats(camera, runner.kind, runner.name)
         self.ended.pop(camera, None)
+        self.zones[camera] = Zones(cfg.zones)
 
     def state_changed(self, camera: str, state: str, detail: str | None) -> None:
         """A camera's source changed state (any thread); published by the calling thread."""
@@ -141,6 +148,8 @@ class Pipeline:
     def _forget_camera(self, camera: str) -> None:
         del self.sources[camera], self.stats[camera]
         self.last_health.pop(camera, None)
+        self.last_scene.pop(camera, None)
+        self.zones.pop(camera, None)
         self.ended.pop(camera, None)
 
     def _start_camera(self, camera: str) -> None:
@@ -257,10 +266,12 @@ class Pipeline:
                     verdict = replace(verdict, latency_ms={
                         **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
                 last[scene.camera] = verdict
+                self.last_scene[scene.camera] = scene
                 if self.chat is not None:
                     self.chat.remember(scene)
                 self.outbox.put(("verdict", verdict), abort=self._abort)
-                for alert in tracker_of(scene.camera).update(verdict):
+                zones = self.zones.get(scene.camera)
+                for alert in tracker_of(scene.camera).update(verdict, zones.admits(scene) if zones else None):
                     send(alert)
                     if alert.state == "open" and self.evidence is not None and \
                             self.evidence.submit(scene, verdict, alert):
@@ -539,10 +550,10 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
     except BaseException:
         runtime.close()
         raise
-    chat = None
+    chat = ChatService(models) if cfg.alerts.chat_endpoint is not None or cfg.http is not None else None
     if cfg.alerts.chat_endpoint is not None:
         try:
-            chat = ChatService(models).serve(cfg.alerts.chat_endpoint, publisher.configure)
+            chat.serve(cfg.alerts.chat_endpoint, publisher.configure)
         except OSError as e:
             publisher.close()
             runtime.close()

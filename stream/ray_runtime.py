@@ -177,6 +177,15 @@ class CameraWorker:
             out["stream_time"], out["declared_fps"] = snap["stream_time"], snap["declared_fps"]
         return out
 
+    def frame_jpeg(self, window_id: int) -> bytes | None:
+        """A recent window's last frame as JPEG (the console's snapshot; a frame is 1.3 MB raw)."""
+        import cv2
+        image = self.ingest.frame(window_id - self.id_shift) if self.token is not None else None
+        if image is None:
+            return None
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        return jpeg.tobytes() if ok else None
+
     def write_evidence(self, scene: SceneGraph, verdict: Verdict, alert: Alert) -> bool:
         """An opened event's keyframe and clip, from this camera's frames (the result comes with a pull)."""
         if self.evidence is None or self.token is None:
@@ -442,6 +451,16 @@ class RayCamera:
 
     def counters(self) -> dict[str, int]:
         return {**self._counters, "restarts": self.restarts}
+
+    def frame(self, window_id: int):
+        """A recent window's last frame, from the worker that holds the frames (None if gone)."""
+        import cv2
+        import numpy as np
+        try:
+            jpeg = self.runtime.ray.get(self.actor.frame_jpeg.remote(window_id), timeout=5)
+        except Exception:  # noqa: BLE001 - a worker being restarted has no frame to give
+            return None
+        return None if jpeg is None else cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
     def kill(self) -> None:
         if self._killed:

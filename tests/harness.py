@@ -41,6 +41,28 @@ def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path,
     return path
 
 
+def demo_config(tmp_path: Path, endpoint: str, labels: dict | None = None, http: dict | None = None,
+                **runtime) -> Path:
+    """configs/demo.yaml as shipped, with its files found from tmp_path, free endpoints, `http` (none by
+    default: tests run several pipelines, no fixed port) and `runtime`."""
+    cfg = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
+    cfg["cameras"]["lobby"]["path"] = str(ROOT / "data/vtest.avi")
+    for part in ("person_detector", "pose"):
+        cfg["models"][part]["path"] = str(ROOT / "configs" / cfg["models"][part]["path"])
+    cfg["detector"]["hawkeye"]["model"] = str(ROOT / "models/hawkeye")
+    cfg["alerts"].update(endpoint=endpoint, query_endpoint=next_port(endpoint),
+                         chat_endpoint=next_port(next_port(endpoint)), wait_for_subscriber_s=0,
+                         outbox={"path": str(tmp_path / "outbox.sqlite")}, evidence={"folder": str(tmp_path / "ev")})
+    cfg["http"] = http
+    if labels:
+        cfg["cameras"]["lobby"]["labels"] = labels
+    if runtime:
+        cfg["runtime"] = runtime
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 class Subscriber:
     def __init__(self, endpoint: str):
         self.sock = zmq.Context.instance().socket(zmq.SUB)

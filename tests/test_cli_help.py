@@ -9,7 +9,7 @@ import pytest
 from stream.cli import Parser
 
 CLIS = ["training.synth", "training.evaluate", "training.qa", "training.cues", "training.extract", "training.train",
-        "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.ingest.clips",
+        "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.alerts.reviews", "stream.ingest.clips",
         "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline", "run_pipeline check"]
 
 

@@ -12,7 +12,7 @@ import yaml
 from stream.config import load_config
 from stream.pipeline import build_pipeline
 from stream.types import Alert, EndOfStream, Verdict
-from tests.harness import ROOT, Subscriber, all_stopped, next_port, start, write_config
+from tests.harness import ROOT, Subscriber, all_stopped, demo_config, start, write_config
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray")
@@ -26,26 +26,6 @@ def cluster():
     c.north = c.add_node(num_cpus=2, labels={"site": "north"})
     yield c
     c.shutdown()
-
-
-def demo_config(tmp_path: Path, endpoint: str, labels: dict | None = None, **runtime) -> Path:
-    """configs/demo.yaml as shipped, with its files found from tmp_path, free endpoints and `runtime`."""
-    cfg = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
-    cfg["cameras"]["lobby"]["path"] = str(ROOT / "data/vtest.avi")
-    for part in ("person_detector", "pose"):
-        cfg["models"][part]["path"] = str(ROOT / "configs" / cfg["models"][part]["path"])
-    cfg["detector"]["hawkeye"]["model"] = str(ROOT / "models/hawkeye")
-    cfg["alerts"].update(endpoint=endpoint, query_endpoint=next_port(endpoint),
-                         chat_endpoint=next_port(next_port(endpoint)), wait_for_subscriber_s=0,
-                         outbox={"path": str(tmp_path / "outbox.sqlite")}, evidence={"folder": str(tmp_path / "ev")})
-    cfg.pop("http", None)                     # tests run several pipelines: no fixed HTTP port
-    if labels:
-        cfg["cameras"]["lobby"]["labels"] = labels
-    if runtime:
-        cfg["runtime"] = runtime
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def run(config: Path, *, replay: str, duration_s: float, during=None, prepare=None) -> tuple[list[Verdict], list[Alert], dict]:

@@ -312,5 +312,11 @@ class Reader:
                                  (*args, limit, offset)).fetchall()
         return [r[0] for r in rows]
 
+    def event(self, alert_id: str) -> dict[str, Any] | None:
+        """An event's latest message, or None when the outbox has none (unknown, or pruned)."""
+        row = self._con.execute("SELECT body FROM alerts WHERE alert_id = ? ORDER BY revision DESC LIMIT 1",
+                                (alert_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def close(self) -> None:
         self._con.close()

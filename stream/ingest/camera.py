@@ -8,6 +8,8 @@ frames clips are cut from.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -18,9 +20,11 @@ from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler
 from stream.metrics import CameraStats
 from stream.redact import redact
-from stream.types import Window
+from stream.types import Frame, Window
 
 log = logging.getLogger(__name__)
+
+KEEP_FRAMES = 16     # windows whose last frame stays at hand: a snapshot's scene is a few windows behind ingest
 
 
 class CameraIngest:
@@ -29,6 +33,8 @@ class CameraIngest:
         self.source, self.stats, self.ring = source, stats, ring
         self.camera = source.camera
         self.assembler = WindowAssembler(source.camera, windows.length_s, windows.stride_s, windows.sample_fps)
+        self._last_frames: OrderedDict[int, Frame] = OrderedDict()   # window id -> its last sampled frame
+        self._frames_lock = threading.Lock()
 
     def run(self, emit: Callable[[Window], bool]) -> str:
         """Decode until the source ends, handing each completed window to `emit` (which returns
@@ -69,7 +75,19 @@ class CameraIngest:
 
     def _emit(self, window: Window, emit: Callable[[Window], bool]) -> bool:
         self.stats.count("windows_emitted")
+        if window.frames:
+            with self._frames_lock:
+                self._last_frames[window.window_id] = window.frames[-1]
+                while len(self._last_frames) > KEEP_FRAMES:
+                    self._last_frames.popitem(last=False)
         return emit(window)
+
+    def frame(self, window_id: int) -> np.ndarray | None:
+        """The last sampled frame of a recent window (the console's snapshot under its scene), or
+        None when the window is older than the last KEEP_FRAMES or had no frames."""
+        with self._frames_lock:
+            frame = self._last_frames.get(window_id)
+        return frame.image if frame is not None else None
 
     def counters(self) -> dict[str, int]:
         """The source's own counters, for health."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 from stream.config import EventsConfig
 from stream.types import Alert, Evidence, Verdict
@@ -39,7 +40,9 @@ class EventTracker:
         self._cooldown_until = float("-inf")
         self._open: _Open | None = None
 
-    def update(self, verdict: Verdict) -> list[Alert]:
+    def update(self, verdict: Verdict, admits: Callable[[float, float], bool] | None = None) -> list[Alert]:
+        """The alerts this window's seconds cause. `admits(start, end)`: whether an event may open in
+        that second (the camera's zones); None: anywhere."""
         alerts = []
         span = max(verdict.end - verdict.start, _EPS)
 
@@ -51,7 +54,8 @@ class EventTracker:
                 continue
             self._decided_until = sec.end
             if self._open is None:
-                if sec.score >= self.cfg.open_threshold and sec.start >= self._cooldown_until - _EPS:
+                if sec.score >= self.cfg.open_threshold and sec.start >= self._cooldown_until - _EPS and \
+                        (admits is None or admits(sec.start, sec.end)):
                     if self._above_since is None:
                         self._above_since, self._above_wall = sec.start, wall_at(sec.start)
                     if sec.end - self._above_since >= self.cfg.min_duration_s - _EPS:

@@ -1,0 +1,218 @@
+"""The web console: server-rendered pages over the HTTP API (stream/api.py), in the same app.
+
+    /                   every camera: its snapshot (refreshed every second) and state
+    /cameras/{c}        a camera: snapshot with zones (drawn here), score timeline with its events, chat
+    /events             events, newest first, by camera and category
+    /events/{id}        an event: keyframe, clip, explanation, span, and the review buttons
+    /login              the token, where the API wants one (kept in a cookie)
+
+Jinja templates and one small script (static/console.js: refreshes, chat, the zone editor); no
+build step, nothing fetched from elsewhere, so the console works on a site without internet.
+The timeline is an SVG drawn here from the scores the pipeline keeps (`Recent`) and the events in
+the outbox.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from stream.alerts.outbox import Reader
+
+HERE = Path(__file__).parent
+TIMELINE_W, TIMELINE_H = 900, 180       # the timeline's SVG size, pixels
+SVG_STYLE = (".plot{fill:#0c0f13;stroke:#2c333d}.event{fill:rgba(200,69,61,.3)}.event.open,.event.update"
+             "{fill:rgba(201,148,43,.35)}.threshold{stroke:#8b95a1;stroke-dasharray:4 3;stroke-width:1}"
+             ".threshold.open{stroke:#c8453d}.scores{fill:none;stroke:#4d9de0;stroke-width:1.6}"
+             ".axis{fill:#8b95a1;font:11px system-ui,sans-serif}")
+STATE_CLASSES = {"streaming": "ok", "connecting": "warn", "reconnecting": "warn", "stalled": "warn"}
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["clock"] = lambda t: datetime.fromtimestamp(t).strftime("%H:%M:%S") if t else "–"
+templates.env.filters["day"] = lambda t: datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "–"
+templates.env.globals["state_class"] = lambda state: STATE_CLASSES.get(state, "bad")
+
+
+def timeline_svg(rows: list[dict], events: list[dict], *, start: float, end: float, open_threshold: float,
+                 close_threshold: float) -> str:
+    """The scores of [start, end] (wall clock) as a curve, the thresholds as lines, the events as
+    bands linking to their pages."""
+    w, h, left, bottom = TIMELINE_W, TIMELINE_H, 34, 20
+    span = max(end - start, 1e-6)
+
+    def x(t: float) -> float:
+        return left + (w - left - 4) * (min(max(t, start), end) - start) / span
+
+    def y(score: float) -> float:
+        return 6 + (h - bottom - 6) * (1.0 - score)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="timeline" role="img" '
+             f'aria-label="scores and events"><style>{SVG_STYLE}</style>',
+             f'<rect x="{left}" y="6" width="{w - left - 4}" height="{h - bottom - 6}" class="plot"/>']
+    for e in events:
+        x0, x1 = x(e["wall_start"]), x(e["wall_end"] if e["state"] == "close" else end)
+        parts.append(f'<a href="/events/{e["alert_id"]}"><rect class="event {e["state"]}" x="{x0:.1f}" y="6" '
+                     f'width="{max(x1 - x0, 2):.1f}" height="{h - bottom - 6}"><title>{e["category"]} '
+                     f'{e["score"]:.2f} ({e["state"]})</title></rect></a>')
+    for value, name in ((open_threshold, "open"), (close_threshold, "close")):
+        parts.append(f'<line class="threshold {name}" x1="{left}" x2="{w - 4}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
+    for value in (0.0, open_threshold, 1.0):
+        parts.append(f'<text x="2" y="{y(value) + 4:.1f}" class="axis">{value:.2f}</text>')
+    points, seen = [], set()
+    for r in rows:
+        duration = max(r["end"] - r["start"], 1e-6)
+        for s in r["seconds"]:
+            t = r["wall_start"] + (r["wall_end"] - r["wall_start"]) * ((s["start"] + s["end"]) / 2 - r["start"]) / duration
+            key = round(s["start"], 3)
+            if start <= t <= end and key not in seen:     # overlapping windows score a second twice: the first
+                seen.add(key)
+                points.append((t, s["score"]))
+    points.sort()
+    if points:
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+        parts.append(f'<polyline class="scores" points="{path}"/>')
+    for k in range(6):
+        t = start + span * k / 5
+        parts.append(f'<text x="{x(t) - (28 if k == 5 else 0 if k == 0 else 14):.1f}" y="{h - 5}" class="axis">'
+                     f'{datetime.fromtimestamp(t).strftime("%H:%M:%S")}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def mount(app: FastAPI) -> None:
+    """The console's pages and files, on the API's app (its token guards them too)."""
+    router = APIRouter(include_in_schema=False)
+
+    def pipeline(request: Request):
+        return request.app.state.pipeline
+
+    def cameras(request: Request) -> list[dict]:
+        p = pipeline(request)
+        out = []
+        for cam in sorted(p.sources.keys() | p.last_health.keys()):
+            health = p.last_health.get(cam, {})
+            out.append({"id": cam, "state": health.get("state", "starting"), "health": health,
+                        "zones": p.zones.get(cam)})
+        return out
+
+    def recent_events(request: Request, **filters) -> list[dict]:
+        reader = Reader(pipeline(request).publisher.outbox.path)
+        try:
+            return [json.loads(r) for r in reader.events(**filters)]
+        finally:
+            reader.close()
+
+    def event_thresholds(request: Request, camera: str):
+        p = pipeline(request)
+        cam = p.cfg.cameras.get(camera)
+        return cam.events if cam is not None and cam.events is not None else p.cfg.events
+
+    @router.get("/", response_class=HTMLResponse)
+    def grid(request: Request):
+        return templates.TemplateResponse(request, "grid.html", {"cameras": cameras(request), "page": "cameras"})
+
+    @router.get("/cameras/{camera}", response_class=HTMLResponse)
+    def camera_page(request: Request, camera: str, minutes: float = 10.0):
+        found = next((c for c in cameras(request) if c["id"] == camera), None)
+        if found is None:
+            raise HTTPException(404, f"no camera {camera!r}")
+        zones = {name: z.model_dump() for name, z in (found["zones"].zones.items() if found["zones"] else ())}
+        return templates.TemplateResponse(request, "camera.html", {
+            "camera": found, "page": "cameras", "minutes": minutes, "zones_json": json.dumps(zones),
+            "events": recent_events(request, camera=camera, limit=20),
+            "talks": pipeline(request).chat is not None and pipeline(request).chat.talks})
+
+    @router.get("/cameras/{camera}/timeline.svg")
+    def timeline(request: Request, camera: str, minutes: float = 10.0, end: float | None = None):
+        end = end or time.time()
+        start = end - max(0.5, min(minutes, 60.0)) * 60.0
+        rows = request.app.state.recent.scores(camera, since=start)
+        if rows:      # a camera that started within the span: the span starts with it (at least a minute)
+            start = max(start, min(rows[0]["wall_start"] - 5.0, end - 60.0))
+        events = [e for e in recent_events(request, camera=camera, since=start - 3600, limit=200)
+                  if (e["wall_end"] if e["state"] == "close" else end) >= start]
+        th = event_thresholds(request, camera)
+        svg = timeline_svg(rows, events, start=start, end=end, open_threshold=th.open_threshold,
+                           close_threshold=th.close_threshold)
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+    @router.get("/events", response_class=HTMLResponse)
+    def events_page(request: Request, camera: str | None = None, category: str | None = None, offset: int = 0):
+        limit = 50
+        found = recent_events(request, camera=camera or None, category=category or None, limit=limit + 1,
+                              offset=max(0, offset))
+        reviews = request.app.state.reviews
+        for e in found:
+            e["review"] = reviews.get(e["alert_id"]) if reviews is not None else None
+        return templates.TemplateResponse(request, "events.html", {
+            "events": found[:limit], "page": "events", "camera": camera or "", "category": category or "",
+            "cameras": [c["id"] for c in cameras(request)], "offset": offset,
+            "next_offset": offset + limit if len(found) > limit else None})
+
+    @router.get("/events/{alert_id}", response_class=HTMLResponse)
+    def event_page(request: Request, alert_id: str):
+        reader = Reader(pipeline(request).publisher.outbox.path)
+        try:
+            event = reader.event(alert_id)
+        finally:
+            reader.close()
+        if event is None:
+            raise HTTPException(404, f"no event {alert_id!r}")
+        reviews = request.app.state.reviews
+        kinds = {e["kind"] for e in event.get("evidence", [])}
+        return templates.TemplateResponse(request, "event.html", {
+            "event": event, "page": "events", "kinds": kinds,
+            "review": reviews.get(alert_id) if reviews is not None else None})
+
+    @router.post("/events/{alert_id}/review")
+    def review_form(request: Request, alert_id: str, label: str = Form(...), note: str = Form("")):
+        from stream.alerts.reviews import ReviewError
+        reviews = request.app.state.reviews
+        reader = Reader(pipeline(request).publisher.outbox.path)
+        try:
+            event = reader.event(alert_id)
+        finally:
+            reader.close()
+        if reviews is None or event is None:
+            raise HTTPException(404, f"no event {alert_id!r} to review")
+        try:
+            reviews.set(alert_id, event["camera"], label, note)
+        except ReviewError as e:
+            raise HTTPException(422, str(e)) from None
+        return RedirectResponse(f"/events/{alert_id}", status_code=303)
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login(request: Request, next: str = "/"):
+        return templates.TemplateResponse(request, "login.html", {"next": next, "page": "", "wrong": False})
+
+    @router.post("/login")
+    def login_post(request: Request, token: str = Form(...), next: str = Form("/")):
+        import hmac
+
+        from stream.api import COOKIE
+        if request.app.state.token is None or hmac.compare_digest(token.encode(), request.app.state.token.encode()):
+            target = next if next.startswith("/") and not next.startswith("//") else "/"
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https")
+            return response
+        return templates.TemplateResponse(request, "login.html", {"next": next, "page": "", "wrong": True},
+                                          status_code=401)
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(HTTPException)
+    async def signed_out(request: Request, exc: HTTPException):
+        """A page asked for without the token: the sign-in page; the API keeps its JSON errors."""
+        from fastapi.exception_handlers import http_exception_handler
+        if exc.status_code == 401 and not request.url.path.startswith(("/api/", "/metrics")) and \
+                "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return await http_exception_handler(request, exc)

@@ -1,0 +1,119 @@
+// Hawkwatch console: refreshes snapshots (every second), states and the timeline; chat; the zone editor.
+"use strict";
+
+function refreshSnapshots() {
+  for (const img of document.querySelectorAll("img.snapshot")) {
+    if (img.dataset.busy) continue;
+    img.dataset.busy = "1";
+    const next = new Image();
+    next.onload = () => { img.src = next.src; img.classList.add("loaded"); img.classList.remove("missing"); delete img.dataset.busy; };
+    next.onerror = () => { img.classList.add("missing"); delete img.dataset.busy; };
+    next.src = img.dataset.src + "?t=" + Date.now();
+  }
+}
+
+const STATE_CLASS = { streaming: "ok", connecting: "warn", reconnecting: "warn", stalled: "warn" };
+
+async function refreshStates() {
+  let cameras;
+  try { cameras = await (await fetch("/api/cameras")).json(); } catch (e) { return; }
+  for (const h of cameras) {
+    for (const badge of document.querySelectorAll(`[data-camera="${h.camera}"] [data-field="state"], [data-camera-state="${h.camera}"]`)) {
+      badge.textContent = h.state;
+      badge.className = "badge " + (STATE_CLASS[h.state] || "bad");
+    }
+    for (const stats of document.querySelectorAll(`[data-camera="${h.camera}"] [data-field="stats"]`)) {
+      stats.textContent = `${(h.fps_in || 0).toFixed(1)} fps · ${h.windows_done || 0} windows · ${h.alerts || 0} alerts`;
+    }
+  }
+}
+
+function refreshTimeline() {
+  const img = document.getElementById("timeline");
+  if (img) img.src = img.dataset.src + "&t=" + Date.now();
+}
+
+function setUpChat() {
+  const form = document.getElementById("chat");
+  if (!form) return;
+  const log = document.getElementById("chat-log");
+  const say = (cls, text) => { const li = document.createElement("li"); li.className = cls; li.textContent = text; log.append(li); li.scrollIntoView(); return li; };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = form.elements.question, question = input.value.trim();
+    if (!question) return;
+    say("q", question);
+    input.value = "";
+    const pending = say("pending", "…");
+    try {
+      const r = await fetch(`/api/cameras/${form.dataset.camera}/chat`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ question }) });
+      const body = await r.json();
+      if (r.ok) { pending.textContent = body.answer + `  (windows ${body.windows.join(", ")}, ${Math.round(body.ms)} ms)`; pending.className = "a"; }
+      else { pending.textContent = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); pending.className = "error"; }
+    } catch (e) { pending.textContent = "no answer: " + e; pending.className = "error"; }
+  });
+}
+
+function setUpZones() {
+  const editor = document.getElementById("zone-editor");
+  if (!editor) return;
+  const camera = editor.closest("[data-camera]").dataset.camera;
+  const svg = editor.querySelector("svg.zones"), list = document.getElementById("zone-list");
+  const yaml = document.getElementById("zone-yaml");
+  const zones = JSON.parse(editor.dataset.zones || "{}");
+  let draft = [];
+  const ns = "http://www.w3.org/2000/svg";
+  const fmt = (p) => p.map(([x, y]) => `${x},${y}`).join(" ");
+  function draw() {
+    svg.replaceChildren();
+    for (const [name, z] of Object.entries(zones)) {
+      const poly = document.createElementNS(ns, "polygon");
+      poly.setAttribute("points", fmt(z.points)); poly.setAttribute("class", z.kind);
+      svg.append(poly);
+    }
+    if (draft.length) {
+      const line = document.createElementNS(ns, "polyline");
+      line.setAttribute("points", fmt(draft.concat([draft[0]]))); line.setAttribute("class", "draft");
+      svg.append(line);
+    }
+    list.replaceChildren(...Object.entries(zones).map(([name, z]) => {
+      const li = document.createElement("li");
+      li.textContent = `${name} (${z.kind}, ${z.points.length} corners) `;
+      const rm = document.createElement("button"); rm.type = "button"; rm.textContent = "remove";
+      rm.onclick = () => { delete zones[name]; draw(); };
+      li.append(rm); return li;
+    }));
+  }
+  editor.addEventListener("click", (ev) => {
+    if (!document.querySelector("details.zones-panel").open) return;
+    const img = editor.querySelector("img"), r = img.getBoundingClientRect();
+    const x = (ev.clientX - r.left) / r.width, y = (ev.clientY - r.top) / r.height;
+    if (x < 0 || x > 1 || y < 0 || y > 1) return;
+    draft.push([Math.round(x * 1000) / 1000, Math.round(y * 1000) / 1000]);
+    draw();
+  });
+  document.getElementById("zone-clear").onclick = () => { draft = []; draw(); };
+  document.getElementById("zone-add").onclick = () => {
+    const name = document.getElementById("zone-name").value.trim();
+    if (!name || draft.length < 3) { alert("Name the zone and place at least 3 corners on the picture."); return; }
+    zones[name] = { kind: document.getElementById("zone-kind").value, points: draft };
+    draft = []; draw();
+  };
+  document.getElementById("zone-apply").onclick = async () => {
+    const r = await fetch(`/api/cameras/${camera}/zones`, {
+      method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(zones) });
+    const body = await r.json();
+    yaml.hidden = false;
+    yaml.textContent = r.ok ? "Applied until the pipeline restarts. To keep them, put this in the config:\n\n" + body.config
+                            : "Not applied: " + JSON.stringify(body.detail);
+  };
+  draw();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  refreshSnapshots(); setInterval(refreshSnapshots, 1000);
+  refreshStates(); setInterval(refreshStates, 2000);
+  setInterval(refreshTimeline, 5000);
+  setUpChat(); setUpZones();
+});

@@ -1,0 +1,222 @@
+"""The web console in a real browser (Debian's chromium driven by selenium through Debian's
+chromedriver; nothing downloaded): the demo config with the shipped Hawkeye model, replaying
+vtest.avi behind a token, clicked through sign-in, the camera grid, a camera's page (snapshot,
+timeline, chat, a zone drawn and applied), the events list and an event page (keyframe, clip,
+review), and the labels the review exports.
+
+HAWKWATCH_SCREENSHOTS=docs/console pytest tests/test_console.py   # also keeps the screenshots there
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT, demo_config
+from tests.servers import free_port
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+TOKEN = "console-t0k"
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                                reason="needs Debian's chromium and chromium-driver (make sysdeps installs them)")
+
+
+def _browser(width: int = 1360, height: int = 980):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def _get(url: str, token: str | None = TOKEN):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory, vtest):
+    """The demo pipeline (looping fast replay, low event thresholds so events come early) serving
+    the console behind a token; yields its URL once an event's keyframe and clip are written."""
+    tmp = tmp_path_factory.mktemp("console")
+    port = free_port()
+    config = demo_config(tmp, f"tcp://127.0.0.1:{free_port()}",
+                         http={"endpoint": f"127.0.0.1:{port}", "token_env": "HAWKWATCH_CONSOLE_TOKEN"})
+    import yaml
+    cfg = yaml.safe_load(config.read_text())
+    cfg.update(replay="realtime", events={"open_threshold": 0.5, "close_threshold": 0.45, "min_duration_s": 1.0,
+                                          "close_after_s": 1.0})
+    config.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), "--loop"],
+                            cwd=ROOT, env={**os.environ, "HAWKWATCH_CONSOLE_TOKEN": TOKEN},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no event with its evidence within 240 s"
+            try:
+                events = _get(f"{url}/api/events?camera=lobby")["events"]
+            except (urllib.error.URLError, ConnectionError):
+                events = []
+            if any({e["kind"] for e in ev["evidence"]} >= {"keyframe", "clip"} for ev in events):
+                break
+            time.sleep(1.0)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = _browser()
+    yield driver
+    driver.quit()
+
+
+def _shot(driver, name: str) -> None:
+    folder = os.environ.get("HAWKWATCH_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        size = driver.get_window_size()
+        driver.execute_script("window.scrollTo(0, 0)")
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(size["width"], max(size["height"], height + 140))   # the whole page
+        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+        driver.set_window_size(size["width"], size["height"])
+
+
+def _wait(driver, condition, timeout: float = 30.0, what: str = ""):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                         ).until(condition, message=what)
+
+
+def _image_shown(driver, css: str):
+    """A condition: the image matching `css` has loaded a picture."""
+    def shown(d):
+        return d.execute_script("const i = document.querySelector(arguments[0]); "
+                                "return i && i.complete && i.naturalWidth > 0 ? i.naturalWidth : 0;", css)
+    return shown
+
+
+def test_the_console_signs_in_and_shows_every_camera_live(console, browser):
+    from selenium.webdriver.common.by import By
+    with pytest.raises(urllib.error.HTTPError) as refused:          # the API behind the same token
+        _get(f"{console}/api/cameras", token=None)
+    assert refused.value.code == 401
+    browser.get(console + "/")
+    _wait(browser, lambda d: "/login" in d.current_url, what="a page without the token goes to sign-in")
+    browser.find_element(By.NAME, "token").send_keys("not-it")
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    assert "That is not the token" in browser.page_source
+    browser.find_element(By.NAME, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    card = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, '.card[data-camera="lobby"]'))
+    assert _wait(browser, _image_shown(browser, ".card img.snapshot"), what="the snapshot loads") > 0
+    first = browser.execute_script("return document.querySelector('.card img.snapshot').src")
+    _wait(browser, lambda d: d.execute_script("return document.querySelector('.card img.snapshot').src") != first,
+          timeout=10, what="the snapshot is refreshed")
+    badge = card.find_element(By.CSS_SELECTOR, '[data-field="state"]')
+    assert badge.text == "streaming" and "ok" in badge.get_attribute("class")
+    _wait(browser, lambda d: "windows" in card.find_element(By.CSS_SELECTOR, '[data-field="stats"]').text)
+    _shot(browser, "cameras")
+
+
+def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(console, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    browser.get(console + "/")
+    browser.find_element(By.CSS_SELECTOR, '.card[data-camera="lobby"]').click()
+    _wait(browser, lambda d: d.current_url.endswith("/cameras/lobby"))
+    assert _wait(browser, _image_shown(browser, "#zone-editor img.snapshot")) > 0
+    assert _wait(browser, _image_shown(browser, "#timeline"), what="the timeline draws") > 0
+    svg = urllib.request.urlopen(urllib.request.Request(f"{console}/cameras/lobby/timeline.svg",
+                                                        headers={"Authorization": f"Bearer {TOKEN}"})).read().decode()
+    assert 'class="scores"' in svg and 'class="event' in svg     # the score curve and the events on it
+    assert browser.find_elements(By.CSS_SELECTOR, "table.events a.event-link")
+
+    box = browser.find_element(By.CSS_SELECTOR, "form#chat input[name=question]")
+    box.send_keys("Is anyone running?")
+    browser.find_element(By.CSS_SELECTOR, "form#chat button").click()
+    answer = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#chat-log li.a"), timeout=60,
+                   what="the chat answers")
+    assert "windows" in answer.text and answer.text.split("(windows")[0].strip()
+
+    browser.find_element(By.CSS_SELECTOR, "details.zones-panel summary").click()
+    image = browser.find_element(By.CSS_SELECTOR, "#zone-editor img.snapshot")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+    w, h = image.size["width"], image.size["height"]
+    for fx, fy in ((0.1, 0.5), (0.9, 0.5), (0.9, 0.95), (0.1, 0.95)):   # the lower half of the lobby
+        ActionChains(browser).move_to_element_with_offset(image, int((fx - 0.5) * w), int((fy - 0.5) * h)).click().perform()
+    browser.find_element(By.ID, "zone-name").send_keys("floor")
+    browser.find_element(By.ID, "zone-add").click()
+    assert "floor (include, 4 corners)" in browser.find_element(By.ID, "zone-list").text
+    browser.find_element(By.ID, "zone-apply").click()
+    yaml_box = _wait(browser, lambda d: d.find_element(By.ID, "zone-yaml") if d.find_element(By.ID, "zone-yaml").text
+                     else None)
+    assert "floor" in yaml_box.text and "kind: include" in yaml_box.text
+    zones = _get(f"{console}/api/cameras/lobby/zones")
+    (xs, ys) = zip(*zones["floor"]["points"])
+    assert zones["floor"]["kind"] == "include" and 0.05 < min(xs) < 0.15 and 0.85 < max(xs) < 0.95 \
+        and 0.45 < min(ys) < 0.55, zones
+    _shot(browser, "camera")
+
+
+def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console, browser):
+    from selenium.webdriver.common.by import By
+    from training.data import read_ground_truth
+    browser.get(console + "/events?camera=lobby")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.events tbody tr")
+    assert rows
+    events = _get(f"{console}/api/events?camera=lobby")["events"]
+    with_files = next(e for e in events if {f["kind"] for f in e["evidence"]} >= {"keyframe", "clip"})
+    browser.find_element(By.CSS_SELECTOR, f'a[href="/events/{with_files["alert_id"]}"]').click()
+    _wait(browser, lambda d: d.current_url.endswith(with_files["alert_id"]))
+    assert _wait(browser, _image_shown(browser, "img.keyframe"), what="the keyframe shows") > 0
+    duration = _wait(browser, lambda d: d.execute_script(
+        "const v = document.querySelector('video.clip'); return v && v.readyState >= 1 ? v.duration : 0;"),
+        what="the clip's metadata loads")
+    assert duration > 1.0
+    assert with_files["category"] in browser.find_element(By.TAG_NAME, "h1").text
+    assert "Not reviewed yet" in browser.find_element(By.CSS_SELECTOR, ".review-state").text
+    browser.find_element(By.CSS_SELECTOR, "form.review input[name=note]").send_keys("two people, one chasing")
+    browser.find_element(By.CSS_SELECTOR, "form.review button.confirm").click()
+    state = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".review-state")
+                  if "Reviewed" in d.find_element(By.CSS_SELECTOR, ".review-state").text else None)
+    assert "confirmed" in state.text and "two people, one chasing" in state.text
+    _shot(browser, "event")
+
+    labels = _get(f"{console}/api/labels")
+    entry = labels["database"]["vtest.avi"]
+    (item,) = [a for a in entry["annotations"] if a["alert_id"] == with_files["alert_id"]]
+    assert item["label"] == with_files["category"] and item["note"] == "two people, one chasing"
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"labels-{os.getpid()}.json"
+    path.write_text(json.dumps(labels))
+    try:
+        truth = read_ground_truth(path)                    # what training reads
+    finally:
+        path.unlink()
+    assert [(s.label, s.start) for s in truth["vtest.avi"]["segments"]] == \
+        [(a["label"], a["segment"][0]) for a in entry["annotations"]]
+
