@@ -62,6 +62,10 @@ class LocalCamera:
     def frame(self, window_id: int) -> np.ndarray | None:
         return self.ingest.frame(window_id) if self.ingest is not None else None
 
+    def scored(self, window_id: int) -> None:
+        if self.ingest is not None:
+            self.ingest.scored(window_id)
+
 
 class LocalRuntime:
     """Threads in this process (the default): `make_source` opens each camera's source."""

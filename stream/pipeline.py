@@ -81,6 +81,7 @@ class CameraRunner(Protocol):
     def join(self, timeout: float) -> None: ...
     def counters(self) -> dict[str, int]: ...
     def frame(self, window_id: int) -> np.ndarray | None: ...   # a recent window's last frame (snapshots)
+    def scored(self, window_id: int) -> None: ...                 # frames of earlier windows may go
 
 
 class Runtime(Protocol):
@@ -267,6 +268,8 @@ class Pipeline:
                         **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
                 last[scene.camera] = verdict
                 self.last_scene[scene.camera] = scene
+                if (runner := self.sources.get(scene.camera)) is not None:
+                    runner.scored(scene.window_id)
                 if self.chat is not None:
                     self.chat.remember(scene)
                 self.outbox.put(("verdict", verdict), abort=self._abort)

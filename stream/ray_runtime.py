@@ -186,6 +186,10 @@ class CameraWorker:
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         return jpeg.tobytes() if ok else None
 
+    def frames_scored(self, window_id: int) -> None:
+        if self.token is not None:
+            self.ingest.scored(window_id - self.id_shift)
+
     def write_evidence(self, scene: SceneGraph, verdict: Verdict, alert: Alert) -> bool:
         """An opened event's keyframe and clip, from this camera's frames (the result comes with a pull)."""
         if self.evidence is None or self.token is None:
@@ -461,6 +465,12 @@ class RayCamera:
         except Exception:  # noqa: BLE001 - a worker being restarted has no frame to give
             return None
         return None if jpeg is None else cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+    def scored(self, window_id: int) -> None:
+        try:
+            self.actor.frames_scored.remote(window_id)      # not waited for: the worker lets older frames go
+        except Exception:  # noqa: BLE001 - a worker being restarted holds no frames
+            pass
 
     def kill(self) -> None:
         if self._killed:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -86,8 +89,17 @@ def test_the_demo_gives_the_same_verdicts_on_ray_with_ingest_on_another_node(tmp
     assert local_reference[0] and local_reference[1], "the reference run should score windows and raise alerts"
     config = demo_config(tmp_path, _port(), {"site": "north"}, engine="ray", address=cluster.address,
                          models={"labels": {"site": "head"}})
-    got = run(config, replay="fast", duration_s=40)
+    pipelines, pictures = [], []
+
+    def snapshot(published):          # the console's snapshot: the frame comes from the worker on the north node
+        from stream.api import Recent, Snapshots
+        while not any(isinstance(g, Verdict) for g in published):
+            time.sleep(0.05)
+        pictures.append(Snapshots(pipelines[0], Recent()).jpeg("lobby"))
+    got = run(config, replay="fast", duration_s=40, prepare=pipelines.append, during=snapshot)
     same_results(got, local_reference)
+    assert pictures[0] is not None and cv2.imdecode(np.frombuffer(pictures[0], np.uint8), cv2.IMREAD_COLOR).shape == \
+        (576, 768, 3)
     runtime = got[2]["lobby"]["runtime"]
     assert runtime["engine"] == "ray" and runtime["node"] == cluster.north.node_id      # ingest ran on the north node
     assert runtime["restarts"] == runtime["duplicates"] == 0

@@ -24,7 +24,7 @@ from stream.types import Frame, Window
 
 log = logging.getLogger(__name__)
 
-KEEP_FRAMES = 16     # windows whose last frame stays at hand: a snapshot's scene is a few windows behind ingest
+KEEP_FRAMES = 32     # at most this many windows' last frames stay at hand (those not scored yet, and the last one)
 
 
 class CameraIngest:
@@ -84,10 +84,16 @@ class CameraIngest:
 
     def frame(self, window_id: int) -> np.ndarray | None:
         """The last sampled frame of a recent window (the console's snapshot under its scene), or
-        None when the window is older than the last KEEP_FRAMES or had no frames."""
+        None when it was released, is older than the last KEEP_FRAMES or had no frames."""
         with self._frames_lock:
             frame = self._last_frames.get(window_id)
         return frame.image if frame is not None else None
+
+    def scored(self, window_id: int) -> None:
+        """The pipeline has scored `window_id`: the frames of earlier windows are let go."""
+        with self._frames_lock:
+            while self._last_frames and next(iter(self._last_frames)) < window_id:
+                self._last_frames.popitem(last=False)
 
     def counters(self) -> dict[str, int]:
         """The source's own counters, for health."""
