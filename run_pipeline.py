@@ -82,6 +82,9 @@ def check(argv: list[str] | None) -> int:
         print("scene stage: its models load")
         build_detector(cfg)
         print(f"detector: {cfg.detector.name} loads")
+        if cfg.http is not None:
+            from stream.api import token_of
+            print(f"http: {cfg.http.endpoint}, " + ("a token is set" if token_of(cfg.http) else "loopback, no token"))
     except ConfigError as e:
         print(redact(f"hawkwatch check: config error: {e}"), file=sys.stderr)
         return 2

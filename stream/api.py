@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_WIDTH = 960          # pixels: snapshots of wider cameras are scaled down to this
 COOKIE = "hawkwatch_token"    # the console's sign-in keeps the bearer token here
-OPEN_PATHS = {"/login"}       # served without the token (the sign-in page itself)
+OPEN_PATHS = {"/login", "/healthz"}   # served without the token (the sign-in page; the liveness probe)
 
 COUNTERS = {   # CameraStats counter -> what the metric says
     "frames_decoded": "Frames decoded.", "frames_sampled": "Frames sampled into windows (what the models see).",
@@ -203,6 +203,14 @@ def zones_yaml(camera: str, zones: dict[str, ZoneConfig]) -> str:
 
 def token_of(cfg: HttpConfig) -> str | None:
     """The bearer token clients must send, or None (loopback only)."""
+    if cfg.token_file is not None:
+        try:
+            token = cfg.token_file.read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"http.token_file: {cfg.token_file}: {e.strerror or e}") from None
+        if not token:
+            raise ConfigError(f"http.token_file: {cfg.token_file} is empty")
+        return token
     if cfg.token_env is None:
         return None
     token = os.environ.get(cfg.token_env)
@@ -246,6 +254,10 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
         if event is None:
             raise HTTPException(404, f"no event {alert_id!r} in the outbox")
         return event
+
+    @app.get("/healthz", summary="Liveness: 200 while the pipeline runs (no token needed; says nothing else)")
+    def healthz() -> dict:
+        return {"ok": True}
 
     @app.get("/api/cameras", summary="Every camera's latest health message")
     def cameras() -> list[dict]:

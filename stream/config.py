@@ -545,12 +545,14 @@ class HttpConfig(_Strict):
     token_env: str | None = Field(None, description="The environment variable holding the bearer token clients "
                                                     "must send (Authorization: Bearer ...); without one, the API "
                                                     "listens on loopback only.")
+    token_file: Path | None = Field(None, description="Or a file holding it (a Docker or systemd secret, e.g. "
+                                                      "/run/secrets/hawkwatch_token).")
     certfile: Path | None = Field(None, description="A PEM certificate: serve HTTPS (with keyfile).")
     keyfile: Path | None = Field(None, description="The certificate's PEM private key.")
     reviews: Path | None = Field(None, description="Where the console's event reviews are kept (SQLite); default: "
                                                    "reviews.sqlite beside the outbox.")
 
-    _files = field_validator("certfile", "keyfile", "reviews")(lambda v, info: None if v is None else _any_path(v, info))
+    _files = field_validator("certfile", "keyfile", "reviews", "token_file")(lambda v, info: None if v is None else _any_path(v, info))
 
     @model_validator(mode="after")
     def _safe(self) -> HttpConfig:
@@ -558,9 +560,11 @@ class HttpConfig(_Strict):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"endpoint {self.endpoint!r} must be HOST:PORT")
         from stream.alerts.security import is_loopback
-        if self.token_env is None and not is_loopback(f"tcp://{self.endpoint}"):
-            raise ValueError(f"endpoint {self.endpoint} is reachable from other machines: set token_env (a bearer "
-                             "token clients must send), or listen on 127.0.0.1")
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("token_env and token_file are two ways to give one token: set one")
+        if self.token_env is None and self.token_file is None and not is_loopback(f"tcp://{self.endpoint}"):
+            raise ValueError(f"endpoint {self.endpoint} is reachable from other machines: set token_env or "
+                             "token_file (a bearer token clients must send), or listen on 127.0.0.1")
         if (self.certfile is None) != (self.keyfile is None):
             raise ValueError("certfile and keyfile go together")
         return self

@@ -225,6 +225,7 @@ def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp
         status, _, body = get("/api/cameras")
         cameras = json.loads(body)
         assert status == 200 and [c["camera"] for c in cameras] == ["lobby"] and cameras[0]["state"] == "streaming"
+        assert json.loads(get("/healthz", None)[2]) == {"ok": True}       # the liveness probe needs no token
         for token in (None, "wrong"):
             try:
                 get("/api/cameras", token)
