@@ -451,6 +451,24 @@ class CurveConfig(_Strict):
         return v
 
 
+class MqttTlsConfig(_Strict):
+    ca_file: Path | None = Field(None, description="The CA certificate(s) the broker's certificate is checked "
+                                                   "against (PEM); default: the system's.")
+    certfile: Path | None = Field(None, description="A client certificate (PEM), for brokers that ask for one.")
+    keyfile: Path | None = Field(None, description="Its private key (PEM).")
+
+    @field_validator("ca_file", "certfile", "keyfile")
+    @classmethod
+    def _exists(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else _resolve_path(v, info, info.field_name)
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTlsConfig:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile go together")
+        return self
+
+
 class MqttConfig(_Strict):
     host: str = Field(description="The MQTT broker (e.g. Mosquitto, Home Assistant's).")
     port: int = Field(1883, ge=1, le=65535)
@@ -460,6 +478,12 @@ class MqttConfig(_Strict):
     password_env: str | None = Field(None, description="The environment variable holding the password.")
     client_id: str = Field("hawkwatch")
     topics: list[Literal["alert", "health", "verdict"]] = Field(["alert", "health"], description="What is bridged.")
+    tls: MqttTlsConfig | None = Field(None, description="Connect over TLS (the broker's port is then usually 8883).")
+    availability: bool = Field(True, description="Keep <prefix>/status at 'online' while connected (retained), "
+                                                 "'offline' once stopped or gone (the broker's last will).")
+    discovery_prefix: str | None = Field(
+        "homeassistant", description="Announce each camera to Home Assistant (MQTT discovery) under this prefix: an "
+                                     "'anomaly' binary sensor and a 'state' sensor per camera; None: no discovery.")
 
 
 class AlertsConfig(_Strict):

@@ -360,7 +360,7 @@ def test_the_mqtt_bridge_delivers_alerts_to_a_real_broker_and_a_missing_one_stop
     from stream.config import MqttConfig
     got, ready = [], []
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-listener")
-    client.on_connect = lambda c, u, f, rc, p: (c.subscribe("site/#", qos=1), ready.append(1))
+    client.on_connect = lambda c, u, f, rc, p: (c.subscribe("site/+/+", qos=1), ready.append(1))   # not site/status
     client.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
     client.connect("127.0.0.1", mosquitto)
     client.loop_start()
@@ -447,3 +447,79 @@ def test_catch_up_reads_agree_while_the_pipeline_writes_and_prunes(tmp_path):
         writer.join()
         reader.close()
         box.close()
+
+
+def _certificates(folder):
+    """A CA and a broker certificate for 127.0.0.1 signed by it (openssl), and a second CA nobody used."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    for ca in ("ca", "other-ca"):
+        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}", "-keyout",
+            f"{ca}.key", "-out", f"{ca}.pem")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "san.ext", "-out", "broker.pem")
+
+
+def test_the_mqtt_bridge_speaks_tls_keeps_its_availability_and_announces_cameras_to_home_assistant(
+        tmp_path, free_endpoint):
+    import paho.mqtt.client as mqtt
+
+    from stream.alerts.mqtt import MqttSink
+    from stream.config import MqttConfig, MqttTlsConfig
+    _certificates(tmp_path)
+    port = int(free_endpoint.rsplit(":", 1)[1])
+    (tmp_path / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\ncafile {tmp_path}/ca.pem\ncertfile {tmp_path}/broker.pem\n"
+        f"keyfile {tmp_path}/broker.key\nallow_anonymous true\nuser root\n")   # as root: read the files here
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(tmp_path / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    assert broker.poll() is None, broker.stderr.read()
+    got: dict[str, list] = {}
+
+    def listener():
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        client.tls_set(ca_certs=str(tmp_path / "ca.pem"))
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe([("site/#", 1), ("homeassistant/#", 1)])
+        client.on_message = lambda c, u, m: got.setdefault(m.topic, []).append((m.payload.decode(), m.retain))
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        return client
+    tls = MqttTlsConfig(ca_file=tmp_path / "ca.pem")
+    bridge = MqttSink(MqttConfig(host="127.0.0.1", port=port, topic_prefix="site", client_id="hw", tls=tls))
+    wrong = MqttSink(MqttConfig(host="127.0.0.1", port=port, topic_prefix="wrong", client_id="hw-wrong",
+                                tls=MqttTlsConfig(ca_file=tmp_path / "other-ca.pem")))   # does not trust the broker
+    try:
+        _wait(lambda: bridge._client.is_connected(), 10)
+        bridge.send("health/lobby", json.dumps({"state": "streaming"}).encode())
+        bridge.send("alert/lobby", json.dumps(alert("a1")).encode())
+        wrong.send("alert/lobby", json.dumps(alert("a1")).encode())
+        time.sleep(0.5)
+        first = listener()                       # joins afterwards: the retained messages are what it sees first
+        _wait(lambda: "site/status" in got and "homeassistant/binary_sensor/hw_lobby/anomaly/config" in got, 10)
+        assert got["site/status"][0] == ("online", True)
+        anomaly = json.loads(got["homeassistant/binary_sensor/hw_lobby/anomaly/config"][0][0])
+        assert anomaly["state_topic"] == "site/alert/lobby" and anomaly["availability_topic"] == "site/status"
+        assert anomaly["unique_id"] == "hw_lobby_anomaly" and anomaly["device"]["identifiers"] == ["hw_lobby"]
+        state = json.loads(got["homeassistant/sensor/hw_lobby/state/config"][0][0])
+        assert state["state_topic"] == "site/health/lobby" and state["device"] == anomaly["device"]
+        assert not wrong._client.is_connected() and not any(t.startswith("wrong/") for t in got)
+        bridge.send("alert/lobby", json.dumps(alert("a2")).encode())
+        _wait(lambda: "site/alert/lobby" in got, 10)
+        assert json.loads(got["site/alert/lobby"][0][0])["alert_id"] == "a2"       # delivered over TLS
+        bridge.close()
+        _wait(lambda: got["site/status"][-1][0] == "offline", 10)                 # a clean stop says so
+        first.loop_stop()
+        first.disconnect()
+        got.clear()
+        later = listener()
+        _wait(lambda: "site/status" in got, 10)
+        assert got["site/status"] == [("offline", True)]                           # ... and keeps saying it
+        later.loop_stop()
+        later.disconnect()
+    finally:
+        wrong.close()
+        broker.terminate()
+        broker.wait(timeout=10)
