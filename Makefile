@@ -52,6 +52,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_alerts.py
 	$(PY) bench/bench_chat.py
 	$(PY) bench/bench_ray.py
+	$(PY) bench/bench_console.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,
 # installed only when missing.

@@ -101,7 +101,11 @@ def _shot(driver, name: str) -> None:
         driver.execute_script("window.scrollTo(0, 0)")
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(size["width"], max(size["height"], height + 140))   # the whole page
-        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+        import io
+
+        from PIL import Image
+        Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB").save(
+            Path(folder) / f"{name}.jpg", quality=80, optimize=True)      # a README picture: a tenth of the PNG
         driver.set_window_size(size["width"], size["height"])
 
 

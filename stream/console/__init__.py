@@ -79,7 +79,8 @@ def timeline_svg(rows: list[dict], events: list[dict], *, start: float, end: flo
         parts.append(f'<polyline class="scores" points="{path}"/>')
     for k in range(6):
         t = start + span * k / 5
-        parts.append(f'<text x="{x(t) - (28 if k == 5 else 0 if k == 0 else 14):.1f}" y="{h - 5}" class="axis">'
+        anchor = "start" if k == 0 else "end" if k == 5 else "middle"
+        parts.append(f'<text x="{x(t):.1f}" y="{h - 5}" class="axis" text-anchor="{anchor}">'
                      f'{datetime.fromtimestamp(t).strftime("%H:%M:%S")}</text>')
     parts.append("</svg>")
     return "".join(parts)
