@@ -192,6 +192,18 @@ class ReviewRequest(BaseModel):
     reviewer: str = Field("", max_length=100)
 
 
+def outbox_event(pipeline: Pipeline, alert_id: str) -> dict | None:
+    """An event's latest message (a connection per request: requests run on a thread pool)."""
+    with Reader(pipeline.publisher.outbox.path) as r:
+        return r.event(alert_id)
+
+
+def outbox_events(pipeline: Pipeline, **filters) -> list[dict]:
+    """Events, newest first, each its latest message (Reader.events' filters)."""
+    with Reader(pipeline.publisher.outbox.path) as r:
+        return [json.loads(row) for row in r.events(**filters)]
+
+
 def zones_yaml(camera: str, zones: dict[str, ZoneConfig]) -> str:
     """The zones as the config's YAML (to keep what was drawn on the console)."""
     lines = ["cameras:", f"  {camera}:", "    zones:" + ("" if zones else " {}")]
@@ -242,15 +254,8 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
             raise HTTPException(404, f"no camera {camera!r}")
         return camera
 
-    def reader() -> Reader:
-        return Reader(pipeline.publisher.outbox.path)     # a connection per request: requests run on a pool
-
     def event_of(alert_id: str) -> dict:
-        r = reader()
-        try:
-            event = r.event(alert_id)
-        finally:
-            r.close()
+        event = outbox_event(pipeline, alert_id)
         if event is None:
             raise HTTPException(404, f"no event {alert_id!r} in the outbox")
         return event
@@ -303,15 +308,11 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
                since: float | None = Query(None, description="epoch seconds: events whose span starts then or later"),
                until: float | None = Query(None, description="epoch seconds: events whose span starts before"),
                limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
-        r = reader()
-        try:
-            rows = r.events(camera=camera, category=category, since=since, until=until, limit=limit, offset=offset)
-        finally:
-            r.close()
-        found = [json.loads(row) for row in rows]
+        found = outbox_events(pipeline, camera=camera, category=category, since=since, until=until, limit=limit,
+                              offset=offset)
         for event in found:
             event["review"] = reviews.get(event["alert_id"]) if reviews is not None else None
-        return {"events": found, "next_offset": offset + len(rows) if len(rows) == limit else None}
+        return {"events": found, "next_offset": offset + len(found) if len(found) == limit else None}
 
     @app.get("/api/events/{alert_id}", summary="One event's latest message, with its review")
     def event(alert_id: str) -> dict:
@@ -342,11 +343,8 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
         if reviews is None:
             raise HTTPException(503, "reviews are off in this pipeline")
         done = reviews.all()
-        r = reader()
-        try:
+        with Reader(pipeline.publisher.outbox.path) as r:
             found = {v["alert_id"]: e for v in done if (e := r.event(v["alert_id"])) is not None}
-        finally:
-            r.close()
         videos = {cam: Path(c.path).name for cam, c in pipeline.cfg.cameras.items() if c.path is not None}
         return review_labels(done, found, videos)
 

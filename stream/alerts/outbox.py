@@ -312,6 +312,12 @@ class Reader:
                                  (*args, limit, offset)).fetchall()
         return [r[0] for r in rows]
 
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def event(self, alert_id: str) -> dict[str, Any] | None:
         """An event's latest message, or None when the outbox has none (unknown, or pruned)."""
         row = self._con.execute("SELECT body FROM alerts WHERE alert_id = ? ORDER BY revision DESC LIMIT 1",

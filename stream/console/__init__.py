@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from stream.alerts.outbox import Reader
+from stream.api import outbox_event, outbox_events
 
 HERE = Path(__file__).parent
 TIMELINE_W, TIMELINE_H = 900, 180       # the timeline's SVG size, pixels
@@ -103,11 +103,7 @@ def mount(app: FastAPI) -> None:
         return out
 
     def recent_events(request: Request, **filters) -> list[dict]:
-        reader = Reader(pipeline(request).publisher.outbox.path)
-        try:
-            return [json.loads(r) for r in reader.events(**filters)]
-        finally:
-            reader.close()
+        return outbox_events(pipeline(request), **filters)
 
     def event_thresholds(request: Request, camera: str):
         p = pipeline(request)
@@ -158,11 +154,7 @@ def mount(app: FastAPI) -> None:
 
     @router.get("/events/{alert_id}", response_class=HTMLResponse)
     def event_page(request: Request, alert_id: str):
-        reader = Reader(pipeline(request).publisher.outbox.path)
-        try:
-            event = reader.event(alert_id)
-        finally:
-            reader.close()
+        event = outbox_event(pipeline(request), alert_id)
         if event is None:
             raise HTTPException(404, f"no event {alert_id!r}")
         reviews = request.app.state.reviews
@@ -175,11 +167,7 @@ def mount(app: FastAPI) -> None:
     def review_form(request: Request, alert_id: str, label: str = Form(...), note: str = Form("")):
         from stream.alerts.reviews import ReviewError
         reviews = request.app.state.reviews
-        reader = Reader(pipeline(request).publisher.outbox.path)
-        try:
-            event = reader.event(alert_id)
-        finally:
-            reader.close()
+        event = outbox_event(pipeline(request), alert_id)
         if reviews is None or event is None:
             raise HTTPException(404, f"no event {alert_id!r} to review")
         try:
