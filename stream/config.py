@@ -641,7 +641,8 @@ class HawkwatchConfig(_Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     queues: QueuesConfig = Field(default_factory=QueuesConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="What runs the stages (local or ray).")
-    http: HttpConfig | None = Field(None, description="The HTTP API: cameras and Prometheus /metrics (None: off).")
+    http: HttpConfig | None = Field(None, description="The web console, the HTTP API and Prometheus /metrics "
+                                                      "(None: off).")
 
     @model_validator(mode="before")
     @classmethod
@@ -692,8 +693,9 @@ def summary(cfg: HawkwatchConfig, source: str) -> str:
     alerts = f"alerts on {a.endpoint}" + (f", catch-up {a.query_endpoint}" if a.query_endpoint else "") + \
         (f", chat {a.chat_endpoint}" if a.chat_endpoint else "") + (f", MQTT {a.mqtt.host}:{a.mqtt.port}" if a.mqtt else "")
     where = f"outbox {a.outbox.path}" + (f", evidence {a.evidence.folder}" if a.evidence.enabled else "")
+    console = f"; console {'https' if cfg.http.certfile else 'http'}://{cfg.http.endpoint}/" if cfg.http else ""
     return (f"config {source}: {len(enabled)} camera(s): {cams}; detector {model}; "
-            f"runtime {runtime}; {alerts}{' (CURVE)' if a.curve else ''}; {where}")
+            f"runtime {runtime}; {alerts}{' (CURVE)' if a.curve else ''}; {where}{console}")
 
 
 def _format(err: ValidationError, source: str) -> str:
