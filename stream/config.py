@@ -134,6 +134,10 @@ class CameraConfig(_Strict):
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
     windows: WindowConfig | None = Field(None, description="This camera's windows (length, stride, sampling), "
                                                             "field by field over the top-level windows.")
+    person_score_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="This camera's minimum person score (default: models.person_detector's, "
+                                          "or models.pose's for a bottom-up model): lower for a far or dim view, "
+                                          "higher for a cluttered one.")
     zones: dict[str, ZoneConfig] = Field(default_factory=dict,
                                          description="Where on the picture events may open (include) or never "
                                                      "open (exclude), by name (README: Zones).")

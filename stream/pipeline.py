@@ -42,7 +42,7 @@ from stream.local_runtime import InlineModels, LocalRuntime, open_source, scene_
 from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
-from stream.scene.graph import SceneBuilder, scene_from_config
+from stream.scene.graph import SceneBuilder, person_scores_of, scene_from_config
 from stream.scene.zones import Zones
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
@@ -194,6 +194,10 @@ class Pipeline:
                     continue
                 self._restart[cam] = want[cam]
                 self.sources[cam].stop()
+        if self.scene is not None:                  # the local scene stage: cameras' person scores apply now
+            for cam in self.scene.person_scores(*person_scores_of(new)):
+                log.warning("reload: cameras.%s.person_score_threshold is below what the models were started "
+                            "with; people that faint are found only after a restart", cam)
         ignored = [k for k in HawkwatchConfig.model_fields
                    if k not in ("cameras", "ingest", "replay") and getattr(new, k) != getattr(self.cfg, k)]
         if ignored:

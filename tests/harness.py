@@ -120,5 +120,8 @@ class StubScene:
                           (0, 0), (), latency_ms={"scene": self.seconds * 1000}, final=window.final,
                           gaps=window.gaps, wall_start=window.wall_start, wall_end=window.wall_end)
 
+    def person_scores(self, default: float, cameras: dict, floor: float | None = None) -> list[str]:
+        return []                       # no models: every score applies
+
     def forget(self, camera: str) -> None:
         pass

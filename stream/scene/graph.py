@@ -18,6 +18,7 @@ from stream.scene.kinematics import KIN, PersonKinematics, feet
 from stream.scene.motion import MotionExtractor, PairMotion
 from stream.scene.named_objects import NamedObjectDetector
 from stream.scene.objects import LeftObjects
+from stream.scene.decoders import People
 from stream.scene.pose import PeopleFinder
 from stream.scene.relations import GeometricRelations
 from stream.scene.tracking import PersonTracker
@@ -66,6 +67,23 @@ class SceneBuilder:
         self._kinematics: dict[str, PersonKinematics] = {}
         self._last: dict[str, tuple[float, np.ndarray]] = {}      # per camera: the last analysed frame (ts, image)
         self._cache: dict[str, dict[int, FrameScene]] = {}
+        self._person_default, self._person_floor, self._person_scores = 0.0, 0.0, {}   # see person_scores
+
+    def person_scores(self, default: float, cameras: dict[str, float], floor: float | None = None) -> list[str]:
+        """Each camera's minimum person score (`default` for the others); the models find people
+        down to `floor` (set once, when they are built). Returns the cameras asking for less than
+        that floor: they get the floor until the models are built again (a restart)."""
+        if floor is not None:
+            self._person_floor = floor
+        self._person_default, self._person_scores = default, dict(cameras)
+        return sorted(cam for cam, v in cameras.items() if v < self._person_floor)
+
+    def _people_of(self, camera: str, found: People) -> People:
+        threshold = self._person_scores.get(camera, self._person_default)
+        if threshold <= self._person_floor:
+            return found
+        keep = found.scores >= threshold
+        return People(found.boxes[keep], found.scores[keep], found.keypoints[keep])
 
     def forget(self, camera: str) -> None:
         """The camera's stream ended: drop its cached frames, its tracks and its last frame."""
@@ -89,7 +107,8 @@ class SceneBuilder:
             cache = self._cache.setdefault(w.camera, {})
             todo.update({(w.camera, f.seq): f for f in w.frames if f.seq not in cache})
         if todo:
-            found = self.people.find([f.image for f in todo.values()])
+            found = [self._people_of(camera, p)
+                     for (camera, _), p in zip(todo, self.people.find([f.image for f in todo.values()]))]
             named = self._find_named(todo)
             features = self._describe(list(todo.values()), found)
             for ((camera, seq), f), p, a in zip(todo.items(), found, features):   # a camera's frames come in time order
@@ -237,6 +256,14 @@ def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts
     return tuple(out)
 
 
+def person_scores_of(cfg) -> tuple[float, dict[str, float]]:
+    """The minimum person score of cameras that do not set their own, and each one's that does."""
+    p = cfg.models.pose
+    default = cfg.models.person_detector.score_threshold if p.top_down else p.score_threshold
+    return default, {cam: c.person_score_threshold for cam, c in cfg.cameras.items()
+                     if c.person_score_threshold is not None}
+
+
 def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
     """The scene stage a HawkwatchConfig describes: engines loaded, pose model checked against its
     declared input (a mismatch is a ConfigError naming both). Thumbnails for the model are made
@@ -269,12 +296,14 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
                              layout=p.layout, channels=p.channels, mean=p.mean, std=p.std, model_name=str(p.path))
     except ValueError as e:
         raise ConfigError(f"models.pose: {e}") from None
+    default_score, person_scores = person_scores_of(cfg)
+    floor = min([default_score, *person_scores.values()])     # the models find down to the lowest camera's
     if p.top_down:
         d = m.person_detector
         shape = input_shape("models.person_detector.path", d.path)
         size = shape[1] if shape and len(shape) == 4 and isinstance(shape[1], int) else 300   # NHWC input
         people = TopDown(PersonDetector(engine("models.person_detector.path", d.path),
-                                        score_threshold=d.score_threshold, nms_iou=d.nms_iou,
+                                        score_threshold=floor, nms_iou=d.nms_iou,
                                         max_people=d.max_people, max_batch=m.max_batch, size=size,
                                         class_index=d.class_index),
                          PoseEstimator(engine("models.pose.path", p.path), decoder=p.decoder, spec=spec,
@@ -283,7 +312,7 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
                                        simcc_split_ratio=p.simcc_split_ratio))
     else:
         people = BottomUp(engine("models.pose.path", p.path), decoder=p.decoder, spec=spec,
-                          score_threshold=p.score_threshold,
+                          score_threshold=floor,
                           nms_iou=p.nms_iou, max_batch=m.max_batch, peak_threshold=p.peak_threshold,
                           tag_threshold=p.tag_threshold)
     motion = MotionExtractor(cfg.motion.width, cfg.motion.min_speed) if cfg.motion.enabled else None
@@ -299,10 +328,12 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
     if thumbs is None:
         thumbs = cfg.detector.name == "hawkeye"
     a = m.appearance
-    return SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
-                        high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
-                        thumb_size=THUMB_SIZE if thumbs else None, objects=objects, named=named,
-                        named_every_s=o.named.every_s if o.named is not None else 0.0,
-                        appearance=AppearanceEncoder(engine("models.appearance.path", a.path),
-                                                     max_batch=m.max_batch) if a else None,
-                        appearance_crops=a.crops if a else True)
+    scene = SceneBuilder(people, iou_threshold=t.iou_threshold, max_age_s=t.max_age_s, max_jump=t.max_jump,
+                         high_score=t.high_score, max_speed=t.max_speed, motion=motion, relations=GeometricRelations(),
+                         thumb_size=THUMB_SIZE if thumbs else None, objects=objects, named=named,
+                         named_every_s=o.named.every_s if o.named is not None else 0.0,
+                         appearance=AppearanceEncoder(engine("models.appearance.path", a.path),
+                                                      max_batch=m.max_batch) if a else None,
+                         appearance_crops=a.crops if a else True)
+    scene.person_scores(default_score, person_scores, floor)
+    return scene

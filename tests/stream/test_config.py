@@ -67,6 +67,8 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
     (lambda d: d.update(http={"endpoint": "8080"}), "http: endpoint '8080' must be HOST:PORT"),
     (lambda d: d.update(http={"endpoint": "0.0.0.0:8080", "token_env": "T", "token_file": "t"}),
      "http: token_env and token_file are two ways to give one token: set one"),
+    (lambda d: d["cameras"]["lobby"].update(person_score_threshold=1.5),
+     "cameras.lobby.person_score_threshold: Input should be less than or equal to 1"),
     (lambda d: d["alerts"].update(mqtt={"host": "broker", "tls": {"ca_file": "nope.pem"}}),
      "alerts.mqtt.tls.ca_file: ca_file .*nope.pem does not exist"),
     (lambda d: d["alerts"].update(mqtt={"host": "broker", "tls": {"keyfile": "demo.yaml"}}),

@@ -91,3 +91,37 @@ def test_scene_stage_gathers_windows_of_all_cameras_into_batches(clip12, free_en
     assert 4 <= max(len(b) for b in scene.batches) <= 5       # max_batch 16 frames: 4 windows of 4 (last ones shorter)
     assert any(len({c for c, _ in b}) >= 2 for b in scene.batches)   # one batch, several cameras
     assert len(scene.batches) < len(done)
+
+
+def test_each_camera_keeps_the_people_above_its_own_score_in_one_shared_batch(models_dir, vtest_frames):
+    """Cameras with their own person_score_threshold share the detector's batch (run down to the
+    lowest of them); each keeps exactly what a detector at its own threshold finds."""
+    from stream.scene.graph import person_scores_of
+    from stream.scene.decoders import People
+    cfg = parse_config({"cameras": {"far": {"path": "a.mp4", "person_score_threshold": 0.1},
+                                    "near": {"path": "b.mp4", "person_score_threshold": 0.6},
+                                    "plain": {"path": "c.mp4"}},
+                        "models": {"person_detector": {"path": "x.onnx", "score_threshold": 0.3},
+                                   "pose": {"path": "y.onnx"}}}, check_files=False)
+    default, own = person_scores_of(cfg)
+    assert (default, own) == (0.3, {"far": 0.1, "near": 0.6})
+    det = create_engine("onnxruntime", models_dir / "ssdlite_person.onnx", threads=2)
+    pose = create_engine("onnxruntime", models_dir / "pose_landmark_full.onnx", threads=2)
+
+    class Seen(TopDown):
+        def find(self, images):
+            self.last = super().find(images)
+            return self.last
+    shared = Seen(PersonDetector(det, score_threshold=0.1), PoseEstimator(pose))
+    builder = SceneBuilder(shared)
+    assert builder.person_scores(default, own, floor=0.1) == []
+    images = vtest_frames[:4]
+    found = builder.analyse([Window(cam, 0, 0.0, 2.0, tuple(Frame(cam, i, i * 0.5, 0.0, im)
+                                                             for i, im in enumerate(images)))
+                             for cam in ("far", "near", "plain")])
+    for cam, frames in zip(("far", "near", "plain"), found):
+        alone = PersonDetector(det, score_threshold={"far": 0.1, "near": 0.6, "plain": 0.3}[cam]).detect(images)
+        assert [len(f.scores) for f in frames] == [len(d.scores) for d in alone], cam
+    assert sum(len(f.scores) for f in found[1]) < sum(len(f.scores) for f in found[0])
+    assert isinstance(shared.last[0], People)
+    assert builder.person_scores(default, {"near": 0.05}) == ["near"]      # below the models' floor: needs a restart
