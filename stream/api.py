@@ -113,15 +113,23 @@ class PipelineCollector:
 
 
 class Recent:
-    """Each camera's recent verdicts (an observer of the pipeline): the console's score curves."""
+    """Each camera's recent verdicts and its open event (an observer of the pipeline): the
+    console's score curves and event badges."""
 
     def __init__(self, keep: int = 1800):      # 1 h of windows at a 2 s stride
         self.keep = keep
         self._verdicts: dict[str, deque[dict]] = {}
+        self._open: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def observe(self, item: Verdict | Alert) -> None:
-        if not isinstance(item, Verdict):
+        if isinstance(item, Alert):
+            with self._lock:
+                if item.state == "close":
+                    self._open.pop(item.camera, None)
+                else:
+                    self._open[item.camera] = {"alert_id": item.alert_id, "category": item.category,
+                                               "score": round(item.score, 4), "wall_start": item.wall_start}
             return
         row = {"window_id": item.window_id, "start": item.start, "end": item.end, "wall_start": item.wall_start,
                "wall_end": item.wall_end, "score": round(item.score, 4),
@@ -134,6 +142,11 @@ class Recent:
         with self._lock:
             rows = list(self._verdicts.get(camera, ()))
         return [r for r in rows if since is None or r["wall_end"] >= since]
+
+    def open_event(self, camera: str) -> dict | None:
+        """The camera's event open now (id, category, peak score, since when), or None."""
+        with self._lock:
+            return self._open.get(camera)
 
     def score_of(self, camera: str, window_id: int) -> float | None:
         with self._lock:
@@ -264,9 +277,10 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
     def healthz() -> dict:
         return {"ok": True}
 
-    @app.get("/api/cameras", summary="Every camera's latest health message")
+    @app.get("/api/cameras", summary="Every camera's latest health message, with the event open on it (or null)")
     def cameras() -> list[dict]:
-        return [pipeline.last_health[cam] for cam in sorted(pipeline.last_health)]
+        return [{**pipeline.last_health[cam], "open_event": recent.open_event(cam)}
+                for cam in sorted(pipeline.last_health)]
 
     @app.get("/api/cameras/{camera}/snapshot.jpg", summary="The latest scored window's last frame, scene drawn on it",
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})

@@ -133,7 +133,7 @@ def test_the_console_signs_in_and_shows_every_camera_live(console, browser):
     _wait(browser, lambda d: "/login" in d.current_url, what="a page without the token goes to sign-in")
     browser.find_element(By.NAME, "token").send_keys("not-it")
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    assert "That is not the token" in browser.page_source
+    _wait(browser, lambda d: "That is not the token" in d.page_source, what="a wrong token is refused")
     browser.find_element(By.NAME, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
     card = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, '.card[data-camera="lobby"]'))

@@ -128,6 +128,28 @@ def test_every_event_carries_its_keyframe_and_clip(tmp_path, clip12, models_dir,
         assert len(times) >= 5 * 3 and times[-1] - times[0] >= min(op["end"] + 3, 12) - max(op["start"] - 3, 0) - 1
 
 
+def test_zones_decide_where_events_open(tmp_path, clip12, models_dir, free_endpoint):
+    """One file, three cameras: without zones events open; with the whole picture excluded, or an
+    include zone where nobody walks (the lawn's lower left corner), none does."""
+    events = {"open_threshold": 0.1, "close_threshold": 0.05, "min_duration_s": 1.0, "close_after_s": 1.0}
+    everything = [[0, 0], [1, 0], [1, 1], [0, 1]]
+    cams = {"open": clip12,
+            "fenced": {"path": str(clip12), "zones": {"all": {"kind": "exclude", "points": everything}}},
+            "lawn": {"path": str(clip12), "zones": {"lawn": {"points": [[0, 0.9], [0.1, 0.9], [0.1, 1], [0, 1]]}}}}
+    sub = Subscriber(free_endpoint)
+    proc = start(write_config(tmp_path, cams, free_endpoint, models_dir, events=events))
+    try:
+        sub.receive_until(all_stopped(list(cams)))
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        sub.close()
+    assert [a for a in sub.of("alert", "open") if a["state"] == "open"]
+    assert sub.of("alert", "fenced") == [] and sub.of("alert", "lawn") == []
+    verdicts = {cam: [v["score"] for v in sub.of("verdict", cam)] for cam in cams}
+    assert verdicts["open"] == verdicts["fenced"] == verdicts["lawn"]      # the scores are the same: only events differ
+
+
 def test_signals_while_the_models_load_stop_cleanly(tmp_path, clip12, models_dir, free_endpoint):
     """SIGHUP and SIGTERM during start-up (the Hawkeye model loading) used to kill the process with
     129; the handlers are installed first: the HUP is a reload, the TERM a clean stop."""

@@ -22,6 +22,14 @@ async function refreshStates() {
       badge.textContent = h.state;
       badge.className = "badge " + (STATE_CLASS[h.state] || "bad");
     }
+    const ev = h.open_event;
+    for (const badge of document.querySelectorAll(`[data-camera="${h.camera}"] [data-field="event"], [data-camera-event="${h.camera}"]`)) {
+      badge.hidden = !ev;
+      if (ev) {
+        badge.textContent = `${ev.category} ${ev.score.toFixed(2)} since ${new Date(ev.wall_start * 1000).toLocaleTimeString()}`;
+        if (badge.tagName === "A") badge.href = `/events/${ev.alert_id}`;
+      }
+    }
     for (const stats of document.querySelectorAll(`[data-camera="${h.camera}"] [data-field="stats"]`)) {
       stats.textContent = `${(h.fps_in || 0).toFixed(1)} fps · ${h.windows_done || 0} windows · ${h.alerts || 0} alerts`;
     }
