@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 
 from stream.scene.appearance import AppearanceEncoder
+from stream.scene.decoders import People
 from stream.scene.kinematics import KIN, PersonKinematics, feet
 from stream.scene.motion import MotionExtractor, PairMotion
 from stream.scene.named_objects import NamedObjectDetector
 from stream.scene.objects import LeftObjects
-from stream.scene.decoders import People
 from stream.scene.pose import PeopleFinder
 from stream.scene.relations import GeometricRelations
 from stream.scene.tracking import PersonTracker
