@@ -12,7 +12,6 @@ own CPU is the viewer's, not counted. Rounds alternate to spread this machine's 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
