@@ -39,7 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field
 
 from stream.alerts.outbox import Reader
-from stream.alerts.reviews import ReviewStore, labels as review_labels
+from stream.alerts.reviews import ReviewStore, export as export_labels
 from stream.config import ConfigError, HttpConfig, ZoneConfig
 from stream.types import Alert, Verdict
 
@@ -244,7 +244,7 @@ def token_of(cfg: HttpConfig) -> str | None:
     return token
 
 
-def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | None = None) -> FastAPI:
+def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore) -> FastAPI:
     def authorised(request: Request) -> None:
         if token is None or request.url.path in OPEN_PATHS or request.url.path.startswith("/static/"):
             return
@@ -325,13 +325,13 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
         found = outbox_events(pipeline, camera=camera, category=category, since=since, until=until, limit=limit,
                               offset=offset)
         for event in found:
-            event["review"] = reviews.get(event["alert_id"]) if reviews is not None else None
+            event["review"] = reviews.get(event["alert_id"])
         return {"events": found, "next_offset": offset + len(found) if len(found) == limit else None}
 
     @app.get("/api/events/{alert_id}", summary="One event's latest message, with its review")
     def event(alert_id: str) -> dict:
         found = event_of(alert_id)
-        return {**found, "review": reviews.get(alert_id) if reviews is not None else None}
+        return {**found, "review": reviews.get(alert_id)}
 
     @app.get("/api/events/{alert_id}/{name}", summary="The event's evidence: keyframe.jpg or clip.mp4",
              response_class=FileResponse)
@@ -347,20 +347,13 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore | Non
 
     @app.put("/api/events/{alert_id}/review", summary="Review an event: confirmed or a false alarm")
     def review(alert_id: str, body: ReviewRequest) -> dict:
-        if reviews is None:
-            raise HTTPException(503, "reviews are off in this pipeline")
         found = event_of(alert_id)
         return reviews.set(alert_id, found["camera"], body.label, body.note, body.reviewer)
 
     @app.get("/api/labels", summary="The reviews as training labels (training/data.py's ground-truth format)")
     def labels() -> dict:
-        if reviews is None:
-            raise HTTPException(503, "reviews are off in this pipeline")
-        done = reviews.all()
-        with Reader(pipeline.publisher.outbox.path) as r:
-            found = {v["alert_id"]: e for v in done if (e := r.event(v["alert_id"])) is not None}
         videos = {cam: Path(c.path).name for cam, c in pipeline.cfg.cameras.items() if c.path is not None}
-        return review_labels(done, found, videos)
+        return export_labels(reviews, pipeline.publisher.outbox.path, videos)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics() -> Response:

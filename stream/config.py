@@ -681,6 +681,11 @@ class HawkwatchConfig(_Strict):
             raise ValueError("no camera is enabled")
         return self
 
+    def events_of(self, camera: str) -> EventsConfig:
+        """The event thresholds `camera` runs with: its own, or the top-level ones."""
+        cam = self.cameras.get(camera)
+        return cam.events if cam is not None and cam.events is not None else self.events
+
 
 def summary(cfg: HawkwatchConfig, source: str) -> str:
     """One line that says what a config runs: the file, the cameras, the detector, the runtime and

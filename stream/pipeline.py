@@ -256,8 +256,7 @@ class Pipeline:
 
         def tracker_of(camera: str) -> EventTracker:
             if camera not in trackers:
-                cam = self.cfg.cameras.get(camera)
-                trackers[camera] = EventTracker(camera, cam.events if cam and cam.events else self.cfg.events)
+                trackers[camera] = EventTracker(camera, self.cfg.events_of(camera))
             return trackers[camera]
 
         def decide(scenes: list[SceneGraph], verdicts: list[Verdict]) -> None:

@@ -76,6 +76,15 @@ class ReviewStore:
         self._con.close()
 
 
+def export(store: ReviewStore, outbox: Path, videos: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every review with its event as the outbox last has it, as training labels (`labels`)."""
+    from stream.alerts.outbox import Reader
+    reviews = store.all()
+    with Reader(outbox) as reader:
+        events = {r["alert_id"]: e for r in reviews if (e := reader.event(r["alert_id"])) is not None}
+    return labels(reviews, events, videos)
+
+
 def labels(reviews: list[dict[str, Any]], events: dict[str, dict[str, Any]],
            videos: dict[str, str] | None = None) -> dict[str, Any]:
     """The ground-truth file training reads: `events` maps alert id -> its latest message; `videos`
@@ -101,7 +110,6 @@ def labels(reviews: list[dict[str, Any]], events: dict[str, dict[str, Any]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stream.alerts.outbox import Reader
     ap = Parser("python -m stream.alerts.reviews", __doc__)
     ap.add_argument("--reviews", type=Path, required=True, help="the reviews file (beside the outbox)")
     ap.add_argument("--outbox", type=Path, required=True, help="the pipeline's outbox (alerts.outbox.path)")
@@ -110,19 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.reviews, args.outbox):
         if not path.exists():
             ap.error(f"{path}: no such file")
-    store, reader = ReviewStore(args.reviews), Reader(args.outbox)
+    store = ReviewStore(args.reviews)
     try:
-        reviews = store.all()
-        events = {r["alert_id"]: e for r in reviews if (e := reader.event(r["alert_id"])) is not None}
+        found = export(store, args.outbox)
     finally:
         store.close()
-        reader.close()
-    text = json.dumps(labels(reviews, events), indent=1)
+    text = json.dumps(found, indent=1)
     if args.out is None:
         print(text)
     else:
         args.out.write_text(text + "\n")
-        print(f"{len(reviews)} reviews -> {args.out}", file=sys.stderr)
+        print(f"{sum(len(e['annotations']) + len(e['false_alarms']) for e in found['database'].values())} "
+              f"reviews -> {args.out}", file=sys.stderr)
     return 0
 
 

@@ -105,11 +105,6 @@ def mount(app: FastAPI) -> None:
     def recent_events(request: Request, **filters) -> list[dict]:
         return outbox_events(pipeline(request), **filters)
 
-    def event_thresholds(request: Request, camera: str):
-        p = pipeline(request)
-        cam = p.cfg.cameras.get(camera)
-        return cam.events if cam is not None and cam.events is not None else p.cfg.events
-
     @router.get("/", response_class=HTMLResponse)
     def grid(request: Request):
         return templates.TemplateResponse(request, "grid.html", {"cameras": cameras(request), "page": "cameras"})
@@ -134,7 +129,7 @@ def mount(app: FastAPI) -> None:
             start = max(start, min(rows[0]["wall_start"] - 5.0, end - 60.0))
         events = [e for e in recent_events(request, camera=camera, since=start - 3600, limit=200)
                   if (e["wall_end"] if e["state"] == "close" else end) >= start]
-        th = event_thresholds(request, camera)
+        th = pipeline(request).cfg.events_of(camera)
         svg = timeline_svg(rows, events, start=start, end=end, open_threshold=th.open_threshold,
                            close_threshold=th.close_threshold)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
@@ -146,7 +141,7 @@ def mount(app: FastAPI) -> None:
                               offset=max(0, offset))
         reviews = request.app.state.reviews
         for e in found:
-            e["review"] = reviews.get(e["alert_id"]) if reviews is not None else None
+            e["review"] = reviews.get(e["alert_id"])
         return templates.TemplateResponse(request, "events.html", {
             "events": found[:limit], "page": "events", "camera": camera or "", "category": category or "",
             "cameras": [c["id"] for c in cameras(request)], "offset": offset,
@@ -161,14 +156,14 @@ def mount(app: FastAPI) -> None:
         kinds = {e["kind"] for e in event.get("evidence", [])}
         return templates.TemplateResponse(request, "event.html", {
             "event": event, "page": "events", "kinds": kinds,
-            "review": reviews.get(alert_id) if reviews is not None else None})
+            "review": reviews.get(alert_id)})
 
     @router.post("/events/{alert_id}/review")
     def review_form(request: Request, alert_id: str, label: str = Form(...), note: str = Form("")):
         from stream.alerts.reviews import ReviewError
         reviews = request.app.state.reviews
         event = outbox_event(pipeline(request), alert_id)
-        if reviews is None or event is None:
+        if event is None:
             raise HTTPException(404, f"no event {alert_id!r} to review")
         try:
             reviews.set(alert_id, event["camera"], label, note)
