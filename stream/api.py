@@ -298,13 +298,13 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore) -> F
     @app.get("/api/cameras/{camera}/zones", summary="The camera's zones (points relative to the picture)")
     def get_zones(camera: str) -> dict:
         found = pipeline.zones.get(camera_known(camera))
-        return {name: z.model_dump() for name, z in (found.zones.items() if found else ())}
+        return found.as_config() if found is not None else {}
 
     @app.put("/api/cameras/{camera}/zones", summary="Replace the camera's zones until the pipeline restarts")
-    def zones(camera: str, body: dict[str, ZoneConfig]) -> dict:
+    def set_zones(camera: str, body: dict[str, ZoneConfig]) -> dict:
         from stream.scene.zones import Zones
-        pipeline.zones[camera_known(camera)] = Zones(body)
-        return {"zones": {name: z.model_dump() for name, z in body.items()}, "config": zones_yaml(camera, body)}
+        zones = pipeline.zones[camera_known(camera)] = Zones(body)
+        return {"zones": zones.as_config(), "config": zones_yaml(camera, body)}
 
     @app.post("/api/cameras/{camera}/chat", summary="Ask about the camera's recent windows")
     def chat(camera: str, body: ChatRequest) -> dict:

@@ -102,9 +102,6 @@ def mount(app: FastAPI) -> None:
                         "zones": p.zones.get(cam)})
         return out
 
-    def recent_events(request: Request, **filters) -> list[dict]:
-        return outbox_events(pipeline(request), **filters)
-
     @router.get("/", response_class=HTMLResponse)
     def grid(request: Request):
         return templates.TemplateResponse(request, "grid.html", {"cameras": cameras(request), "page": "cameras"})
@@ -114,10 +111,10 @@ def mount(app: FastAPI) -> None:
         found = next((c for c in cameras(request) if c["id"] == camera), None)
         if found is None:
             raise HTTPException(404, f"no camera {camera!r}")
-        zones = {name: z.model_dump() for name, z in (found["zones"].zones.items() if found["zones"] else ())}
+        zones = found["zones"].as_config() if found["zones"] is not None else {}
         return templates.TemplateResponse(request, "camera.html", {
             "camera": found, "page": "cameras", "minutes": minutes, "zones_json": json.dumps(zones),
-            "events": recent_events(request, camera=camera, limit=20),
+            "events": outbox_events(pipeline(request), camera=camera, limit=20),
             "talks": pipeline(request).chat is not None and pipeline(request).chat.talks})
 
     @router.get("/cameras/{camera}/timeline.svg")
@@ -127,7 +124,7 @@ def mount(app: FastAPI) -> None:
         rows = request.app.state.recent.scores(camera, since=start)
         if rows:      # a camera that started within the span: the span starts with it (at least a minute)
             start = max(start, min(rows[0]["wall_start"] - 5.0, end - 60.0))
-        events = [e for e in recent_events(request, camera=camera, since=start - 3600, limit=200)
+        events = [e for e in outbox_events(pipeline(request), camera=camera, since=start - 3600, limit=200)
                   if (e["wall_end"] if e["state"] == "close" else end) >= start]
         th = pipeline(request).cfg.events_of(camera)
         svg = timeline_svg(rows, events, start=start, end=end, open_threshold=th.open_threshold,
@@ -137,8 +134,8 @@ def mount(app: FastAPI) -> None:
     @router.get("/events", response_class=HTMLResponse)
     def events_page(request: Request, camera: str | None = None, category: str | None = None, offset: int = 0):
         limit = 50
-        found = recent_events(request, camera=camera or None, category=category or None, limit=limit + 1,
-                              offset=max(0, offset))
+        found = outbox_events(pipeline(request), camera=camera or None, category=category or None,
+                              limit=limit + 1, offset=max(0, offset))
         reviews = request.app.state.reviews
         for e in found:
             e["review"] = reviews.get(e["alert_id"])

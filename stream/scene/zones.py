@@ -34,6 +34,10 @@ class Zones:
     def __bool__(self) -> bool:
         return bool(self.zones)
 
+    def as_config(self) -> dict[str, dict]:
+        """name -> {kind, points}: as the config (and the API) gives them."""
+        return {name: z.model_dump() for name, z in self.zones.items()}
+
     def allowed(self, width: int, height: int) -> np.ndarray:
         """(h, w) bool over a GRID_W-wide raster of a width x height picture: where events may open."""
         h = max(1, round(GRID_W * height / max(width, 1)))
