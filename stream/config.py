@@ -81,6 +81,11 @@ class EventsConfig(_Strict):
     min_duration_s: float = Field(1.0, ge=0.0, le=600.0, description="Seconds above open_threshold to open.")
     close_after_s: float = Field(2.0, ge=0.0, le=600.0, description="Seconds under close_threshold to close.")
     cooldown_s: float = Field(5.0, ge=0.0, le=3600.0, description="Seconds after a close before another opens.")
+    quiet_after_s: float = Field(6.0, gt=0.0, le=3600.0, description=(
+        "Seconds with no second at or above open_threshold of the event's own category after which an open event "
+        "closes: the evidence stopped growing (scores hovering between the thresholds never hold it open)."))
+    max_event_s: float = Field(120.0, gt=0.0, le=86400.0, description=(
+        "The longest an event lasts: it then closes, and a new one may open if the scores stay high."))
 
     @model_validator(mode="after")
     def _hysteresis(self) -> EventsConfig:

@@ -98,8 +98,8 @@ class InlineModels:
         done.set_result(self.detector.batch(scenes))
         return done
 
-    def explain(self, scene: SceneGraph) -> str:
-        return self.detector.explain(scene)
+    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str:
+        return self.detector.explain(scene, category, start, end)
 
 
 def scene_stage(scene: SceneBuilder, windows: StageQueue, put: Callable[[SceneGraph | EndOfStream], object],

@@ -67,7 +67,7 @@ class Models(Protocol):
     restarts: int           # model workers that died and were replaced
 
     def submit(self, scenes: list[SceneGraph]) -> Future: ...
-    def explain(self, scene: SceneGraph) -> str: ...
+    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str: ...
 
 
 class CameraRunner(Protocol):
@@ -367,7 +367,8 @@ class Pipeline:
             except queue.Empty:
                 continue
             try:
-                self._explained.put((alert.camera, alert.alert_id, self.models.explain(scene)))
+                self._explained.put((alert.camera, alert.alert_id,
+                                    self.models.explain(scene, alert.category, alert.start, alert.end)))
             except Exception:  # noqa: BLE001 - an explanation is never worth the alert
                 log.exception("explaining alert %s failed", alert.alert_id[:8])
 

@@ -225,8 +225,8 @@ class ModelWorker:
     def batch(self, scenes: list[SceneGraph]) -> list[Verdict]:
         return self.detector.batch(scenes)
 
-    def explain(self, scene: SceneGraph) -> str:
-        return self.detector.explain(scene)
+    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str:
+        return self.detector.explain(scene, category, start, end)
 
     def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int) -> str:
         return self.detector.chat(scenes, question, max_new_tokens=max_new_tokens)
@@ -576,8 +576,8 @@ class ModelPool:
                     self._busy[i] -= 1
         raise RuntimeError(f"no model worker answered {method}")
 
-    def explain(self, scene: SceneGraph) -> str:
-        return self._call("explain", scene)
+    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str:
+        return self._call("explain", scene, category, start, end)
 
     def _chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
         return self._call("chat", scenes, question, max_new_tokens)

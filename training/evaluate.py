@@ -47,6 +47,7 @@ from training.metrics import (Detection, average_precision, bootstrap_intervals,
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.1, 0.2, 0.3)
+EARLY_S = 2.0          # an alert that starts more than this before an event did not find it: a false alert
 
 
 @dataclass
@@ -126,25 +127,39 @@ class VideoResult:
         """Seconds of this video outside every ground-truth event."""
         return float((~self.frame_truth()).sum()) / self.fps
 
+    def finds(self, a: Detection, s: Segment) -> bool:
+        """Whether alert `a` found event `s`: it overlaps it and starts at most EARLY_S before it."""
+        return min(s.end, a.end) > max(s.start, a.start) and a.start >= s.start - EARLY_S
+
     @property
     def false_alerts(self) -> int:
-        """Alerts that overlap no ground-truth event."""
-        return sum(not any(min(s.end, a.end) > max(s.start, a.start) for s in self.truth) for a in self.alerts)
+        """Alerts that found no ground-truth event: they overlap none, or start more than EARLY_S
+        before every event they overlap (an alarm raised before anything happened)."""
+        return sum(not any(self.finds(a, s) for s in self.truth) for a in self.alerts)
+
+    def found(self) -> list[tuple[Segment, Detection | None]]:
+        """Each event with the first alert (by the time it went out) that found it, or None."""
+        return [(s, min((a for a in self.alerts if self.finds(a, s)), key=lambda a: (a.opened, a.start), default=None))
+                for s in self.truth]
 
 
 def decide(video: str, verdicts: list[Verdict], events: EventsConfig, fps: float, n_frames: int,
            truth: list[Segment]) -> VideoResult:
     """A video's verdicts (in window order) through the stream's event tracker."""
     tracker = EventTracker(video, events)
-    seconds, decided, alerts = [], 0.0, []
+    seconds, decided, alerts, opened = [], 0.0, [], {}
     for v in verdicts:
         for s in v.seconds:
             if s.start >= decided - 1e-6:
                 seconds.append(s)
                 decided = s.end
-        alerts += tracker.update(v)
+        for a in tracker.update(v):
+            alerts.append(a)
+            if a.state == "open":
+                opened[a.alert_id] = v.end
     alerts += tracker.flush(verdicts[-1] if verdicts else None)
-    closed = [Detection(video, a.start, a.end, a.category, a.score) for a in alerts if a.state == "close"]
+    closed = [Detection(video, a.start, a.end, a.category, a.score, opened.get(a.alert_id, a.start))
+              for a in alerts if a.state == "close"]
     return VideoResult(video, fps, n_frames, seconds, closed, truth)
 
 
@@ -156,7 +171,26 @@ def run_detector(detector, graphs: list[SceneGraph], batch: int = 16) -> list[Ve
 
 
 HEADLINE = ("fnr", "f2", *(f"map@{t}" for t in THRESHOLDS), "map_avg", "auc", "ap", "fnr_category_aware",
-            "false_alerts_per_hour", "second_fnr", "second_f2", "second_auc", "second_ap")
+            "false_alerts_per_hour", "second_fnr", "second_f2", "second_auc", "second_ap", "normal_videos_alerting",
+            "event_fnr", "time_to_alert_median", "time_to_alert_p90")
+
+
+def operator_figures(results: list[VideoResult]) -> dict[str, float]:
+    """What an operator asks: the share of videos with no event that raise any alert; the share of
+    events no alert found (`event_fnr`, also per category); and the time to alert, from an event's
+    start to the moment its first finding alert went out (median and 90th percentile, seconds; an
+    alert that starts more than EARLY_S early finds nothing and counts as a false alert)."""
+    normal = [r for r in results if not r.truth]
+    out = {"normal_videos_alerting": sum(bool(r.alerts) for r in normal) / len(normal) if normal else float("nan")}
+    pairs = [(s, a) for r in results for s, a in r.found()]
+    delays = np.array([a.opened - s.start for s, a in pairs if a is not None])
+    out["event_fnr"] = sum(a is None for _, a in pairs) / len(pairs) if pairs else float("nan")
+    for label in sorted({s.label for s, _ in pairs}):
+        mine = [a for s, a in pairs if s.label == label]
+        out[f"event_fnr/{label}"] = sum(a is None for a in mine) / len(mine)
+    out["time_to_alert_median"] = float(np.median(delays)) if len(delays) else float("nan")
+    out["time_to_alert_p90"] = float(np.percentile(delays, 90)) if len(delays) else float("nan")
+    return out
 
 
 def headline(results: list[VideoResult], normal_hours: float = 0.0, normal_alerts: int = 0) -> dict[str, float]:
@@ -189,6 +223,7 @@ def headline(results: list[VideoResult], normal_hours: float = 0.0, normal_alert
                second_ap=average_precision(st, np.concatenate([r.second_scores() for r in results])))
     hours = normal_hours + sum(r.normal_s for r in results) / 3600.0
     out["false_alerts_per_hour"] = (normal_alerts + sum(r.false_alerts for r in results)) / hours if hours else float("nan")
+    out.update(operator_figures(results))
     return out
 
 
@@ -316,6 +351,24 @@ def _with_ci(m: dict, key: str, scale: float = 100.0, fmt: str = "{:.1f}") -> st
     return text + (f" [{fmt.format(scale * lo_hi[0])}–{fmt.format(scale * lo_hi[1])}]" if lo_hi else "")
 
 
+def table_operator(rows: dict[str, dict]) -> str:
+    """What an operator asks first (see `operator_figures`), each with its 95 % interval."""
+    lines = ["| method | normal videos with an alert ↓ | false alerts/h ↓ | events missed ↓ | category-aware FNR ↓ "
+             "| time to alert, median (s) | p90 (s) | AUC |", "|---|" + "---|" * 7]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join([
+            _with_ci(m, "normal_videos_alerting"), _with_ci(m, "false_alerts_per_hour", 1.0, "{:.0f}"),
+            _with_ci(m, "event_fnr"), _with_ci(m, "fnr_category_aware"),
+            _with_ci(m, "time_to_alert_median", 1.0), _with_ci(m, "time_to_alert_p90", 1.0), _with_ci(m, "auc")]) + " |")
+    cats = sorted({k.split("/", 1)[1] for m in rows.values() for k in m if k.startswith("event_fnr/")})
+    if cats:
+        lines += ["", "Events missed per category (%; an alert of any category finds an event)",
+                  "| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+        lines += [f"| {name} | " + " | ".join(_with_ci(m, f"event_fnr/{c}") for c in cats) + " |"
+                  for name, m in rows.items()]
+    return "For the operator (an alert starting over 2 s before its event counts as false)\n" + "\n".join(lines)
+
+
 def table1(rows: dict[str, dict]) -> str:
     """Hawkeye's Table 1, each figure with its 95 % per-video bootstrap interval."""
     cols = [("FNR ↓", "fnr"), ("F2 ↑", "f2"), *((f"mAP@{t}", f"map@{t}") for t in THRESHOLDS), ("mAP avg", "map_avg"),
@@ -368,7 +421,7 @@ def confusion_tables(rows: dict[str, dict]) -> str:
 def report(subset: str, rows: dict[str, dict]) -> str:
     first = next(iter(rows.values()))
     return (f"{subset} split: {first['videos']} videos, {first['events']} events; intervals: 95 %, per-video "
-            f"bootstrap\n\n{table1(rows)}\n\n{table2(rows)}\n\n{table_seconds(rows)}\n\n{confusion_tables(rows)}\n"
+            f"bootstrap\n\n{table_operator(rows)}\n\n{table1(rows)}\n\n{table2(rows)}\n\n{table_seconds(rows)}\n\n{confusion_tables(rows)}\n"
             + (f"\n{table_operating(rows)}" if table_operating(rows) else ""))
 
 

@@ -91,6 +91,7 @@ class Detection:
     end: float
     label: str
     score: float
+    opened: float = float("nan")     # stream time the open alert went out (the end of the window that opened it)
 
 
 def rank(detections: list[Detection]) -> list[Detection]:

@@ -20,8 +20,7 @@ import torch
 
 from stream.llm.features import clips_of, collate
 from stream.llm.hawkeye import HawkeyeModel
-from stream.llm.prompts import (CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, answer_category, parse_answer,
-                                to_stream_time)
+from stream.llm.prompts import CATEGORIES, CATEGORY, CHAT, DISCOVERY, EXPLAIN, answer_category, explanation_lead, parse_answer
 from stream.types import SceneGraph, SecondScore, Verdict
 
 
@@ -148,11 +147,16 @@ class HawkeyeDetector:
         return self.model.generate([prompt], collate(clips, cfg).to(self.device), [list(range(len(clips)))],
                                    max_new_tokens=max_new_tokens, step=self.gate.step)[0]
 
-    def explain(self, scene: SceneGraph) -> str:
-        """What is anomalous in the window and when, in the model's words (generated), its times
-        turned from seconds of the window into stream seconds."""
-        answer = parse_answer(self._generate(EXPLAIN, [scene], 40), window_s=scene.end - scene.start)
-        return to_stream_time(answer.text, scene.start)
+    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str:
+        """What the event of `category` over stream seconds [start, end] is, in the model's words: its
+        answer to the explanation prompt, led by the category's own sentence (so it can only talk
+        about that category), the time it grounds in the window kept inside the event's span."""
+        lead = explanation_lead(category)
+        answer = parse_answer(lead + self._generate(EXPLAIN + lead, [scene], 16), window_s=scene.end - scene.start)
+        a, b = answer.span if answer.span else (start - scene.start, end - scene.start)
+        a = min(max(a + scene.start, start), end)
+        b = min(max(b + scene.start, a), end)
+        return f"{lead.strip()} from {a:.1f} to {b:.1f} seconds."
 
     def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
         """A free question about a camera's recent windows (Hawkeye's chat paradigm)."""

@@ -72,15 +72,6 @@ def answer_described(events: list[tuple[str, float, float]]) -> str:
     return " " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + "."
 
 
-def to_stream_time(text: str, offset: float) -> str:
-    """An answer's first "from <s1> to <s2>" (seconds from the start of the window it was asked
-    about) rewritten in stream seconds."""
-    def shift(m: re.Match) -> str:
-        a, b = (float(m.group(k)) + offset for k in (1, 2))
-        return f"from {a:g} to {b:g}"
-    return _SPAN.sub(shift, text, count=1)
-
-
 def answer_yes_no(anomalous: bool) -> str:
     return " Yes" if anomalous else " No"
 
@@ -93,8 +84,13 @@ def answer_span(start: float, end: float) -> str:
     return f" From {start:g} to {end:g}."
 
 
+def explanation_lead(category: str) -> str:
+    """The start of the explanation answer of `category`: " A person falls to the ground"."""
+    return " " + EXPLANATIONS.get(category, category).capitalize()
+
+
 def answer_explanation(category: str, start: float, end: float) -> str:
-    return f" {EXPLANATIONS[category].capitalize()} from {start:g} to {end:g} seconds."
+    return f"{explanation_lead(category)} from {start:g} to {end:g} seconds."
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import yaml
 
 from stream.alerts.query import QueryClient, RequestError
 from stream.llm.lm import new_model
+from stream.llm.prompts import explanation_lead
 from tests.harness import Subscriber, all_stopped, start, write_config
 
 
@@ -26,7 +27,8 @@ def test_hawkeye_detector_scores_every_second_and_explains_opened_alerts(tmp_pat
     config = write_config(tmp_path, cams, free_endpoint, models_dir,
                           detector={"name": "hawkeye", "hawkeye": {"model": str(model_dir), "max_batch": 8,
                                                                    "max_wait_ms": 100}},
-                          events={"open_threshold": 1e-6, "close_threshold": 0.0, "min_duration_s": 1.0})
+                          events={"open_threshold": 1e-6, "close_threshold": 0.0, "min_duration_s": 1.0,
+                                  "quiet_after_s": 60.0})
     sub = Subscriber(free_endpoint)
     proc = start(config)
     try:
@@ -47,6 +49,9 @@ def test_hawkeye_detector_scores_every_second_and_explains_opened_alerts(tmp_pat
     assert states[0] == "open" and states[-1] == "close" and len({a["alert_id"] for a in alerts}) == 1
     updates = [a for a in alerts if a["state"] == "update"]
     assert updates and all(a["explanation"] for a in updates)          # generated text, off the scoring path
+    category = alerts[0]["category"]                                    # decided once, on every message
+    assert {a["category"] for a in alerts} == {category}
+    assert all(a["explanation"].startswith(explanation_lead(category).strip()) for a in updates)
     assert sub.of("alert", "gate") == []                                # its own threshold: nothing opens
 
 

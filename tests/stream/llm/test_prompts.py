@@ -53,9 +53,7 @@ def test_prompts_hold_one_video_placeholder_and_the_corpus_covers_them():
 
 
 def test_chat_answers_name_stream_times():
-    from stream.llm.prompts import answer_described, to_stream_time
-    assert to_stream_time("A person falls from 1 to 3 seconds.", 120.0) == "A person falls from 121 to 123 seconds."
-    assert to_stream_time("nothing timed", 5.0) == "nothing timed"
+    from stream.llm.prompts import answer_described
     said = answer_described([("fall", 12, 15), ("running", 13, 16)])
     assert said == " A person falls to the ground from 12 to 15 seconds; a person suddenly runs from 13 to 16 seconds."
     assert parse_answer(said).span == (12.0, 15.0) and parse_answer(said).category == "fall"
