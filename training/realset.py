@@ -9,7 +9,7 @@ The manifest (`training/real_clips.yaml`) names, for every clip, the public repo
 path it comes from, the repository's licence, the trim, the labels (category and span in seconds of
 the source file) and a one-line description; and, for every camera, its split (train / val / test),
 so no camera is in two splits. No clip is committed to this repository: the set is rebuilt from the
-sources. A source is found under `--sources` as `<owner>+<name>` (a bare git directory, or one with
+sources. A source is found under `--sources` as `<owner>+<name>` (a git directory, or one with
 `repo/` inside) or `<owner>/<name>` (a clone); the file is read at the manifest's commit, so the set
 is the same whatever the checkout's branch.
 """
@@ -151,8 +151,8 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
 def git_dir(sources: Path, repo: str) -> Path:
     """The git directory of `repo` under `sources`: <owner>+<name>[/repo] (bare) or <owner>/<name> (a clone)."""
     owner, name = repo.split("/", 1)
-    for cand in (sources / f"{owner}+{name}" / "repo", sources / f"{owner}+{name}", sources / owner / name / ".git",
-                 sources / owner / name):
+    fetched = sources / f"{owner}+{name}"
+    for cand in (fetched / "repo", fetched / "repo" / ".git", fetched, sources / owner / name / ".git", sources / owner / name):
         if (cand / "HEAD").is_file() and (cand / "objects").is_dir():
             return cand
     raise FileNotFoundError(f"{repo}: no checkout under {sources} (looked for {owner}+{name} and {owner}/{name})")

@@ -50,9 +50,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SourceRecipe(_Strict):
+    features: Path = Field(description="Root of the extracted features (meta/, pose_feat/, ...).")
+    ground_truth: Path = Field(description="ActivityNet-style ground truth (gt.json).")
+    repeat: int = Field(1, ge=1, le=100, description="Train on its windows this many times an epoch (a small "
+                                                      "real set beside a large synthetic one).")
+
+
 class DataRecipe(_Strict):
     features: Path = Field(description="Root of the extracted features (meta/, pose_feat/, ...).")
     ground_truth: Path = Field(description="ActivityNet-style ground truth (gt.json).")
+    also: list[SourceRecipe] = Field([], description="More data sets trained, validated and calibrated on together "
+                                                     "with this one, split by split (e.g. the real-clip set).")
     train_subset: str = "train"
     val_subset: str | None = "val"
     conversations: Path | None = Field(None, description="Hawkeye conversation records to train on as well.")
@@ -95,6 +104,13 @@ class ModelRecipe(_Strict):
         "(a linear probe on its tokens, binary cross-entropy), then fine-tune everything through the LM."))
 
 
+class CalibrationRecipe(_Strict):
+    normal_seconds_over: float | None = Field(0.02, gt=0.0, lt=1.0, description=(
+        "At most this share of val's normal seconds may score over the discovery threshold: the best-F2 threshold "
+        "is raised until it holds (F2 alone weighs a miss four times a false alarm, and alarms on everything). "
+        "null: best F2 alone."))
+
+
 class OptimRecipe(_Strict):
     lr: float = Field(2e-5, gt=0.0, le=1.0, description="Peak learning rate (Hawkeye: 2e-5).")
     encoder_lr: float | None = Field(None, gt=0.0, le=1.0, description="For the encoders, MoE and projector (default: lr).")
@@ -113,6 +129,7 @@ class Recipe(_Strict):
     data: DataRecipe
     model: ModelRecipe = ModelRecipe()
     optim: OptimRecipe = OptimRecipe()
+    calibration: CalibrationRecipe = CalibrationRecipe()
     out: Path = Field(description="The model directory to write.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -153,24 +170,29 @@ def load_recipe(path: Path, overrides: dict | None = None) -> Recipe:
 
 # -- data ----------------------------------------------------------------------------------------
 def load_samples(recipe: Recipe, cfg: HawkeyeConfig, subset: str, progress: bool = True) -> list[WindowSample]:
+    """The `subset` windows of every data set the recipe names (each `also` set's train windows
+    repeated as it says)."""
     d = recipe.data
-    gt = read_ground_truth(d.ground_truth)
-    have = set(videos(d.features))
-    names = [v for v, e in gt.items() if e["subset"] == subset]
-    missing = [v for v in names if v not in have]
-    if missing:
-        raise ValueError(f"{len(missing)} {subset} videos have no features under {d.features} (e.g. {missing[0]}); "
-                         "run `python -m training.extract`")
-    if cfg.appearance_dim:
-        lacking = [v for v in names if not has_appearance(d.features, v)]
-        if lacking:
-            raise ValueError(f"model.appearance is {recipe.model.appearance}, but {len(lacking)} {subset} videos under {d.features} "
-                             f"have no app_feat (e.g. {lacking[0]}); run `python -m training.extract --config` with a "
-                             "config that has models.appearance")
     out, graphs_of = [], {}
-    for v in tqdm(names, desc=f"loading {subset}", unit="video", disable=not progress, file=sys.stderr):
-        graphs_of[v] = read_video(d.features, v).scene_graphs()
-        out += window_samples(v, graphs_of[v], gt[v]["segments"], cfg, explain=d.explain, chat=d.chat)
+    for src in [SourceRecipe(features=d.features, ground_truth=d.ground_truth), *d.also]:
+        gt = read_ground_truth(src.ground_truth)
+        have = set(videos(src.features))
+        names = [v for v, e in gt.items() if e["subset"] == subset]
+        missing = [v for v in names if v not in have]
+        if missing:
+            raise ValueError(f"{len(missing)} {subset} videos have no features under {src.features} (e.g. {missing[0]}); "
+                             "run `python -m training.extract`")
+        if cfg.appearance_dim:
+            lacking = [v for v in names if not has_appearance(src.features, v)]
+            if lacking:
+                raise ValueError(f"model.appearance is {recipe.model.appearance}, but {len(lacking)} {subset} videos under "
+                                 f"{src.features} have no app_feat (e.g. {lacking[0]}); run `python -m training.extract "
+                                 "--config` with a config that has models.appearance")
+        for v in tqdm(names, desc=f"loading {subset} of {src.features}", unit="video", disable=not progress,
+                      file=sys.stderr):
+            graphs_of[v] = read_video(src.features, v).scene_graphs()
+            windows = window_samples(v, graphs_of[v], gt[v]["segments"], cfg, explain=d.explain, chat=d.chat)
+            out += windows * (src.repeat if subset == d.train_subset else 1)
     if subset == d.train_subset:
         if d.conversations:
             out += conversation_samples(read_conversations(d.conversations), graphs_of, cfg, str(d.conversations))
@@ -363,16 +385,23 @@ def router_use(model: HawkeyeModel, samples: list[WindowSample], device: str, ba
 
 
 def calibrate(cfg: HawkeyeConfig, yes: np.ndarray, probs: np.ndarray, labels: np.ndarray,
-              margin: float = 0.02) -> HawkeyeConfig:
+              margin: float = 0.02, normal_over: float | None = None) -> HawkeyeConfig:
     """The detector's thresholds from val seconds (stream/llm/detector.py scores with them): the
-    best-F2 P(" Yes") for any anomaly, and for each category the best-F2 P(" Yes")·P(category |
-    anomalous) for that category's seconds, kept only where it finds them better than discovery
-    alone does (its F2 on them higher by `margin`): a category the model cannot yet tell apart gets
-    1.0, never crosses on its own, and is named only as the category model's first choice. A
-    category val does not have gets 1.0 too."""
+    best-F2 P(" Yes") for any anomaly, raised where needed so that at most `normal_over` of the
+    normal seconds score over it; and for each category the best-F2 P(" Yes")·P(category |
+    anomalous) for that category's seconds (never under the share's bound either), kept only where
+    it finds them better than discovery alone does (its F2 on them higher by `margin`): a category
+    the model cannot yet tell apart gets 1.0, never crosses on its own, and is named only as the
+    category model's first choice. A category val does not have gets 1.0 too."""
     from training.metrics import best_f2_threshold, f_beta
 
-    threshold = best_f2_threshold(labels != "normal", yes)
+    def bounded(t: float, scores: np.ndarray) -> float:
+        normal = scores[labels == "normal"]
+        if normal_over is None or not len(normal):
+            return t
+        return max(t, float(np.quantile(normal, 1.0 - normal_over)))
+
+    threshold = bounded(best_f2_threshold(labels != "normal", yes), yes)
     anomalous = [i for i, c in enumerate(cfg.categories) if c != "normal"]
     given = probs[:, anomalous] / np.maximum(probs[:, anomalous].sum(1, keepdims=True), 1e-12)
     per = dict(zip(anomalous, (yes[:, None] * given).T))
@@ -383,7 +412,7 @@ def calibrate(cfg: HawkeyeConfig, yes: np.ndarray, probs: np.ndarray, labels: np
         if i not in per or not mine.any():
             thresholds.append(1.0)
             continue
-        t = best_f2_threshold(mine, per[i])
+        t = bounded(best_f2_threshold(mine, per[i]), per[i])
         by_discovery = (yes >= threshold) & (named == i)        # discovery, named as the detector names it
         better = f_beta(mine, per[i] >= t) > f_beta(mine, by_discovery) + margin
         thresholds.append(t if better else 1.0)
@@ -400,11 +429,12 @@ def validation_loss(model: HawkeyeModel, samples: list[WindowSample], device: st
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def validate(model: HawkeyeModel, val_set: list[WindowSample], device: str, log=print) -> dict:
+def validate(model: HawkeyeModel, val_set: list[WindowSample], device: str, log=print,
+             normal_over: float | None = None) -> dict:
     """Calibrate the model's thresholds on val seconds (`calibrate`) and measure it there."""
     from training.metrics import average_precision, roc_auc
     yes, probs, labels = ask_seconds(model, val_set, device)
-    model.cfg = calibrate(model.cfg, yes, probs, labels)
+    model.cfg = calibrate(model.cfg, yes, probs, labels, normal_over=normal_over)
     anomalous = labels != "normal"
     named = np.array(model.cfg.categories)[probs.argmax(1)]
     out = {"val_loss": validation_loss(model, val_set, device), "val_auc": roc_auc(anomalous, yes),
@@ -429,7 +459,8 @@ def recalibrate(recipe: Recipe, log=print) -> Path:
     if not recipe.data.val_subset:
         raise ValueError("calibration needs a val split (data.val_subset)")
     model = load_model(recipe.out, device=device)
-    found = validate(model, load_samples(recipe, model.cfg, recipe.data.val_subset), device, log)
+    found = validate(model, load_samples(recipe, model.cfg, recipe.data.val_subset), device, log,
+                     recipe.calibration.normal_seconds_over)
     model.cfg.save(recipe.out / "hawkeye.json")
     report_path = recipe.out / "train_report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -545,7 +576,7 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
               "final_loss": float(np.mean([h["loss"] for h in history[-20:]])) if history else None,
               "final_balance": float(np.mean([h["balance"] for h in history[-20:]])) if history else None}
     if val_set:
-        report.update(validate(model, val_set, device, log))
+        report.update(validate(model, val_set, device, log, recipe.calibration.normal_seconds_over))
     model.save(out)
     (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
                                                       indent=1) + "\n")

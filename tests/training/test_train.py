@@ -156,3 +156,19 @@ def test_a_category_gets_a_threshold_of_its_own_only_where_it_beats_discovery_on
     assert all(s >= 0.5 for s in scores[70:]) and {cats[i] for i in named["top"][70:]} == {"running"}
     assert all(s < 0.5 for s in scores[:50])
     assert [cats[i] for i, s in zip(named["top"][50:70], scores[50:70]) if s >= 0.5] == ["fall"] * 20
+
+
+def test_calibration_keeps_the_normal_seconds_over_the_threshold_under_the_share_asked():
+    import numpy as np
+    from stream.llm.hawkeye import HawkeyeConfig
+    from training.train import calibrate
+    cats = ("normal", "fall")
+    rng = np.random.default_rng(1)
+    labels = np.array(["normal"] * 400 + ["fall"] * 40)
+    yes = np.r_[rng.uniform(0.0, 0.6, 400), rng.uniform(0.3, 1.0, 40)]   # normal seconds reach well into the falls'
+    probs = np.c_[1 - yes, yes]
+    f2_only = calibrate(HawkeyeConfig(categories=cats), yes, probs, labels)
+    bounded = calibrate(HawkeyeConfig(categories=cats), yes, probs, labels, normal_over=0.02)
+    assert (yes[:400] >= f2_only.threshold).mean() > 0.04                # best F2 alarms on normal seconds
+    assert (yes[:400] >= bounded.threshold).mean() <= 0.02 + 1e-9
+    assert bounded.category_thresholds[1] == 1.0 or (yes[:400] >= bounded.category_thresholds[1]).mean() <= 0.02
