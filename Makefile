@@ -87,8 +87,11 @@ $(BENCH)/meta/vtest.json: | setup
 	$(PY) -m training.extract --videos $(BENCH)/videos --out $(BENCH)
 	$(PY) -m training.extract --videos data/vtest.avi --out $(BENCH)
 
+# The embedded model in two stages: the synthetic benchmark (stage 1), then the real-clip set beside
+# it (stage 2, needs data/real: `python -m training.realset --sources FOLDER`, then training.extract).
 embedded-model: bench-data
 	$(PY) -m training.train --config configs/train/embedded.yaml
+	$(PY) -m training.train --config configs/train/embedded-real.yaml
 
 evaluate: bench-data
 	$(PY) -m training.evaluate --baseline --model hawkeye=models/hawkeye --normal-video vtest --out out/eval $(ARGS)

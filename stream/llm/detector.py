@@ -154,8 +154,9 @@ class HawkeyeDetector:
         lead = explanation_lead(category)
         answer = parse_answer(lead + self._generate(EXPLAIN + lead, [scene], 16), window_s=scene.end - scene.start)
         a, b = answer.span if answer.span else (start - scene.start, end - scene.start)
-        a = min(max(a + scene.start, start), end)
-        b = min(max(b + scene.start, a), end)
+        a, b = min(max(a + scene.start, start), end), min(max(b + scene.start, start), end)
+        if b - a < 0.5:                  # grounded outside the event, or on an instant: the event's own span
+            a, b = start, end
         return f"{lead.strip()} from {a:.1f} to {b:.1f} seconds."
 
     def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
