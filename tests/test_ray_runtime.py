@@ -26,6 +26,7 @@ def demo_config(*args, **kwargs) -> Path:
     path = harness.demo_config(*args, **kwargs)
     cfg = yaml.safe_load(path.read_text())
     cfg["events"] = EVENTS
+    cfg["detector"]["hawkeye"]["explain"] = False      # as many events as windows: no explanation traffic beside the batches
     path.write_text(yaml.safe_dump(cfg))
     return path
 
