@@ -100,7 +100,7 @@ def test_the_encoder_warm_up_learns_to_tell_the_seconds_apart(tiny_bench, tmp_pa
 
 def test_the_demo_runs_the_shipped_model_the_embedded_recipe_wrote(tiny_bench):
     """configs/demo.yaml names models/hawkeye; that directory loads, and it is what
-    configs/train/embedded.yaml trains (its report carries the same recipe)."""
+    configs/train/embedded-real.yaml trains (its report carries the same recipe)."""
     import json
     from stream.config import load_config
     cfg = load_config(ROOT / "configs" / "demo.yaml")
@@ -108,7 +108,7 @@ def test_the_demo_runs_the_shipped_model_the_embedded_recipe_wrote(tiny_bench):
     shipped = cfg.detector.hawkeye.model
     assert shipped.resolve() == (ROOT / "models" / "hawkeye").resolve()
     report = json.loads((shipped / "train_report.json").read_text())
-    trained = load_recipe(ROOT / "configs" / "train" / "embedded.yaml")
+    trained = load_recipe(ROOT / "configs" / "train" / "embedded-real.yaml")     # stage 2 writes models/hawkeye
     assert report["recipe"]["model"] == json.loads(trained.model.model_dump_json())
     assert report["recipe"]["optim"] == json.loads(trained.optim.model_dump_json())
     det = HawkeyeDetector(load_model(shipped, merge_lora=True), explain=False)
