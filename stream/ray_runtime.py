@@ -37,6 +37,13 @@ from stream.metrics import CameraStats
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
+RETRIES = 8        # a lost batch or call is tried again this often, waiting longer each time (about 21 s in all)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before try `attempt + 1`: a restarted model worker loads its model first (seconds on a
+    busy machine), so a pool of one must wait that long for its batch to find a worker again."""
+    return min(0.2 * 2 ** attempt, 5.0)
 
 INGEST_COUNTERS = ("frames_decoded", "frames_sampled", "windows_emitted", "windows_dropped", "windows_skipped",
                    "gaps", "reconnects", "decode_errors")
@@ -555,22 +562,22 @@ class ModelPool:
             out.set_result(f.result())
         except self.ray.exceptions.RayActorError as e:
             self.restarts += 1
-            if attempt >= 5:
+            if attempt >= RETRIES:
                 out.set_exception(RuntimeError(f"a model batch failed on {attempt + 1} workers: {e}"))
                 return
             log.warning("a model worker died; its batch of %d windows goes to another", len(scenes))
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(backoff(attempt))
             self.submit(scenes, attempt + 1, out)
         except Exception as e:  # noqa: BLE001 - the detector's own error: the detector stage reports it
             out.set_exception(e)
 
     def _call(self, method: str, *args, **kwargs):
-        for attempt in range(5):
+        for attempt in range(RETRIES + 1):
             i = self._pick()
             try:
                 return self.ray.get(getattr(self.actors[i], method).remote(*args, **kwargs))
             except self.ray.exceptions.RayActorError:
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(backoff(attempt))
             finally:
                 with self._lock:
                     self._busy[i] -= 1
