@@ -19,18 +19,23 @@ def _transcript():
     return module
 
 
-def test_the_readme_demo_transcript_names_the_alerts_the_demo_raises(tmp_path, free_endpoint, vtest):
-    claimed = _transcript().claimed((ROOT / "README.md").read_text())
-    config = demo_config(tmp_path, free_endpoint)
-    sub = Subscriber(free_endpoint)
-    proc = start(config, "--replay", "fast")
+def _alerts_of_a_run(config, endpoint, *flags) -> list[dict]:
+    """The lobby camera's alerts from a real pipeline run of `config`, as a subscriber receives them."""
+    sub = Subscriber(endpoint)
+    proc = start(config, *flags)
     try:
         sub.receive_until(all_stopped({"lobby": None}), timeout_s=900)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
     finally:
         proc.kill()
         sub.close()
-    raised = [a["category"] for a in sub.of("alert", "lobby") if a["state"] == "open"]
+    return sub.of("alert", "lobby")
+
+
+def test_the_readme_demo_transcript_names_the_alerts_the_demo_raises(tmp_path, free_endpoint, vtest):
+    claimed = _transcript().claimed((ROOT / "README.md").read_text())
+    alerts = _alerts_of_a_run(demo_config(tmp_path, free_endpoint), free_endpoint, "--replay", "fast")
+    raised = [a["category"] for a in alerts if a["state"] == "open"]
     assert raised == claimed, f"README.md's transcript shows {claimed}; the demo raised {raised}: " \
                               "run scripts/demo_transcript.py"
 
@@ -44,15 +49,7 @@ def test_normal_footage_in_a_loop_never_holds_an_event_longer_than_its_maximum(t
                           detector={"name": "hawkeye", "hawkeye": {"model": str(model), "explain": False}},
                           events={"open_threshold": 1e-6, "close_threshold": 0.0, "min_duration_s": 1.0,
                                   "cooldown_s": 0.0, "max_event_s": 8.0})
-    sub = Subscriber(free_endpoint)
-    proc = start(config, "--loop", "--duration", "40")
-    try:
-        sub.receive_until(all_stopped({"lobby": None}), timeout_s=600)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
-    finally:
-        proc.kill()
-        sub.close()
-    closes = [a for a in sub.of("alert", "lobby") if a["state"] == "close"]
+    closes = [a for a in _alerts_of_a_run(config, free_endpoint, "--loop", "--duration", "40") if a["state"] == "close"]
     assert len(closes) >= 3
     assert all(a["end"] - a["start"] <= 8.0 + 1e-6 for a in closes)
     assert any(a["reason"] == "longest event (8 s)" for a in closes)
