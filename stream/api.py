@@ -244,6 +244,16 @@ def token_of(cfg: HttpConfig) -> str | None:
     return token
 
 
+def record_review(pipeline: Pipeline, reviews: ReviewStore, event: dict, label: str, note: str = "",
+                  reviewer: str = "") -> dict:
+    """Store an operator's review of an event; a false alarm also joins its camera's normal (the
+    answer's `normal` says what that did)."""
+    row = reviews.set(event["alert_id"], event["camera"], label, note, reviewer)
+    if label == "false_alarm" and event["camera"] in pipeline.cfg.cameras:
+        row["normal"] = pipeline.normal.of(event["camera"]).false_alarm(event["alert_id"])
+    return row
+
+
 def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore) -> FastAPI:
     def authorised(request: Request) -> None:
         if token is None or request.url.path in OPEN_PATHS or request.url.path.startswith("/static/"):
@@ -345,10 +355,16 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore) -> F
             raise HTTPException(404, f"the {kind} of event {alert_id} is not on this machine ({item['path']})")
         return FileResponse(path, media_type="image/jpeg" if kind == "keyframe" else "video/mp4")
 
-    @app.put("/api/events/{alert_id}/review", summary="Review an event: confirmed or a false alarm")
+    @app.put("/api/events/{alert_id}/review", summary="Review an event: confirmed or a false alarm (which its "
+                                                     "camera's normal learns at once, where it learns one)")
     def review(alert_id: str, body: ReviewRequest) -> dict:
-        found = event_of(alert_id)
-        return reviews.set(alert_id, found["camera"], body.label, body.note, body.reviewer)
+        return record_review(pipeline, reviews, event_of(alert_id), body.label, body.note, body.reviewer)
+
+    @app.post("/api/cameras/{camera}/normal/reset", summary="Forget what the camera learnt of its own normal")
+    def normal_reset(camera: str) -> dict:
+        normal = pipeline.normal.of(camera_known(camera))
+        normal.reset()
+        return normal.status()
 
     @app.get("/api/labels", summary="The reviews as training labels (training/data.py's ground-truth format)")
     def labels() -> dict:

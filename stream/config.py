@@ -94,6 +94,27 @@ class EventsConfig(_Strict):
         return self
 
 
+class NormalConfig(_Strict):
+    enabled: bool = Field(False, description=(
+        "Learn what is normal for each camera from its own footage, its quiet seconds and operators' \"False "
+        "alarm\" reviews; once learnt, a second like that normal cannot open an event (README: Each camera's "
+        "normal). Needs the hawkeye detector (its scene embeddings)."))
+    warmup_minutes: float = Field(10.0, ge=0.0, le=10_080.0, description=(
+        "Minutes of footage with people in it to learn before the normal is used; the model alone decides "
+        "until then. `python -m stream.llm.normal learn` learns from a recording instead."))
+    radius: float = Field(0.07, gt=0.0, le=2.0, description=(
+        "Cosine distance within which a second's embedding counts as one of the normal (smaller: only near "
+        "repeats are familiar). 0.07 was chosen for the shipped model on the real-clip set's train and val "
+        "splits (`python -m training.normal_eval`); another model's embeddings may need another."))
+    capacity: int = Field(4096, ge=16, le=1_000_000, description=(
+        "Most embeddings kept per camera (0.5 KiB each): the least recently matched go first; reviewed "
+        "false alarms are never evicted."))
+    store: Path = Field(Path("var/normal"), description="Folder of the cameras' normal stores, one file each "
+                                                        "(relative to the config file).")
+
+    _store = field_validator("store")(_any_path)
+
+
 class WindowConfig(_Strict):
     length_s: float = Field(4.0, gt=0.0, le=120.0, description="Window length in stream seconds.")
     stride_s: float = Field(2.0, gt=0.0, le=120.0, description="Seconds between window starts (<= length).")
@@ -137,6 +158,9 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
     enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
+    normal: bool | NormalConfig | None = Field(None, description=(
+        "This camera's own normal: true/false switches the top-level `normal` on or off for it; a mapping "
+        "replaces it field by field."))
     windows: WindowConfig | None = Field(None, description="This camera's windows (length, stride, sampling), "
                                                             "field by field over the top-level windows.")
     person_score_threshold: float | None = Field(
@@ -189,6 +213,9 @@ class PersonDetectorConfig(_Strict):
     score_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Minimum person score.")
     nms_iou: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which overlapping boxes are merged.")
     max_people: int = Field(64, ge=1, le=1000, description="Most people kept per frame (highest scores).")
+    tiles: int = Field(1, ge=1, le=4, description=(
+        "1: one pass over the whole frame. n > 1: also an n x n grid of overlapping crops, for people too small "
+        "for the detector's input size (2 costs about 5 passes; bench/bench_people.py measures it)."))
 
 
 class PoseConfig(_Strict):
@@ -647,6 +674,8 @@ class HawkwatchConfig(_Strict):
     objects: ObjectsConfig = Field(default_factory=ObjectsConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    normal: NormalConfig = Field(default_factory=NormalConfig, description="Each camera's own normal (off unless "
+                                                                          "enabled, here or per camera).")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     queues: QueuesConfig = Field(default_factory=QueuesConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="What runs the stages (local or ray).")
@@ -685,6 +714,18 @@ class HawkwatchConfig(_Strict):
         if not any(c.enabled for c in self.cameras.values()):
             raise ValueError("no camera is enabled")
         return self
+
+    def normal_of(self, camera: str) -> NormalConfig:
+        """What `camera` learns of its own normal: the top-level `normal`, switched or replaced by its own."""
+        own = self.cameras[camera].normal if camera in self.cameras else None
+        if isinstance(own, bool):
+            return self.normal.model_copy(update={"enabled": own})
+        return own if own is not None else self.normal
+
+    def windows_of(self, camera: str) -> WindowConfig:
+        """The windows `camera` is cut into: its own, or the top-level ones."""
+        cam = self.cameras.get(camera)
+        return cam.windows if cam is not None and cam.windows is not None else self.windows
 
     def events_of(self, camera: str) -> EventsConfig:
         """The event thresholds `camera` runs with: its own, or the top-level ones."""

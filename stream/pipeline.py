@@ -37,6 +37,7 @@ from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.ingest.source import VideoSource
 from stream.llm.chat import ChatService
 from stream.llm.events import EventTracker
+from stream.llm.normal import NormalMemories
 from stream.llm.scheduler import Request, Scheduler
 from stream.local_runtime import InlineModels, LocalRuntime, open_source, scene_stage
 from stream.metrics import CameraStats
@@ -119,6 +120,7 @@ class Pipeline:
         self.last_health: dict[str, dict] = {}   # camera -> its latest health message (the HTTP API's cameras)
         self.last_scene: dict[str, SceneGraph] = {}   # camera -> its latest scored window's scene (snapshots)
         self.zones: dict[str, Zones] = {}         # camera -> where its events may open (stream/scene/zones.py)
+        self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/llm/normal.py)
         self.api = None                          # the HTTP API server (stream/api.py), when configured
         self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if self.models.explains else None
         self._explained: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
@@ -276,8 +278,12 @@ class Pipeline:
                 if self.chat is not None:
                     self.chat.remember(scene)
                 self.outbox.put(("verdict", verdict), abort=self._abort)
-                zones = self.zones.get(scene.camera)
-                for alert in tracker_of(scene.camera).update(verdict, zones.admits(scene) if zones else None):
+                zones, normal = self.zones.get(scene.camera), self.normal.of(scene.camera)
+                tracker = tracker_of(scene.camera)
+                alerts = tracker.update(verdict, both(zones.admits(scene) if zones else None, normal.admits(verdict)))
+                normal.observed(verdict, tracker.is_open, [a.start for a in alerts if a.state == "open"])
+                for alert in alerts:
+                    normal.event(alert.alert_id, alert.start, alert.end)
                     send(alert)
                     if alert.state == "open" and self.evidence is not None and \
                             self.evidence.submit(scene, verdict, alert):
@@ -387,6 +393,7 @@ class Pipeline:
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
                           "outbox": self.outbox.qsize()}
         snap["endpoints"] = {s.name: s.status() for s in self._request_servers()}
+        snap["normal"] = self.normal.of(camera).status()
         snap["runtime"] = {"engine": self.runtime.engine, "node": getattr(runner, "node", None),
                            "restarts": restarts, "model_restarts": self.models.restarts,
                            "duplicates": self.duplicates}
@@ -517,6 +524,7 @@ class Pipeline:
         for src in self.sources.values():
             src.join(timeout=5.0)
         self.runtime.close()
+        self.normal.save()
         if self.evidence is not None:
             self.evidence.close()
         if self.chat is not None:
@@ -530,6 +538,13 @@ class Pipeline:
             failed.insert(0, self.fatal)
         self.failure = redact("; ".join(failed)) if failed else None
         return 1 if failed else 0
+
+
+def both(a: Callable[[float, float], bool] | None, b: Callable[[float, float], bool] | None):
+    """Two `admits(start, end)` gates as one (None: no gate)."""
+    if a is None or b is None:
+        return a or b
+    return lambda start, end: a(start, end) and b(start, end)
 
 
 def build_detector(cfg: HawkwatchConfig) -> Detector:

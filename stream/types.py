@@ -158,6 +158,10 @@ class Verdict:
     latency_ms: dict[str, float] = field(default_factory=dict)
     final: bool = False
     gaps: tuple[tuple[float, float], ...] = ()   # stream time inside [start, end) with no frames
+    # the model's embedding of each second's scene (S, D) float32, and the space it lives in (the model
+    # that made it); None for a detector without one. For each camera's normal (stream/llm/normal.py).
+    embeddings: np.ndarray | None = field(default=None, compare=False, repr=False)
+    embedding_space: str = ""
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def console(tmp_path_factory, vtest):
     cfg = yaml.safe_load(config.read_text())
     # thresholds every second crosses: the shipped model is quiet on vtest, and the test needs events
     cfg.update(replay="realtime", events={"open_threshold": 1e-4, "close_threshold": 0.0, "min_duration_s": 1.0,
-                                          "close_after_s": 1.0, "max_event_s": 10.0})
+                                          "close_after_s": 1.0, "max_event_s": 10.0},
+               normal={"enabled": True, "warmup_minutes": 60, "store": str(tmp / "normal")})
     config.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), "--loop"],
                             cwd=ROOT, env={**os.environ, "HAWKWATCH_CONSOLE_TOKEN": TOKEN},
@@ -225,3 +226,28 @@ def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console
     assert [(s.label, s.start) for s in truth["vtest.avi"]["segments"]] == \
         [(a["label"], a["segment"][0]) for a in entry["annotations"]]
 
+
+
+def test_a_false_alarm_joins_the_cameras_normal_which_the_camera_page_shows_and_resets(console, browser):
+    from selenium.webdriver.common.by import By
+    browser.get(console + "/cameras/lobby")
+    normal = browser.find_element(By.CSS_SELECTOR, "[data-normal-state]")
+    assert normal.get_attribute("data-normal-state") == "learning" and "of 60.0" in normal.text
+    event = _get(f"{console}/api/events?camera=lobby")["events"][0]
+    req = urllib.request.Request(f"{console}/api/events/{event['alert_id']}/review", method="PUT",
+                                 data=json.dumps({"label": "false_alarm"}).encode(),
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        answer = json.loads(r.read())
+    assert answer["label"] == "false_alarm" and "learnt this event" in answer["normal"], answer
+    deadline = time.monotonic() + 30                      # the next health message carries it
+    while _get(f"{console}/api/cameras")[0]["normal"]["reviewed"] < 1:
+        assert time.monotonic() < deadline, "health never said the false alarm was learnt"
+        time.sleep(0.5)
+    browser.get(console + "/cameras/lobby")
+    assert "1 false alarms learnt" in browser.find_element(By.CSS_SELECTOR, "section.side").text
+    _shot(browser, "camera-normal")
+    browser.find_element(By.CSS_SELECTOR, 'form[action="/cameras/lobby/normal/reset"] button').click()
+    browser.switch_to.alert.accept()
+    _wait(browser, lambda d: "0 false alarms learnt" in d.find_element(By.CSS_SELECTOR, "section.side").text,
+          what="the reset shows")

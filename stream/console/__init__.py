@@ -115,7 +115,15 @@ def mount(app: FastAPI) -> None:
         return templates.TemplateResponse(request, "camera.html", {
             "camera": found, "page": "cameras", "minutes": minutes, "zones_json": json.dumps(zones),
             "events": outbox_events(pipeline(request), camera=camera, limit=20),
-            "talks": pipeline(request).chat is not None and pipeline(request).chat.talks})
+            "talks": pipeline(request).chat is not None and pipeline(request).chat.talks,
+            "normal": pipeline(request).normal.of(camera).status()})
+
+    @router.post("/cameras/{camera}/normal/reset")
+    def normal_reset(request: Request, camera: str):
+        if camera not in pipeline(request).cfg.cameras:
+            raise HTTPException(404, f"no camera {camera!r}")
+        pipeline(request).normal.of(camera).reset()
+        return RedirectResponse(f"/cameras/{camera}", status_code=303)
 
     @router.get("/cameras/{camera}/timeline.svg")
     def timeline(request: Request, camera: str, minutes: float = 10.0, end: float | None = None):
@@ -158,12 +166,13 @@ def mount(app: FastAPI) -> None:
     @router.post("/events/{alert_id}/review")
     def review_form(request: Request, alert_id: str, label: str = Form(...), note: str = Form("")):
         from stream.alerts.reviews import ReviewError
+        from stream.api import record_review
         reviews = request.app.state.reviews
         event = outbox_event(pipeline(request), alert_id)
         if event is None:
             raise HTTPException(404, f"no event {alert_id!r} to review")
         try:
-            reviews.set(alert_id, event["camera"], label, note)
+            record_review(pipeline(request), reviews, event, label, note)
         except ReviewError as e:
             raise HTTPException(422, str(e)) from None
         return RedirectResponse(f"/events/{alert_id}", status_code=303)

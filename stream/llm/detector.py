@@ -11,6 +11,7 @@ goes in before the next token, so a question never holds the cameras' verdicts b
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from contextlib import contextmanager
@@ -94,6 +95,15 @@ def second_scores(yes: torch.Tensor, category: torch.Tensor, categories: tuple[s
     return score.tolist(), {"top": [anomalous[i] for i in top.tolist()], "probabilities": q.cpu().numpy()}
 
 
+def model_fingerprint(model: HawkeyeModel) -> str:
+    """A short hash of the scene encoder's weights: embeddings of two models compare only when it is equal."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 class HawkeyeDetector:
     name = "hawkeye"
 
@@ -108,6 +118,7 @@ class HawkeyeDetector:
         self.categories = tuple(model.cfg.categories) if len(model.cfg.categories) > 1 else CATEGORIES
         self._category_ids = [model.first_token(answer_category(c)) for c in self.categories]
         self._yes = model.first_token(model.cfg.answer_yes)
+        self.space = f"hawkeye:{model_fingerprint(model)}"   # whose scene embeddings the verdicts carry
 
     def __call__(self, scene: SceneGraph) -> Verdict:
         return self.batch([scene])[0]
@@ -121,7 +132,10 @@ class HawkeyeDetector:
         prompts = [DISCOVERY] * n + [CATEGORY] * n            # both questions about every second
         spans = [[i] for i in range(n)] * 2
         with self.gate.scoring(), torch.inference_mode():
-            probs = self.model.next_token_logits(prompts, collate(clips, cfg).to(self.device), spans).float().softmax(-1)
+            batch = collate(clips, cfg).to(self.device)
+            encoded = self.model.encoder(batch)
+            probs = self.model.next_token_logits(prompts, batch, spans, encoded=encoded).float().softmax(-1)
+            embeddings = self.model.scene_embeddings(encoded).cpu().numpy()
         scores, cats = second_scores(probs[:n, self._yes], probs[n:][:, self._category_ids], self.categories,
                                      cfg.threshold, cfg.category_thresholds)
         ms = (time.perf_counter() - t0) * 1000.0
@@ -138,7 +152,8 @@ class HawkeyeDetector:
                 score=max((s.score for s in seconds), default=0.0), seconds=seconds,
                 categories={c: float(p) for c, p in zip(self.categories, mean)},
                 explanation="", detector=self.name, people=len(scene.tracks),
-                latency_ms={**scene.latency_ms, "detector": ms}, final=scene.final))
+                latency_ms={**scene.latency_ms, "detector": ms}, final=scene.final,
+                embeddings=embeddings[part], embedding_space=self.space))
         return out
 
     def _generate(self, prompt: str, scenes: list[SceneGraph], max_new_tokens: int) -> str:

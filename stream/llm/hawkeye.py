@@ -385,11 +385,12 @@ class HawkeyeModel(nn.Module):
             out[i, width - len(s):], mask[i, width - len(s):] = s, 1
         return out, mask, l_bc
 
-    def next_token_logits(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]]) -> torch.Tensor:
+    def next_token_logits(self, prompts: list[str], clips: ClipBatch, spans: list[list[int]],
+                          encoded: tuple | None = None) -> torch.Tensor:
         """(N, vocab) logits of the token after each prompt. Prompts are run in groups of equal
         text, so short prompts are not padded to the longest; only the last position's logits
-        are computed."""
-        tokens = self.encoder(clips)
+        are computed. `encoded`: the encoder's output for these clips, when already computed."""
+        tokens = encoded or self.encoder(clips)
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(prompts):
             groups.setdefault(p, []).append(i)
@@ -401,6 +402,14 @@ class HawkeyeModel(nn.Module):
                 out = logits.new_empty(len(prompts), logits.shape[-1])
             out[rows] = logits
         return out
+
+    @staticmethod
+    def scene_embeddings(encoded: tuple) -> torch.Tensor:
+        """The encoder's output for B clips -> (B, lm_dim) one embedding a clip: the mean of the video
+        tokens the LM reads, L2-normalised (what a camera's normal memory compares: stream/llm/normal.py)."""
+        tokens, mask = encoded[0], encoded[1]
+        pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1)
 
     def first_token(self, answer: str) -> int:
         """The id of an answer's first token (a lone word-boundary marker skipped)."""

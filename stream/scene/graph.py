@@ -305,7 +305,7 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
         people = TopDown(PersonDetector(engine("models.person_detector.path", d.path),
                                         score_threshold=floor, nms_iou=d.nms_iou,
                                         max_people=d.max_people, max_batch=m.max_batch, size=size,
-                                        class_index=d.class_index),
+                                        class_index=d.class_index, tiles=d.tiles),
                          PoseEstimator(engine("models.pose.path", p.path), decoder=p.decoder, spec=spec,
                                        presence_threshold=p.presence_threshold, crop_scale=p.crop_scale,
                                        min_box_height=p.min_box_height, max_batch=m.max_batch,

@@ -19,6 +19,19 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> np.nda
     return np.asarray(keep, np.int64).reshape(-1)[:limit]
 
 
+def tile_boxes(width: int, height: int, n: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """The whole image, then an n x n grid of crops that overlap by `overlap` of a crop (so a person
+    cut by one crop's edge is whole in its neighbour): x0, y0, x1, y1 each."""
+    out = [(0, 0, width, height)]
+    if n > 1:
+        w, h = width / (n - (n - 1) * overlap), height / (n - (n - 1) * overlap)
+        for j in range(n):
+            for i in range(n):
+                x0, y0 = int(round(i * w * (1 - overlap))), int(round(j * h * (1 - overlap)))
+                out.append((x0, y0, min(width, int(round(x0 + w))), min(height, int(round(y0 + h)))))
+    return out
+
+
 @dataclass(frozen=True)
 class Detections:
     boxes: np.ndarray    # (P, 4) x0, y0, x1, y1 in image pixels
@@ -32,12 +45,14 @@ class PersonDetector:
     416 x 416); both as `engines.zoo` converts them."""
 
     def __init__(self, engine: Engine, *, score_threshold: float = 0.3, nms_iou: float = 0.6,
-                 max_people: int = 64, max_batch: int = 16, size: int = 300, class_index: int | None = None):
+                 max_people: int = 64, max_batch: int = 16, size: int = 300, class_index: int | None = None,
+                 tiles: int = 1):
         self.engine = engine
         self.input = engine.input_names[0]
         self.score_threshold, self.nms_iou, self.max_people = score_threshold, nms_iou, max_people
         self.max_batch = max_batch
         self.size, self.class_index = size, class_index
+        self.tiles = tiles      # > 1: also a tiles x tiles grid of overlapping crops, for people too small whole
 
     def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
         rgb = cv2.cvtColor(cv2.resize(image_bgr, (self.size, self.size), interpolation=cv2.INTER_LINEAR),
@@ -45,6 +60,36 @@ class PersonDetector:
         return rgb.astype(np.float32)   # the graph normalises 0..255 itself
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        if self.tiles <= 1:
+            return self._detect(images)
+        crops, origins = [], []
+        for im in images:
+            boxes = tile_boxes(im.shape[1], im.shape[0], self.tiles)
+            crops += [im[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+            origins.append(boxes)
+        found = self._detect(crops)
+        out, k = [], 0
+        for im, boxes in zip(images, origins):
+            height, width = im.shape[:2]
+            parts = found[k:k + len(boxes)]
+            k += len(boxes)
+            xyxy, scores = [], []
+            for t, (d, b) in enumerate(zip(parts, boxes)):
+                keep = np.ones(len(d.boxes), bool)
+                if t:             # a crop's person cut by its inner edge: whole in a neighbour or the full pass
+                    w, h = b[2] - b[0], b[3] - b[1]
+                    inner = np.array([b[0] > 0, b[1] > 0, b[2] < width, b[3] < height])
+                    near = np.stack([d.boxes[:, 0] <= 2, d.boxes[:, 1] <= 2, d.boxes[:, 2] >= w - 2,
+                                     d.boxes[:, 3] >= h - 2], 1)
+                    keep = ~(near & inner).any(1)
+                xyxy.append(d.boxes[keep] + np.array([b[0], b[1], b[0], b[1]], np.float32))
+                scores.append(d.scores[keep])
+            xyxy, scores = np.concatenate(xyxy), np.concatenate(scores)
+            keep = nms(xyxy, scores, self.nms_iou, self.max_people)
+            out.append(Detections(xyxy[keep].reshape(-1, 4), scores[keep]))
+        return out
+
+    def _detect(self, images: list[np.ndarray]) -> list[Detections]:
         out: list[Detections] = []
         for i in range(0, len(images), self.max_batch):
             chunk = images[i:i + self.max_batch]

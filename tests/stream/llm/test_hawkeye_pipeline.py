@@ -102,3 +102,35 @@ def test_a_model_that_reads_pretrained_appearance_needs_it_in_the_config(tmp_pat
     with pytest.raises(ConfigError, match=r"reads pretrained appearance features \(appearance_dim 1280\); "
                                           r"set models.appearance"):
         build_pipeline(load_config(config))
+
+
+def test_a_camera_that_learnt_its_normal_from_a_recording_opens_no_event_on_it(tmp_path, clip12, models_dir,
+                                                                                free_endpoint, model_dir):
+    """`python -m stream.llm.normal learn` over real footage (the real scene stage and model), then the
+    pipeline on the same footage: where every second crosses the threshold, the camera that learnt it
+    stays quiet (its seconds are familiar), the one switched off alerts; health says which is which."""
+    import subprocess
+    import sys
+
+    cams = {"lobby": {"path": str(clip12)}, "gate": {"path": str(clip12), "normal": False}}
+    config = write_config(tmp_path, cams, free_endpoint, models_dir,
+                          detector={"name": "hawkeye", "hawkeye": {"model": str(model_dir), "explain": False}},
+                          events={"open_threshold": 1e-6, "close_threshold": 0.0, "min_duration_s": 1.0},
+                          normal={"enabled": True, "store": str(tmp_path / "normal"), "warmup_minutes": 30})
+    learn = subprocess.run([sys.executable, "-m", "stream.llm.normal", "learn", "--config", str(config), "lobby",
+                            str(clip12)], capture_output=True, text=True, timeout=240)
+    assert learn.returncode == 0, learn.stderr
+    learnt = yaml.safe_load(learn.stdout)
+    assert learnt["state"] == "ready" and learnt["seen_s"] >= 10 and learnt["entries"] >= 1
+    sub = Subscriber(free_endpoint)
+    proc = start(config)
+    try:
+        sub.receive_until(all_stopped(cams), timeout_s=240)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        sub.close()
+    assert sub.of("alert", "lobby") == [] and sub.of("alert", "gate")
+    lobby, gate = sub.of("health", "lobby")[-1]["normal"], sub.of("health", "gate")[-1]["normal"]
+    assert lobby["state"] == "ready" and lobby["suppressed"] >= 1 and gate["state"] == "off"
+    assert (tmp_path / "normal" / "lobby.npz").exists() and not (tmp_path / "normal" / "gate.npz").exists()

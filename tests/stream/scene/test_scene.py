@@ -1,4 +1,5 @@
 """People, pose and tracking on real vtest.avi frames."""
+import cv2
 import numpy as np
 import pytest
 
@@ -9,7 +10,7 @@ from stream.scene.motion import MotionExtractor
 from stream.scene.relations import PREDICATES, GeometricRelations
 from stream.scene.people import PersonDetector
 from stream.scene.pose import PoseEstimator, TopDown
-from stream.scene.tracking import PersonTracker
+from stream.scene.tracking import PersonTracker, iou_matrix
 
 
 class CountingMotion(MotionExtractor):
@@ -39,6 +40,28 @@ def test_detector_finds_the_walkers_in_vtest(detector, vtest_frames):
         widths = d.boxes[:, 2] - d.boxes[:, 0]
         assert np.all((heights > 20) & (heights < 300))       # people, not the whole frame
         assert np.median(heights / widths) > 1.5              # upright
+
+
+def test_tiles_cover_the_image_and_overlap():
+    from stream.scene.people import tile_boxes
+    boxes = tile_boxes(720, 576, 2)
+    assert boxes[0] == (0, 0, 720, 576) and len(boxes) == 5
+    (a, b, c, d) = boxes[1:]
+    assert a[:2] == (0, 0) and d[2:] == (720, 576)
+    assert a[2] > b[0] and a[3] > c[1]                    # neighbours overlap
+    assert tile_boxes(720, 576, 1) == [(0, 0, 720, 576)]
+
+
+def test_a_tiled_pass_finds_the_small_people_a_whole_pass_misses_and_no_one_twice(detector, vtest_frames, models_dir):
+    tiled = PersonDetector(detector.engine, tiles=2)
+    small = [cv2.resize(f, None, fx=0.5, fy=0.5) for f in vtest_frames]    # people half as tall
+    whole, more = detector.detect(small), tiled.detect(small)
+    assert sum(len(d.scores) for d in more) > sum(len(d.scores) for d in whole)
+    for d in more:
+        if len(d.boxes) > 1:
+            m = iou_matrix(d.boxes, d.boxes)
+            np.fill_diagonal(m, 0.0)
+            assert m.max() < 0.6                          # one box a person after the merge
 
 
 def test_batched_detection_equals_one_by_one(detector, vtest_frames):
