@@ -82,6 +82,11 @@ def check(argv: list[str] | None) -> int:
         print("scene stage: its models load")
         build_detector(cfg)
         print(f"detector: {cfg.detector.name} loads")
+        learning = [c for c in cfg.cameras if cfg.normal_of(c).enabled]
+        if learning:
+            from stream.llm.normal import check_stores
+            for line in check_stores(cfg, learning):
+                print(line)
         if cfg.http is not None:
             from stream.api import token_of
             print(f"http: {cfg.http.endpoint}, " + ("a token is set" if token_of(cfg.http) else "loopback, no token"))

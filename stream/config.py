@@ -158,9 +158,9 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
     enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
-    normal: bool | NormalConfig | None = Field(None, description=(
-        "This camera's own normal: true/false switches the top-level `normal` on or off for it; a mapping "
-        "replaces it field by field."))
+    normal: NormalConfig | None = Field(None, description=(
+        "This camera's own normal: `true` / `false` switches the top-level `normal` on or off for it; a mapping "
+        "overrides it field by field."))
     windows: WindowConfig | None = Field(None, description="This camera's windows (length, stride, sampling), "
                                                             "field by field over the top-level windows.")
     person_score_threshold: float | None = Field(
@@ -696,6 +696,7 @@ class HawkwatchConfig(_Strict):
                 ingest = {}
 
             windows = data.get("windows") or {}
+            normal = data.get("normal") if isinstance(data.get("normal"), dict) else {}
 
             def merged(cam):
                 if not isinstance(cam, dict):
@@ -705,6 +706,11 @@ class HawkwatchConfig(_Strict):
                 out = {"replay": replay, **cam, **({"ingest": both} if both else {})}
                 if isinstance(cam.get("windows"), dict) and isinstance(windows, dict):
                     out["windows"] = {**windows, **cam["windows"]}   # the camera's own, field by field
+                own_normal = cam.get("normal")
+                if isinstance(own_normal, bool):                      # a switch over the top-level normal
+                    out["normal"] = {**normal, "enabled": own_normal}
+                elif isinstance(own_normal, dict):
+                    out["normal"] = {**normal, **own_normal}
                 return out
             data = {**data, "cameras": {k: merged(v) for k, v in data["cameras"].items()}}
         return data
@@ -715,11 +721,18 @@ class HawkwatchConfig(_Strict):
             raise ValueError("no camera is enabled")
         return self
 
+    @model_validator(mode="after")
+    def _normal_needs_embeddings(self) -> HawkwatchConfig:
+        learning = [c for c in self.cameras if self.normal_of(c).enabled and self.cameras[c].enabled]
+        if learning and self.detector.name != "hawkeye":
+            raise ValueError(f"normal: camera {learning[0]} learns its own normal, which needs the scene embeddings "
+                             f"of detector hawkeye (detector.name is {self.detector.name}); switch normal off or use "
+                             "hawkeye")
+        return self
+
     def normal_of(self, camera: str) -> NormalConfig:
         """What `camera` learns of its own normal: the top-level `normal`, switched or replaced by its own."""
         own = self.cameras[camera].normal if camera in self.cameras else None
-        if isinstance(own, bool):
-            return self.normal.model_copy(update={"enabled": own})
         return own if own is not None else self.normal
 
     def windows_of(self, camera: str) -> WindowConfig:

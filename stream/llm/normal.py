@@ -366,6 +366,33 @@ def store_path(folder: Path, camera: str) -> Path:
     return Path(folder) / f"{camera}.npz"
 
 
+def check_stores(cfg, cameras: list[str]) -> list[str]:
+    """`hawkwatch check`: each learning camera's store, readable or not (ConfigError when its folder
+    cannot be written)."""
+    from stream.config import ConfigError
+
+    out = []
+    for cam in cameras:
+        path = store_path(cfg.normal_of(cam).store, cam)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe = path.with_name(f".{cam}.probe")
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"normal.store: camera {cam} cannot keep what it learns in {path.parent}: {e}") from None
+        if not path.exists():
+            out.append(f"normal: {cam} learns from scratch ({path})")
+            continue
+        try:
+            meta, arrays = read_store(path)
+            out.append(f"normal: {cam} {'ready' if meta['warm'] else 'learning'}, {meta['seen_s'] / 60:.1f} min seen, "
+                       f"{len(arrays['memory'])} embeddings ({path})")
+        except NormalStoreError as e:
+            out.append(f"normal: {cam}: {e}; it will be set aside and the camera learns again")
+    return out
+
+
 # -- command line ---------------------------------------------------------------------------------
 def _learn_file(cfg, camera: str, video: Path) -> CameraNormal:
     """Run the scene stage and the detector over a recorded file and learn every second of it."""

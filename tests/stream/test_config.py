@@ -54,6 +54,9 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
     (lambda d: d["models"].update(tensorrt={"precision": "int8", "calibration_cache": "no.cache"}),
      "models.tensorrt.calibration_cache: calibration cache .*no.cache does not exist"),
     (lambda d: d.update(queues={"windows_policy": "newest"}), "queues.windows_policy: Input should be 'auto', 'block' or"),
+    (lambda d: d.update(normal={"enabled": True}, detector={"name": "baseline"}),
+     "normal: camera lobby learns its own normal, which needs the scene embeddings of detector hawkeye"),
+    (lambda d: d["cameras"]["lobby"].update(normal={"radius": 3}), "cameras.lobby.normal.radius: Input should be less"),
     # a typo in the top-level defaults is named there, not at the first camera
     (lambda d: d.update(ingest={"watchdg_s": 3}), r"^demo.yaml: ingest.watchdg_s: unknown key$"),
     # endpoints that are one address once host names are resolved are refused at load, not at bind
@@ -162,3 +165,14 @@ def test_cli_a_bad_duration_is_a_one_line_error(value):
     done = _cli("--config", str(DEMO), "--duration", value)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "--duration" in lines[0], done.stderr
+
+
+def test_each_camera_switches_the_normal_on_or_off_or_replaces_it(demo):
+    demo["normal"] = {"enabled": True, "warmup_minutes": 5, "store": "../var/normal"}
+    demo["cameras"].update(gate={"path": "../data/vtest.avi", "normal": False},
+                           door={"path": "../data/vtest.avi", "normal": {"enabled": True, "radius": 0.1}})
+    cfg = parse_config(demo, DEMO.parent, "demo.yaml")
+    lobby, gate, door = (cfg.normal_of(c) for c in ("lobby", "gate", "door"))
+    assert lobby.enabled and lobby.warmup_minutes == 5 and lobby.store == (ROOT / "var" / "normal").resolve()
+    assert not gate.enabled and gate.warmup_minutes == 5
+    assert door.enabled and door.radius == 0.1 and door.warmup_minutes == 5       # field by field

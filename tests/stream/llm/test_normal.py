@@ -210,6 +210,7 @@ def test_the_command_line_shows_and_resets_a_store(tmp_path, capsys):
 cameras: {{cam: {{path: v.avi}}, gate: {{path: v.avi, normal: false}}}}
 models: {{pose: {{path: {models}/pose_landmark_full.onnx}}, person_detector: {{path: {models}/ssdlite_person.onnx}}}}
 normal: {{enabled: true, store: normal}}
+detector: {{name: hawkeye, hawkeye: {{model: {models}/hawkeye}}}}
 """)
     normal = CameraNormal("cam", NormalConfig(enabled=True, warmup_minutes=32 / 60), tmp_path / "normal" / "cam.npz")
     warm_up(normal)
@@ -233,3 +234,23 @@ def test_lag_keeps_recent_seconds_pending():
     assert normal.seen_s == 0                       # not yet LAG_S old
     watch(normal, [calm(k) for k in range(1, 1 + int(LAG_S // 4) + 2)])
     assert normal.seen_s > 0
+
+
+def test_check_names_a_store_folder_that_cannot_be_written_and_a_store_that_will_be_set_aside(tmp_path):
+    from stream.config import ConfigError
+    from stream.llm.normal import check_stores
+
+    class Cfg:                                  # what check_stores reads of a config
+        def __init__(self, store):
+            self.store = store
+
+        def normal_of(self, camera):
+            return NormalConfig(enabled=True, store=self.store)
+    (tmp_path / "cam.npz").write_bytes(b"junk")
+    lines = check_stores(Cfg(tmp_path), ["cam", "gate"])
+    assert "cam.npz cannot be read" in lines[0] and "set aside" in lines[0]
+    assert lines[1].startswith("normal: gate learns from scratch")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="camera cam cannot keep what it learns in"):
+        check_stores(Cfg(blocker / "normal"), ["cam"])
