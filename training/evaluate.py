@@ -369,6 +369,24 @@ def table_operator(rows: dict[str, dict]) -> str:
     return "For the operator (an alert starting over 2 s before its event counts as false)\n" + "\n".join(lines)
 
 
+SPREAD = (("normal_videos_alerting", "normal videos with an alert", 100.0), ("false_alerts_per_hour", "false alerts/h", 1.0),
+          ("event_fnr", "events missed", 100.0), ("fnr_category_aware", "category-aware FNR", 100.0),
+          ("time_to_alert_median", "time to alert, median (s)", 1.0), ("auc", "AUC", 100.0), ("fnr", "FNR", 100.0),
+          ("f2", "F2", 100.0), ("map_avg", "mAP avg", 100.0))
+
+
+def table_spread(rows: dict[str, dict], seeds: list[str]) -> str:
+    """The same recipe trained with different seeds: each figure's mean, standard deviation and range."""
+    lines = [f"Across {len(seeds)} seeds ({', '.join(seeds)})", "| figure | mean | sd | min–max |", "|---|---|---|---|"]
+    for key, label, scale in SPREAD:
+        vals = np.array([rows[s][key] for s in seeds if key in rows[s]], float) * scale
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            lines.append(f"| {label} | {vals.mean():.1f} | {vals.std(ddof=1) if len(vals) > 1 else 0.0:.1f} | "
+                         f"{vals.min():.1f}–{vals.max():.1f} |")
+    return "\n".join(lines)
+
+
 def table1(rows: dict[str, dict]) -> str:
     """Hawkeye's Table 1, each figure with its 95 % per-video bootstrap interval."""
     cols = [("FNR ↓", "fnr"), ("F2 ↑", "f2"), *((f"mAP@{t}", f"map@{t}") for t in THRESHOLDS), ("mAP avg", "map_avg"),
@@ -559,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plots", type=int, default=8, help="score timelines for this many videos")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the models")
     ap.add_argument("--bootstrap", type=int, default=1000, help="per-video resamples for the 95 %% intervals (0: none)")
+    ap.add_argument("--seeds", action="store_true",
+                    help="the --model entries are one recipe trained with different seeds: also print each figure's "
+                         "mean, standard deviation and range across them")
     ap.add_argument("--open-thresholds", default="", metavar="T,T,...",
                     help="operating points: the same verdicts at each events.open_threshold (e.g. 0.6,0.7,0.8,0.9)")
     args = ap.parse_args(argv)
@@ -578,7 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\n{report(args.subset, tables)}\n(written to {args.out}: tables.md, metrics.json, scored/, timelines/)")
+    text = report(args.subset, tables)
+    if args.seeds and len(models) > 1:
+        text += "\n\n" + table_spread(tables, [name for name, _ in models])
+        (args.out / "tables.md").write_text(text + "\n")
+    print(f"\n{text}\n(written to {args.out}: tables.md, metrics.json, scored/, timelines/)")
     return 0
 
 

@@ -152,3 +152,16 @@ def test_category_aware_figures_intervals_and_what_was_scored(tiny_bench, tmp_pa
     assert sum(len(r["alerts"]) for r in records) == o["alerts"]
     text = (tmp_path / "tables.md").read_text()
     assert "category-aware" in text and "event category (rows)" in text and "[" in text and "Per second" in text
+
+
+def test_the_spread_across_seeds_is_each_figures_mean_sd_and_range():
+    from training.evaluate import table_spread
+    rows = {"s0": {"event_fnr": 0.5, "auc": 0.8, "false_alerts_per_hour": 10.0},
+            "s1": {"event_fnr": 0.7, "auc": 0.7, "false_alerts_per_hour": 30.0},
+            "s2": {"event_fnr": 0.6, "auc": float("nan"), "false_alerts_per_hour": 20.0}}
+    text = table_spread(rows, ["s0", "s1", "s2"])
+    assert "Across 3 seeds (s0, s1, s2)" in text
+    assert "| events missed | 60.0 | 10.0 | 50.0–70.0 |" in text
+    assert "| false alerts/h | 20.0 | 10.0 | 10.0–30.0 |" in text
+    assert "| AUC | 75.0 | 7.1 | 70.0–80.0 |" in text            # a figure a seed could not give is left out
+    assert "F2" not in text                                     # nor one no seed gave
