@@ -67,16 +67,17 @@ def cosine_distances(memory: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 class CameraNormal:
-    """One camera's normal memory; used by the detector thread only (reviews take the lock)."""
+    """One camera's normal memory: the detector thread scores and teaches it; reviews and resets come
+    from HTTP threads (one lock serialises them)."""
 
     def __init__(self, camera: str, cfg: NormalConfig, path: Path | None):
         self.camera, self.cfg, self.path = camera, cfg, path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()       # the detector thread, and reviews and resets from HTTP threads
+        self._file_lock = threading.Lock()
         self.notice = ""                 # what happened to the store at load, for the health message
         self._clear()
         self._pending: deque[tuple[float, float, np.ndarray, int]] = deque()   # scored, not yet learnt
         self._recent: deque[tuple[float, float, np.ndarray]] = deque()        # for events' records
-        self._events_open: dict[str, tuple[float, float]] = {}
         self._saved_at = time.monotonic()
         self.dirty = False
         self._started = time.monotonic()
@@ -136,8 +137,9 @@ class CameraNormal:
     def admits(self, verdict: Verdict):
         """`admits(start, end)` for the event tracker: whether the second starting at `start` may
         open an event (it is not familiar)."""
-        if not self._usable(verdict):
-            return None
+        with self._lock:
+            if not self._usable(verdict):
+                return None
         by_start = {round(s.start, 3): e for s, e in zip(verdict.seconds, verdict.embeddings)}
 
         def admits(start: float, end: float) -> bool:
@@ -160,37 +162,39 @@ class CameraNormal:
     def observed(self, verdict: Verdict, event_open: bool, opened_at: list[float]) -> None:
         """A scored window: its seconds wait LAG_S, then are learnt unless an event opened over them
         (`opened_at`: the starts of events opened by this window; `event_open`: one is open now)."""
-        if not self._usable(verdict):
-            return
-        for s, e in zip(verdict.seconds, verdict.embeddings):
-            if self._recent and s.start < self._recent[-1][0] + 1e-3:
-                continue                                    # overlapping windows: each second once
-            self._recent.append((s.start, s.end, e))
-            if not event_open:                              # an open event's seconds are never learnt
-                self._pending.append((s.start, s.end, e, verdict.people))
-        for t in opened_at:                                # the event and its lead-in are not normal
-            self._pending = deque(p for p in self._pending if p[1] <= t - LEAD_IN_S)
-        if event_open:
-            return
-        now = verdict.end
-        while self._pending and self._pending[0][1] <= now - LAG_S:
-            start, end, e, people = self._pending.popleft()
-            if people or self.warm:
-                self._learn(e[None], end - start)
-        while self._recent and self._recent[0][1] < now - RECENT_S:
-            self._recent.popleft()
+        with self._lock:
+            if not self._usable(verdict):
+                return
+            for s, e in zip(verdict.seconds, verdict.embeddings):
+                if self._recent and s.start < self._recent[-1][0] + 1e-3:
+                    continue                                    # overlapping windows: each second once
+                self._recent.append((s.start, s.end, e))
+                if not event_open:                              # an open event's seconds are never learnt
+                    self._pending.append((s.start, s.end, e, verdict.people))
+            for t in opened_at:                                # the event and its lead-in are not normal
+                self._pending = deque(p for p in self._pending if p[1] <= t - LEAD_IN_S)
+            if event_open:
+                return
+            now = verdict.end
+            while self._pending and self._pending[0][1] <= now - LAG_S:
+                start, end, e, people = self._pending.popleft()
+                if people or self.warm:
+                    self._learn(e[None], end - start)
+            while self._recent and self._recent[0][1] < now - RECENT_S:
+                self._recent.popleft()
         self.maybe_save()
 
     def learn_all(self, verdict: Verdict) -> int:
         """A recorded file an operator says is normal: every second of the window is learnt now."""
-        if not self._usable(verdict):
-            return 0
-        fresh = [(s, e) for s, e in zip(verdict.seconds, verdict.embeddings)
-                 if not self._recent or s.start >= self._recent[-1][0] + 1e-3]
-        for s, e in fresh:
-            self._recent.append((s.start, s.end, e))
-            self._learn(e[None], s.end - s.start)
-        return len(fresh)
+        with self._lock:
+            if not self._usable(verdict):
+                return 0
+            fresh = [(s, e) for s, e in zip(verdict.seconds, verdict.embeddings)
+                     if not self._recent or s.start >= self._recent[-1][0] + 1e-3]
+            for s, e in fresh:
+                self._recent.append((s.start, s.end, e))
+                self._learn(e[None], s.end - s.start)
+            return len(fresh)
 
     def _learn(self, emb: np.ndarray, seconds: float, pin: bool = False) -> None:
         with self._lock:
@@ -226,10 +230,10 @@ class CameraNormal:
     # -- events and reviews -------------------------------------------------------------------
     def event(self, alert_id: str, start: float, end: float) -> None:
         """An event's span (at open, update and close): its seconds are kept for a review."""
-        seconds = [e for a, b, e in self._recent if a >= start - 1e-3 and b <= end + 1e-3]
-        if not seconds:
-            return
         with self._lock:
+            seconds = [e for a, b, e in self._recent if a >= start - 1e-3 and b <= end + 1e-3]
+            if not seconds:
+                return
             self.events[alert_id] = np.asarray(seconds, np.float16)
             while len(self.events) > MAX_EVENTS:
                 self.events.pop(next(iter(self.events)))
@@ -268,13 +272,14 @@ class CameraNormal:
                       "events": np.concatenate([self.events[i] for i in ids]) if ids
                       else np.zeros((0, self.memory.shape[1] if self.memory.ndim == 2 else 0), np.float16)}
             self.dirty, self._saved_at = False, time.monotonic()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        with self._file_lock:                   # a review's save and the periodic one never share the file
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
 
     def _load(self) -> None:
         try:

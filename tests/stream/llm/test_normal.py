@@ -254,3 +254,26 @@ def test_check_names_a_store_folder_that_cannot_be_written_and_a_store_that_will
     blocker.write_text("")
     with pytest.raises(ConfigError, match="camera cam cannot keep what it learns in"):
         check_stores(Cfg(blocker / "normal"), ["cam"])
+
+
+def test_resets_and_reviews_from_other_threads_never_break_the_detector_thread(tmp_path):
+    import threading
+    normal = memory(tmp_path)
+    stop, errors = threading.Event(), []
+
+    def operator():
+        while not stop.is_set():
+            try:
+                normal.reset()
+                normal.false_alarm("x")
+            except Exception as e:      # noqa: BLE001 - the test reports any
+                errors.append(e)
+    t = threading.Thread(target=operator)
+    t.start()
+    try:
+        watch(normal, [calm(k, [0.9] * 4 if k % 5 == 0 else None) for k in range(300)])
+    finally:
+        stop.set()
+        t.join()
+    assert errors == []
+    read_store(store_path(tmp_path, "cam"))              # what is on disk is whole
