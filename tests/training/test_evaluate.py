@@ -165,3 +165,26 @@ def test_the_spread_across_seeds_is_each_figures_mean_sd_and_range():
     assert "| false alerts/h | 20.0 | 10.0 | 10.0–30.0 |" in text
     assert "| AUC | 75.0 | 7.1 | 70.0–80.0 |" in text            # a figure a seed could not give is left out
     assert "F2" not in text                                     # nor one no seed gave
+
+
+def test_each_cameras_normal_is_measured_with_and_without_it(tiny_bench, tiny_model, tmp_path):
+    """training/normal_eval.py on a clip made normal: with a radius that takes in everything the
+    learnt first half holds back every alert of the second; with a radius that takes in nothing,
+    the alerts stay."""
+    from stream.llm.detector import HawkeyeDetector
+    from stream.llm.hawkeye import load_model
+    from training.normal_eval import real_clips
+    for part in tiny_bench.iterdir():
+        if part.is_dir():
+            (tmp_path / part.name).symlink_to(part)
+    gt = json.loads((tiny_bench / "gt.json").read_text())
+    gt["database"] = {"test_000": {**gt["database"]["test_000"], "annotations": []}}   # a normal clip
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    det = HawkeyeDetector(load_model(tiny_model), threads=1, explain=False)
+    everything = EventsConfig(open_threshold=1e-6, close_threshold=0.0, min_duration_s=1.0, cooldown_s=0.0)
+    tallies = real_clips(tmp_path, "test", det, everything, [1e-9, 2.0])
+    nothing, all_ = tallies[1e-9], tallies[2.0]
+    assert nothing.normal_clips == all_.normal_clips == 1 and nothing.hours > 0
+    assert nothing.false_alerts[0] >= 1 and nothing.false_alerts[1] == nothing.false_alerts[0]
+    assert all_.false_alerts[0] >= 1 and all_.false_alerts[1] == 0 and all_.alerting == [1, 0]
+    assert "| 1/1 (" in all_.rows("x")[0] and "| 0/1 (" in all_.rows("x")[1]
