@@ -91,6 +91,20 @@ class RuntimeState(BaseModel):
     duplicates: int = Field(0, ge=0, description="Windows scored twice after a restart; each was published once.")
 
 
+class NormalState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["off", "learning", "ready"] = Field(description="What the camera's own normal does (config "
+                                                                   "`normal`): nothing, learning (the model alone "
+                                                                   "decides), or holding back familiar seconds.")
+    seen_s: float = Field(ge=0.0, description="Seconds of footage learnt from.")
+    warmup_s: float = Field(ge=0.0, description="Seconds with people to learn before it is used.")
+    entries: int = Field(ge=0, description="Embeddings kept.")
+    capacity: int = Field(ge=0, description="Most embeddings kept.")
+    reviewed: int = Field(ge=0, description="False alarms learnt from operators' reviews.")
+    suppressed: int = Field(ge=0, description="Seconds over the open threshold held back as familiar (this run).")
+    detail: str | None = Field(None, description="A stalled warm-up, or a store set aside, and why.")
+
+
 class HealthMessage(BaseModel):
     """A camera's state and counters, every `alerts.health_interval_s` and on every state change.
     `alert_seq` is the camera's last alert number: a subscriber whose position is behind it has
@@ -117,6 +131,7 @@ class HealthMessage(BaseModel):
     endpoints: dict[str, EndpointState] = Field(default_factory=dict,
                                                 description="The request endpoints (alerts query, chat).")
     runtime: RuntimeState | None = Field(None, description="Where the camera runs and what it survived.")
+    normal: NormalState | None = Field(None, description="The camera's own normal (stream/llm/normal.py).")
     latency_ms: dict[str, LatencySummary]
 
 
