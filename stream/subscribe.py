@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -84,7 +85,15 @@ def read_positions(path: Path) -> dict[str, tuple[str, int]]:
     return positions
 
 
+def interruptible() -> None:
+    """Ctrl-C and SIGINT end the subscriber even when it was started by a process that blocked or
+    ignored SIGINT (both are inherited across exec: a service manager, a thread pool's launcher)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    interruptible()
     p = Parser("python -m stream.subscribe", __doc__)
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the pipeline's PUB endpoint")
     p.add_argument("--query", help="its query endpoint, where missed alerts are fetched by number (default: "

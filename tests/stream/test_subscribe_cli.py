@@ -47,3 +47,24 @@ def test_readable_alerts_show_their_evidence_files():
     line = format_message("alert/lobby", msg)
     assert line.endswith("keyframe /var/ev/lobby/a.jpg  clip /var/ev/a.mp4")
     assert query_beside("tcp://10.0.0.5:5556") == "tcp://10.0.0.5:5557" and query_beside("ipc:///x") is None
+
+
+def test_sigint_ends_the_subscriber_even_when_its_launcher_blocked_and_ignored_it(tmp_path):
+    """A parent that blocks or ignores SIGINT passes both on across exec; the subscriber undoes them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def launcher():                     # runs in the child before exec: what such a parent leaves behind
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proc = subprocess.Popen([sys.executable, "-m", "stream.subscribe", "--endpoint", "tcp://127.0.0.1:1",
+                             "--query", "tcp://127.0.0.1:2", "--out", str(tmp_path / "a.jsonl")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=launcher)
+    time.sleep(3.0)                     # started, asking the (absent) query endpoint
+    proc.send_signal(signal.SIGINT)
+    try:
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
