@@ -77,7 +77,6 @@ class Tally:
     events: int = 0
     found: list[int] = field(default_factory=lambda: [0, 0])
     named: list[int] = field(default_factory=lambda: [0, 0])
-    memory: list[int] = field(default_factory=list)
 
     def rows(self, name: str) -> list[str]:
         out = []
@@ -115,8 +114,6 @@ def real_clips(features: Path, subset: str, det, events: EventsConfig, radii: li
         for r in radii:
             t = out[r]
             mem = learnt(verdicts, until, r) if until > 0 else None
-            if mem is not None:
-                t.memory.append(len(mem.memory))
             got = watch(watched, events, mem)
             if not segs:
                 t.normal_clips += 1
@@ -144,7 +141,6 @@ def vtest_camera(bench: Path, det, events: EventsConfig, radii: list[float]) -> 
     for r in radii:
         t = out[r] = Tally()
         mem = learnt(vtest, VTEST_WARMUP_S, r)
-        t.memory.append(len(mem.memory))
         rest = [w for w in vtest if w.start >= VTEST_WARMUP_S - 1e-6]
         t.normal_clips, t.hours = 1, (vtest[-1].end - VTEST_WARMUP_S) / 3600.0
         for i, m in enumerate((None, mem)):

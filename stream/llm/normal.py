@@ -165,9 +165,7 @@ class CameraNormal:
         with self._lock:
             if not self._usable(verdict):
                 return
-            for s, e in zip(verdict.seconds, verdict.embeddings):
-                if self._recent and s.start < self._recent[-1][0] + 1e-3:
-                    continue                                    # overlapping windows: each second once
+            for s, e in self._fresh(verdict):
                 self._recent.append((s.start, s.end, e))
                 if not event_open:                              # an open event's seconds are never learnt
                     self._pending.append((s.start, s.end, e, verdict.people))
@@ -184,13 +182,17 @@ class CameraNormal:
                 self._recent.popleft()
         self.maybe_save()
 
+    def _fresh(self, verdict: Verdict) -> list:
+        """The window's (second, embedding) pairs not seen before (overlapping windows: each second once)."""
+        last = self._recent[-1][0] if self._recent else float("-inf")
+        return [(s, e) for s, e in zip(verdict.seconds, verdict.embeddings) if s.start >= last + 1e-3]
+
     def learn_all(self, verdict: Verdict) -> int:
         """A recorded file an operator says is normal: every second of the window is learnt now."""
         with self._lock:
             if not self._usable(verdict):
                 return 0
-            fresh = [(s, e) for s, e in zip(verdict.seconds, verdict.embeddings)
-                     if not self._recent or s.start >= self._recent[-1][0] + 1e-3]
+            fresh = self._fresh(verdict)
             for s, e in fresh:
                 self._recent.append((s.start, s.end, e))
                 self._learn(e[None], s.end - s.start)
