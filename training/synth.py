@@ -50,6 +50,7 @@ import numpy as np
 
 from stream.cli import Parser
 from engines import file_sha256
+from training.backdrops import Backdrop, frame_at, read_frames, real_backdrops
 from training.mattes import PALETTE, Segmenter, matte, recolour, regions
 
 CATEGORIES = ("fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned", "theft")
@@ -83,7 +84,8 @@ class Sprite:
 class Bank:
     sprites: list[Sprite]
     perspective: tuple[float, float]     # body height (px) = a * feet y + b
-    background: np.ndarray
+    background: np.ndarray | None
+    ground: tuple[float, float] = GROUND_Y   # where feet can be (y, px)
 
     def height_at(self, y: float) -> float:
         a, b = self.perspective
@@ -291,7 +293,7 @@ class Script:
 
     def inside(self, x: float, y: float, margin: float = 0.0) -> bool:
         w, _ = self.size
-        return -margin <= x <= w + margin and GROUND_Y[0] - 20 <= y <= GROUND_Y[1] + 10
+        return -margin <= x <= w + margin and self.bank.ground[0] - 20 <= y <= self.bank.ground[1] + 10
 
     def move(self, a: Actor, t0: int, t1: int, x: float, y: float, heading: float, speed: float,
              stop_outside: bool = True, running: bool = False) -> tuple[int, float, float]:
@@ -309,7 +311,7 @@ class Script:
         for k, t in enumerate(range(t0, min(t1, self.n))):
             h = self.bank.height_at(y)
             step = speed * h / self.fps
-            x, y = x + dx * step, float(np.clip(y + dy * step, *GROUND_Y))
+            x, y = x + dx * step, float(np.clip(y + dy * step, *self.bank.ground))
             g += rate
             bounce = 0.03 * h * abs(np.sin(np.pi * 2.8 * k / self.fps)) if running else 0.0
             a.visible[t], a.x[t], a.y[t], a.gait[t], a.left[t] = True, x, y - bounce, g, dx < 0
@@ -342,7 +344,7 @@ class Script:
     def edge_start(self) -> tuple[float, float, float]:
         """A point at the left or right edge of the ground and a heading into the frame."""
         w, _ = self.size
-        y = self.rng.uniform(*GROUND_Y)
+        y = self.rng.uniform(*self.bank.ground)
         if self.rng.random() < 0.5:
             return -5.0, y, self.rng.uniform(-0.25, 0.25)
         return w + 5.0, y, np.pi + self.rng.uniform(-0.25, 0.25)
@@ -350,7 +352,9 @@ class Script:
     def spot(self, room: float = 0.0) -> tuple[float, float]:
         """A place on the ground with `room` body heights free on either side inside the frame."""
         w, _ = self.size
-        y = self.rng.uniform(GROUND_Y[0] + 30, GROUND_Y[1] - 20)
+        lo, hi = self.bank.ground
+        k = (hi - lo) / (GROUND_Y[1] - GROUND_Y[0])             # margins as in vtest's frame, scaled
+        y = self.rng.uniform(lo + 30 * k, hi - 20 * k)
         side = max(0.12 * w, room * self.bank.height_at(y) + 0.03 * w)
         return self.rng.uniform(side, w - side), y
 
@@ -358,7 +362,7 @@ class Script:
         """Enter from the nearer edge and walk to (x, y), arriving at frame t0."""
         w, _ = self.size
         sx = -5.0 if x < w / 2 else w + 5.0
-        sy = float(np.clip(y + self.rng.uniform(-60, 60), *GROUND_Y))
+        sy = float(np.clip(y + self.rng.uniform(-60, 60), *self.bank.ground))
         heading = np.arctan2(y - sy, x - sx)
         dist = np.hypot(x - sx, y - sy)
         frames = int(dist / (speed * self.bank.height_at((y + sy) / 2) / self.fps))
@@ -431,7 +435,7 @@ def event(kind: str, s: Script, sprites: list[Sprite], t0: int) -> tuple[list[Ac
         dur = 0
         for i, a in enumerate(actors):
             ang = 2 * np.pi * i / len(actors) + rng.uniform(-0.3, 0.3)
-            px, py = x + 0.45 * h * np.cos(ang), float(np.clip(y + 0.2 * h * np.sin(ang), *GROUND_Y))
+            px, py = x + 0.45 * h * np.cos(ang), float(np.clip(y + 0.2 * h * np.sin(ang), *s.bank.ground))
             came = max(0, t0 - stand - sec(0, 2))
             s.walk_to(a, came, px, py, walk)
             s.hold(a, came, t0, px, py, left=np.cos(ang) > 0, sway=0.03, phase=rng.uniform(0, 6))
@@ -624,7 +628,7 @@ def _extent(a: Actor, bank: Bank, f0: int, f1: int) -> tuple[float, float, float
 def render(plan: VideoPlan, frames: list[np.ndarray], bank: Bank, n: int) -> list[np.ndarray]:
     out = []
     for t in range(n):
-        img = frames[(plan.base_start + t) % len(frames)].copy()
+        img = frame_at(frames, plan.base_start + t).copy()
         if plan.mirror:
             img = np.ascontiguousarray(img[:, ::-1])
         for bag in plan.props:
@@ -722,16 +726,25 @@ def _make_video(job: tuple[str, int, int, list[str]]) -> tuple[str, dict]:
     g = _shared
     name = f"{subset}_{i:03d}"
     vrng = np.random.default_rng([g["seed"], si, i])
-    plan = plan_video(g["bank"], g["by_split"][subset] or g["bank"].sprites, name, subset, kinds, g["n"], g["fps"],
-                      len(g["frames"]), g["size"], vrng, extra_walkers=int(vrng.integers(0, 4)))
-    video_frames = render(plan, g["frames"], g["bank"], g["n"])
+    bank, frames, size = g["bank"], g["frames"], g["size"]
+    backdrop: Backdrop | None = None
+    if g["backdrops"].get(subset):               # a real camera's normal footage, dealt round the split's clips
+        backdrop = g["backdrops"][subset][i % len(g["backdrops"][subset])]
+        frames = read_frames(Path(backdrop.path), g["fps"], width=backdrop.size[0], limit_s=g["backdrop_s"])
+        bank = Bank(bank.sprites, backdrop.perspective, None, backdrop.ground)
+        size = (frames[0].shape[1], frames[0].shape[0])
+    plan = plan_video(bank, g["by_split"][subset] or bank.sprites, name, subset, kinds, g["n"], g["fps"],
+                      len(frames), size, vrng, extra_walkers=int(vrng.integers(0, 4)))
+    video_frames = render(plan, frames, bank, g["n"])
     entry = {"subset": subset, "duration": g["n"] / g["fps"], "fps": g["fps"], "frames": g["n"],
              "annotations": plan.annotations}
+    if backdrop is not None:
+        entry["backdrop"] = backdrop.name
     crf = 20
     if g["cameras"]:                             # its own stream of draws: the plan is the same with or without
         from training.cameras import Camera
-        cam = Camera.draw(np.random.default_rng([g["seed"], si, i, 1]), g["size"], keep=plan.events)
-        warp, tone = cam.warp(g["size"]), cam.tone()
+        cam = Camera.draw(np.random.default_rng([g["seed"], si, i, 1]), size, keep=plan.events)
+        warp, tone = cam.warp(size), cam.tone()
         video_frames = [cam.apply(f, k, warp, tone) for k, f in enumerate(video_frames)]
         entry["camera"], crf = {**cam.to_dict(), "mirror": plan.mirror}, cam.crf
     write_video(g["out"] / "videos" / f"{name}.mp4", video_frames, g["fps"], crf)
@@ -746,19 +759,28 @@ def _make_video(job: tuple[str, int, int, list[str]]) -> tuple[str, dict]:
 
 def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | None = None, seconds: float = 30.0,
              clips: bool = True, detector=None, bank: Bank | None = None, progress=print, workers: int = 1,
-             cameras: bool = True) -> dict:
+             cameras: bool = True, backdrops: Path | None = None, backdrop_splits: tuple[str, ...] = ("train", "val"),
+             backdrop_s: float = 60.0) -> dict:
     """Build the benchmark; returns the ground truth (also written to <out>/gt.json). `bank`:
     actors already cut out of this video (else they are cut out here, with `detector`). Videos are
     rendered by `workers` processes side by side; a run that was interrupted resumes after the
     videos it finished (the same settings are required: another seed, length or source is refused).
     `cameras`: each video through a camera of its own (training/cameras.py), recorded in its
-    ground truth entry and the manifest."""
+    ground truth entry and the manifest. `backdrops`: a real-clip set folder; the videos of
+    `backdrop_splits` are composed into its normal clips of the same split (training/backdrops.py),
+    dealt round them in order, instead of into `video`, which the actors still come from."""
     counts = counts or dict(DEFAULT_COUNTS)
     unknown = set(counts) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; choose from {SPLITS}")
     params = {"generator_version": GENERATOR_VERSION, "seed": seed, "seconds": seconds, "clips": clips,
               "cameras": cameras, "source_sha256": file_sha256(video)}
+    if backdrops is not None:
+        unknown = set(backdrop_splits) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"unknown backdrop splits {sorted(unknown)}; choose from {SPLITS}")
+        params.update(backdrops=str(backdrops), backdrop_splits=list(backdrop_splits), backdrop_s=backdrop_s,
+                      backdrops_sha256=file_sha256(backdrops / "gt.json") if (backdrops / "gt.json").exists() else None)
     params_path = out / "gen" / "params.json"
     if params_path.exists() and json.loads(params_path.read_text()) != params:
         raise ValueError(f"{out} holds a benchmark made with other settings ({params_path}); "
@@ -767,6 +789,11 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     params_path.write_text(json.dumps(params) + "\n")
     frames, fps = read_video(video)
     t0 = time.time()
+    scenes: dict[str, list[Backdrop]] = {}
+    if backdrops is not None:
+        from training.backdrops import scene_detector
+        scenes = real_backdrops(backdrops, [s for s in backdrop_splits if counts.get(s)], fps, scene_detector(),
+                                progress, limit_s=backdrop_s, cache=out / "gen" / "backdrops.json")
     if bank is None:
         if detector is None:
             from training.extract import person_detector
@@ -790,7 +817,8 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     if database:
         progress(f"{len(database)} of {len(jobs)} videos already made: resuming")
     _shared.update(bank=bank, frames=frames, fps=fps, seed=seed, by_split=by_split, out=out, clips=clips,
-                   cameras=cameras, n=int(round(seconds * fps)), size=(frames[0].shape[1], frames[0].shape[0]))
+                   cameras=cameras, n=int(round(seconds * fps)), size=(frames[0].shape[1], frames[0].shape[0]),
+                   backdrops=scenes, backdrop_s=backdrop_s)
 
     def made(name: str, entry: dict) -> None:
         database[name] = entry
@@ -818,7 +846,9 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
         "cameras": {name: e["camera"] for name, e in gt["database"].items() if "camera" in e},
         # the balance a reader should check: events and anomalous seconds per category, normal-only footage
         "balance": balance(gt),
-        "perspective": bank.perspective}, indent=1) + "\n")
+        "perspective": bank.perspective,
+        # the real cameras each split's videos were composed into, with the scene fitted to each
+        "backdrops": {k: [b.to_dict() for b in v] for k, v in scenes.items()}}, indent=1) + "\n")
     return gt
 
 
@@ -851,6 +881,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cameras", action="store_true",
                     help="every video in vtest.avi's own view (by default each has a camera of its own: mirror, "
                          "zoom, tilt, colour, blur, noise, H.264 quality)")
+    ap.add_argument("--backdrops", type=Path, help="a real-clip set folder (gt.json, videos/): compose the "
+                    "--backdrop-splits' videos into its normal clips of the same split instead of into --video")
+    ap.add_argument("--backdrop-splits", nargs="+", default=["train", "val"], choices=SPLITS,
+                    help="the splits composed into --backdrops (default: train val; test stays on --video)")
     args = ap.parse_args(argv)
     if args.workers < 1:
         ap.error(f"--workers must be at least 1, got {args.workers}")
@@ -859,7 +893,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         generate(args.video, args.out, seed=args.seed, counts={"train": args.train, "val": args.val, "test": args.test},
                  seconds=args.seconds, clips=not args.no_clips, progress=lambda m: print(m, file=sys.stderr, flush=True),
-                 workers=args.workers, cameras=not args.no_cameras)
+                 workers=args.workers, cameras=not args.no_cameras, backdrops=args.backdrops,
+                 backdrop_splits=tuple(args.backdrop_splits))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
