@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup sysdeps demo demo-live demo-ray test bench models data bench-data embedded-model evaluate clean
+.PHONY: setup sysdeps demo demo-live demo-ray test docs bench models data bench-data embedded-model evaluate clean
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -39,6 +39,11 @@ data/vtest_h264.mp4: data/vtest.avi $(VENV)/.installed
 
 test: setup sysdeps data/Megamind_bugy.avi data/baboon.jpg
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The docs site (docs/, mkdocs.yml) into site/; a broken link or anchor fails it.
+docs: setup
+	$(PY) scripts/config_reference.py
+	$(PY) -m mkdocs build --strict
 
 bench: setup sysdeps
 	$(PY) -m pip install -q -e '.[bench]'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hawkeye's ablations on the benchmark (README: Training and evaluation): train the full model, the
+# Hawkeye's ablations on the benchmark (docs/training.md): train the full model, the
 # paper's four ablations and the model without the kinematic expert with the embedded recipe, then evaluate them with the baseline in one
 # table (Table 1 and Table 2 layout), with false alerts per hour on unmodified vtest.
 #

@@ -5,7 +5,7 @@
 Starts a head node (label hawkwatch/role=models) and `--workers` worker nodes (hawkwatch/role=ingest),
 each its own raylet with its own CPUs, prints the head's address (and writes it to --address-file),
 and runs until SIGINT or SIGTERM, then stops every node. On real machines use `ray start --head`
-and `ray start --address HEAD:6379 --labels ...` instead (README: Running on Ray).
+and `ray start --address HEAD:6379 --labels ...` instead (docs/deploying.md: Running on a Ray cluster).
 """
 from __future__ import annotations
 

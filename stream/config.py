@@ -97,7 +97,7 @@ class EventsConfig(_Strict):
 class NormalConfig(_Strict):
     enabled: bool = Field(False, description=(
         "Learn what is normal for each camera from its own footage, its quiet seconds and operators' \"False "
-        "alarm\" reviews; once learnt, a second like that normal cannot open an event (README: Each camera's "
+        "alarm\" reviews; once learnt, a second like that normal cannot open an event (docs/configuration.md: Each camera's "
         "normal). Needs the hawkeye detector (its scene embeddings)."))
     warmup_minutes: float = Field(10.0, ge=0.0, le=10_080.0, description=(
         "Minutes of footage with people in it to learn before the normal is used; the model alone decides "
@@ -169,7 +169,7 @@ class CameraConfig(_Strict):
                                           "higher for a cluttered one.")
     zones: dict[str, ZoneConfig] = Field(default_factory=dict,
                                          description="Where on the picture events may open (include) or never "
-                                                     "open (exclude), by name (README: Zones).")
+                                                     "open (exclude), by name (docs/operator-guide.md: Zones).")
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="runtime ray: Ray node labels this camera's actor prefers (e.g. "
                                                "building: north, to run near its feed); any node when none has them.")
@@ -294,7 +294,7 @@ class ModelsConfig(_Strict):
                                description="Longest the scene stage waits for more windows to fill a batch.")
     person_detector: PersonDetectorConfig | None = Field(
         None, description="Person boxes for a top-down pose model (not used by bottom-up ones).")
-    pose: PoseConfig
+    pose: PoseConfig = Field(description="The pose model (top-down BlazePose on the person boxes, or a bottom-up multi-person model).")
     appearance: AppearanceConfig | None = Field(
         None, description="Pretrained appearance features of every sampled frame and person (EfficientNet-Lite0, "
                           "frozen: stream/scene/appearance.py), for a Hawkeye model trained with them "
@@ -431,7 +431,8 @@ class HawkeyeDetectorConfig(_Strict):
 
 class DetectorConfig(_Strict):
     name: Literal["baseline", "hawkeye"] = Field("baseline", description="Which detector turns scene graphs into verdicts.")
-    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig,
+                                     description="The kinematic baseline detector's rules (name: baseline).")
     hawkeye: HawkeyeDetectorConfig | None = Field(None, description="The Hawkeye model (name: hawkeye).")
 
     @model_validator(mode="after")
@@ -461,7 +462,7 @@ class EvidenceConfig(_Strict):
     post_s: float = Field(3.0, ge=0.0, le=60.0, description="Seconds of clip after the span (as known when it opened).")
     buffer_s: float = Field(30.0, gt=0.0, le=600.0, description="Seconds of stream each camera keeps in memory for clips.")
     wait_s: float = Field(10.0, ge=0.0, le=120.0, description="Longest wall time to wait for the clip's last seconds to arrive.")
-    jpeg_quality: int = Field(85, ge=10, le=100)
+    jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality of the keyframes.")
     max_age_days: float | None = Field(30.0, gt=0.0, description="Files older than this are removed (None: kept).")
     max_mb: float | None = Field(2048.0, gt=0.0, description="The oldest files are removed beyond this much data.")
 
@@ -507,12 +508,12 @@ class MqttTlsConfig(_Strict):
 
 class MqttConfig(_Strict):
     host: str = Field(description="The MQTT broker (e.g. Mosquitto, Home Assistant's).")
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="The broker's port (8883 is the usual one for TLS).")
     topic_prefix: str = Field("hawkwatch", description="Messages go to <prefix>/alert/<camera>, <prefix>/health/<camera>.")
-    qos: Literal[0, 1, 2] = Field(1)
-    username: str | None = None
+    qos: Literal[0, 1, 2] = Field(1, description="MQTT quality of service of the published alerts.")
+    username: str | None = Field(None, description="The broker account, if it asks for one.")
     password_env: str | None = Field(None, description="The environment variable holding the password.")
-    client_id: str = Field("hawkwatch")
+    client_id: str = Field("hawkwatch", description="The MQTT client id (unique per broker).")
     topics: list[Literal["alert", "health", "verdict"]] = Field(["alert", "health"], description="What is bridged.")
     tls: MqttTlsConfig | None = Field(None, description="Connect over TLS (the broker's port is then usually 8883).")
     availability: bool = Field(True, description="Keep <prefix>/status at 'online' while connected (retained), "
@@ -536,8 +537,10 @@ class AlertsConfig(_Strict):
         0.0, ge=0.0, le=600.0,
         description="Before starting, wait up to this long for a first subscriber (0: do not wait).")
     send_hwm: int = Field(10000, ge=1, le=10_000_000, description="Messages queued per subscriber before drops.")
-    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
-    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig,
+                                 description="The SQLite store every alert is written to before it is sent.")
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig,
+                                     description="Each alert's keyframe and clip, written beside the outbox.")
     curve: CurveConfig | None = Field(None, description="CURVE encryption and client authentication for both endpoints.")
     allow_plaintext: bool = Field(False, description="Allow endpoints reachable from other machines without CURVE.")
     mqtt: MqttConfig | None = Field(None, description="Also bridge messages to an MQTT broker.")
@@ -644,7 +647,7 @@ class ModelPoolConfig(ActorResources):
 
 class RuntimeConfig(_Strict):
     engine: Literal["local", "ray"] = Field(
-        "local", description="local: threads in this process; ray: actors on a Ray cluster (README: Running on Ray).")
+        "local", description="local: threads in this process; ray: actors on a Ray cluster (docs/deploying.md: Running on a Ray cluster).")
     address: str = Field("auto", description="ray: the cluster to join: auto (the one `ray start` runs here), "
                                              "HOST:PORT of its head, ray://HOST:PORT (Ray Client), or local (a "
                                              "private one-machine cluster started for this run).")
@@ -667,17 +670,23 @@ class HawkwatchConfig(_Strict):
     replay: Literal["realtime", "fast"] = Field("realtime", description="Default replay mode for file cameras.")
     cameras: dict[CameraId, CameraConfig] = Field(min_length=1, description="Cameras by id (used in topics).")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Defaults for every live camera.")
-    windows: WindowConfig = Field(default_factory=WindowConfig)
-    models: ModelsConfig
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    motion: MotionConfig = Field(default_factory=MotionConfig)
-    objects: ObjectsConfig = Field(default_factory=ObjectsConfig)
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
+    windows: WindowConfig = Field(default_factory=WindowConfig, description="How streams are cut into "
+                                  "sliding windows (length, stride, frames sampled a second).")
+    models: ModelsConfig = Field(description="The vision models of the scene stage and the engine that runs them.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="The person tracker.")
+    motion: MotionConfig = Field(default_factory=MotionConfig, description="Optical flow (the motion cue).")
+    objects: ObjectsConfig = Field(default_factory=ObjectsConfig,
+                                   description="Objects left behind, and named objects (bags, bikes, cars).")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig,
+                                     description="What scores each second: the Hawkeye model or the kinematic baseline.")
+    events: EventsConfig = Field(default_factory=EventsConfig,
+                                 description="How per-second scores become events (hysteresis, durations).")
     normal: NormalConfig = Field(default_factory=NormalConfig, description="Each camera's own normal (off unless "
                                                                           "enabled, here or per camera).")
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    queues: QueuesConfig = Field(default_factory=QueuesConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Where alerts go: ZeroMQ "
+                                 "endpoints, the outbox, evidence, MQTT.")
+    queues: QueuesConfig = Field(default_factory=QueuesConfig,
+                                 description="Bounded queues between the stages.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="What runs the stages (local or ray).")
     http: HttpConfig | None = Field(None, description="The web console, the HTTP API and Prometheus /metrics "
                                                       "(None: off).")

@@ -1,7 +1,7 @@
 """The deployment files: the compose file against the Compose specification's schema, and the
 Dockerfile, compose file, Prometheus scrape, container config and systemd unit agreeing with
 each other and with the repository. No Docker engine runs here, so the image itself is not built
-(README: Deploying)."""
+(docs/deploying.md)."""
 from __future__ import annotations
 
 import re

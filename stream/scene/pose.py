@@ -8,7 +8,7 @@ boxes, scores and COCO-17 keypoints (x, y, score) in frame pixels.
   finds the people itself and no person detector runs.
 
 The crop affine maps crop corners exactly onto 0 and the input size, as MediaPipe does: half a
-pixel off costs most of the agreement with MediaPipe (README, "Scene graphs").
+pixel off costs most of the agreement with MediaPipe (docs/scene.md, "Scene graphs").
 """
 from __future__ import annotations
 
