@@ -76,7 +76,7 @@ def check(argv: list[str] | None) -> int:
             from stream.ray_runtime import check_reachable
             check_reachable(cfg.runtime.address)
             print(f"runtime: a Ray head answers at {cfg.runtime.address}")
-        from stream.pipeline import build_detector
+        from stream.detectors import build_detector
         from stream.scene.graph import scene_from_config
         scene_from_config(cfg)
         print("scene stage: its models load")

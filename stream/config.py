@@ -14,6 +14,8 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
+from stream.net import is_loopback
+
 SCHEMA_VERSION = 1
 CameraId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "srt://", "rtmp://", "file://")
@@ -554,7 +556,6 @@ class AlertsConfig(_Strict):
 
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> AlertsConfig:
-        from stream.alerts.security import is_loopback
         endpoints = {"endpoint": self.endpoint, "query_endpoint": self.query_endpoint,
                      "chat_endpoint": self.chat_endpoint}
         for name, ep in endpoints.items():
@@ -622,7 +623,6 @@ class HttpConfig(_Strict):
         host, _, port = self.endpoint.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"endpoint {self.endpoint!r} must be HOST:PORT")
-        from stream.alerts.security import is_loopback
         if self.token_env is not None and self.token_file is not None:
             raise ValueError("token_env and token_file are two ways to give one token: set one")
         if self.token_env is None and self.token_file is None and not is_loopback(f"tcp://{self.endpoint}"):

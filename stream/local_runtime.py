@@ -23,7 +23,8 @@ from stream.scene.graph import SceneBuilder
 from stream.types import EndOfStream, SceneGraph
 
 if TYPE_CHECKING:
-    from stream.pipeline import Detector, Pipeline
+    from stream.detectors import Detector
+    from stream.pipeline import Pipeline
 
 
 class LocalCamera:

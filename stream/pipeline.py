@@ -34,6 +34,7 @@ import numpy as np
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
+from stream.detectors import Detector, build_detector
 from stream.ingest.source import VideoSource
 from stream.llm.chat import ChatService
 from stream.llm.events import EventTracker
@@ -48,14 +49,6 @@ from stream.scene.zones import Zones
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
-
-
-class Detector(Protocol):
-    """Scene graphs -> verdicts, in batches of up to max_batch (stream/llm: baseline, hawkeye)."""
-    max_batch: int
-    max_wait_s: float
-
-    def batch(self, scenes: list[SceneGraph]) -> list[Verdict]: ...
 
 
 class Models(Protocol):
@@ -547,14 +540,6 @@ def both(a: Callable[[float, float], bool] | None, b: Callable[[float, float], b
     return lambda start, end: a(start, end) and b(start, end)
 
 
-def build_detector(cfg: HawkwatchConfig) -> Detector:
-    """The configured detector, its model loaded (ConfigError when it cannot be)."""
-    from stream.llm.baseline import BaselineDetector
-    if cfg.detector.name == "baseline":
-        return BaselineDetector(cfg.detector.baseline)
-    return _hawkeye(cfg)
-
-
 def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None, replay: str | None = None,
                    loop: bool | None = None, duration_s: float | None = None) -> Pipeline:
     """Resolve the config into built stages (models loaded, socket bound); overrides come from the CLI."""
@@ -592,20 +577,3 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None,
             runtime.close()
             raise
     return pipeline
-
-
-def _hawkeye(cfg: HawkwatchConfig):
-    from stream.llm.detector import HawkeyeDetector
-    from stream.llm.hawkeye import load_model
-
-    h = cfg.detector.hawkeye
-    try:
-        model = load_model(h.model, lm_path=h.lm, merge_lora=True, device=h.device)
-    except (FileNotFoundError, ValueError) as e:
-        raise ConfigError(f"detector.hawkeye: {e}") from None
-    if model.cfg.appearance_dim and cfg.models.appearance is None:
-        raise ConfigError(f"detector.hawkeye: the model at {h.model} reads pretrained appearance features "
-                          f"(appearance_dim {model.cfg.appearance_dim}); set models.appearance "
-                          "(path: models/efficientnet_lite0.onnx) so the scene stage computes them")
-    return HawkeyeDetector(model, threads=h.threads, max_batch=h.max_batch, max_wait_s=h.max_wait_ms / 1000.0,
-                           explain=h.explain)

@@ -220,7 +220,7 @@ class ModelWorker:
 
     def __init__(self, cfg: HawkwatchConfig):
         _log_like_the_driver()
-        from stream.pipeline import build_detector
+        from stream.detectors import build_detector
         self.detector = build_detector(cfg)
 
     def describe(self) -> dict:

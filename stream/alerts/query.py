@@ -25,7 +25,7 @@ from typing import Any, Callable
 import zmq
 
 from stream.alerts.outbox import Outbox, Reader
-from stream.ingest.lifecycle import RateLimitedLog
+from stream.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,9 @@ Give the subscriber `keys/server.key` and its own `operator-1.key_secret`; leave
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
 
 from stream.cli import Parser
 
@@ -43,19 +41,6 @@ def load_keys(path: str | Path, secret: bool) -> tuple[bytes, bytes | None]:
     if secret and secret_key is None:
         raise KeyFileError(f"{path}: has no secret key (use the .key_secret file)")
     return public, secret_key
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether only this machine can reach the endpoint (ipc/inproc, or tcp on a loopback address)."""
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False            # a name or an interface (tcp://eth0:5556, tcp://*:5556): reachable from outside
 
 
 class CurveServer:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from stream.alerts.evidence import FrameRing
+from stream.frames import FrameRing
 from stream.config import WindowConfig
 from stream.ingest.source import SourceError, VideoSource
 from stream.ingest.windows import WindowAssembler

@@ -30,8 +30,8 @@ import numpy as np
 
 from stream.config import IngestConfig
 from stream.ingest.clock import BestEffortTimestamp, StreamClock
-from stream.ingest.lifecycle import (CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff,
-                                     RateLimitedLog)
+from stream.ingest.lifecycle import CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff
+from stream.logs import RateLimitedLog
 from stream.redact import redact
 
 log = logging.getLogger(__name__)

@@ -405,7 +405,7 @@ def _learn_file(cfg, camera: str, video: Path) -> CameraNormal:
     """Run the scene stage and the detector over a recorded file and learn every second of it."""
     from stream.ingest.source import VideoSource
     from stream.ingest.windows import WindowAssembler
-    from stream.pipeline import build_detector
+    from stream.detectors import build_detector
     from stream.scene.graph import scene_from_config
 
     ncfg = cfg.normal_of(camera)

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.alerts.evidence import EvidenceWriter, FrameRing
+from stream.alerts.evidence import EvidenceWriter
+from stream.frames import FrameRing
 from stream.config import EventsConfig, EvidenceConfig
 from stream.llm.events import EventTracker
 from stream.types import Alert, Evidence, PersonTrack, SceneGraph, SecondScore, Verdict

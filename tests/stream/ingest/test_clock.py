@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from stream.ingest.clock import StreamClock
-from stream.ingest.lifecycle import Backoff, RateLimitedLog
+from stream.ingest.lifecycle import Backoff
+from stream.logs import RateLimitedLog
 
 
 def feed(clock: StreamClock, frames) -> list:

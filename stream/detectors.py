@@ -1,0 +1,47 @@
+"""The detectors a config can name (`detector.name`), built by name from one registry: what scores
+each second of a window. Add one by writing its class (`batch(scenes) -> verdicts`) and a builder
+here."""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from stream.config import ConfigError, HawkwatchConfig
+from stream.types import SceneGraph, Verdict
+
+
+class Detector(Protocol):
+    """Scene graphs -> verdicts, in batches of up to max_batch (stream/llm: baseline, hawkeye)."""
+    max_batch: int
+    max_wait_s: float
+
+    def batch(self, scenes: list[SceneGraph]) -> list[Verdict]: ...
+
+
+def _baseline(cfg: HawkwatchConfig) -> Detector:
+    from stream.llm.baseline import BaselineDetector
+    return BaselineDetector(cfg.detector.baseline)
+
+
+def _hawkeye(cfg: HawkwatchConfig) -> Detector:
+    from stream.llm.detector import HawkeyeDetector
+    from stream.llm.hawkeye import load_model
+
+    h = cfg.detector.hawkeye
+    try:
+        model = load_model(h.model, lm_path=h.lm, merge_lora=True, device=h.device)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"detector.hawkeye: {e}") from None
+    if model.cfg.appearance_dim and cfg.models.appearance is None:
+        raise ConfigError(f"detector.hawkeye: the model at {h.model} reads pretrained appearance features "
+                          f"(appearance_dim {model.cfg.appearance_dim}); set models.appearance "
+                          "(path: models/efficientnet_lite0.onnx) so the scene stage computes them")
+    return HawkeyeDetector(model, threads=h.threads, max_batch=h.max_batch, max_wait_s=h.max_wait_ms / 1000.0,
+                           explain=h.explain)
+
+
+DETECTORS: dict[str, Callable[[HawkwatchConfig], Detector]] = {"baseline": _baseline, "hawkeye": _hawkeye}
+
+
+def build_detector(cfg: HawkwatchConfig) -> Detector:
+    """The configured detector, its model loaded (ConfigError when it cannot be)."""
+    return DETECTORS[cfg.detector.name](cfg)
