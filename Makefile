@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup sysdeps demo demo-live demo-ray test docs bench models data bench-data embedded-model evaluate clean
+.PHONY: setup sysdeps demo demo-live demo-ray test test-fast docs bench models data bench-data embedded-model evaluate clean
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -39,6 +39,10 @@ data/vtest_h264.mp4: data/vtest.avi $(VENV)/.installed
 
 test: setup sysdeps data/Megamind_bugy.avi data/baboon.jpg
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: every test but the slow ones (whole pipelines, browsers, Ray clusters, real peers).
+test-fast: setup data/Megamind_bugy.avi data/baboon.jpg
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 # The docs site (docs/, mkdocs.yml) into site/; a broken link or anchor fails it.
 docs: setup

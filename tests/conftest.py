@@ -12,6 +12,17 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+# Fixtures that cost a minute or start a real peer: a test that needs one is `slow` (`make test-fast`
+# leaves it out), as are whole-pipeline, browser and Ray modules (their own `pytestmark`).
+SLOW_FIXTURES = {"bank", "tiny_bench", "tiny_gt", "real_set", "mosquitto", "console", "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def _need(path: Path, how: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: run `{how}` (the README's test command does)", pytrace=False)

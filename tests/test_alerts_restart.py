@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from tests.harness import ROOT, next_port, start, write_config
@@ -16,6 +17,9 @@ from tests.harness import ROOT, next_port, start, write_config
 # thresholds low enough that the baseline opens and closes events on ordinary walking
 TWITCHY = {"open_threshold": 0.1, "close_threshold": 0.05, "min_duration_s": 0.0, "close_after_s": 0.0,
            "cooldown_s": 0.0}
+
+
+pytestmark = pytest.mark.slow      # a whole pipeline, or real peers on loopback
 
 
 def test_the_pipeline_killed_and_restarted_continues_numbering_and_the_subscriber_misses_nothing(

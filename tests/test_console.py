@@ -26,8 +26,8 @@ from tests.servers import free_port
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 TOKEN = "console-t0k"
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                                reason="needs Debian's chromium and chromium-driver (make sysdeps installs them)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                                                   reason="needs Debian's chromium and chromium-driver (make sysdeps installs them)")]
 
 
 def _browser(width: int = 1360, height: int = 980):
@@ -95,6 +95,18 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture
+def signed_in(console, browser):
+    """The browser signed in to the console, whichever tests ran before (each test stands alone)."""
+    from selenium.webdriver.common.by import By
+    browser.get(console + "/")
+    if "/login" in browser.current_url:
+        browser.find_element(By.NAME, "token").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        _wait(browser, lambda d: "/login" not in d.current_url, what="signed in")
+    return browser
+
+
 def _shot(driver, name: str) -> None:
     folder = os.environ.get("HAWKWATCH_SCREENSHOTS")
     if folder:
@@ -131,6 +143,8 @@ def test_the_console_signs_in_and_shows_every_camera_live(console, browser):
     with pytest.raises(urllib.error.HTTPError) as refused:          # the API behind the same token
         _get(f"{console}/api/cameras", token=None)
     assert refused.value.code == 401
+    browser.get(console + "/login")
+    browser.delete_all_cookies()                                    # signed out, whichever tests ran before
     browser.get(console + "/")
     _wait(browser, lambda d: "/login" in d.current_url, what="a page without the token goes to sign-in")
     browser.find_element(By.NAME, "token").send_keys("not-it")
@@ -149,7 +163,7 @@ def test_the_console_signs_in_and_shows_every_camera_live(console, browser):
     _shot(browser, "cameras")
 
 
-def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(console, browser):
+def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(console, browser, signed_in):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     browser.get(console + "/")
@@ -189,7 +203,7 @@ def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(co
     _shot(browser, "camera")
 
 
-def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console, browser):
+def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console, browser, signed_in):
     from selenium.webdriver.common.by import By
     from training.data import read_ground_truth
     browser.get(console + "/events?camera=lobby")
@@ -228,7 +242,7 @@ def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console
 
 
 
-def test_a_false_alarm_joins_the_cameras_normal_which_the_camera_page_shows_and_resets(console, browser):
+def test_a_false_alarm_joins_the_cameras_normal_which_the_camera_page_shows_and_resets(console, browser, signed_in):
     from selenium.webdriver.common.by import By
     browser.get(console + "/cameras/lobby")
     normal = browser.find_element(By.CSS_SELECTOR, "[data-normal-state]")

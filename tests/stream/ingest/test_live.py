@@ -22,6 +22,9 @@ from stream.ingest.source import SourceError, VideoSource, _bgr
 from tests.servers import FfmpegSender, RtspServer, free_port
 
 
+pytestmark = pytest.mark.slow      # a whole pipeline, or real peers on loopback
+
+
 @pytest.fixture(scope="session")
 def h264_20s(vtest, tmp_path_factory) -> Path:
     """20 s of vtest.avi as H.264 (10 fps, a keyframe a second), what an IP camera sends."""

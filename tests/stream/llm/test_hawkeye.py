@@ -169,6 +169,7 @@ def test_lora_adapters_save_reload_and_merge_with_equal_outputs(model, tmp_path)
         assert torch.allclose(merged.yes_probability(prompts, b, spans), want, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_step_reduces_the_loss_on_a_fixed_batch(model):
     cfg = model.cfg
     m = new_model(seed=1).train()

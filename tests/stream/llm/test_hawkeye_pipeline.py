@@ -15,6 +15,9 @@ from stream.llm.prompts import explanation_lead
 from tests.harness import Subscriber, all_stopped, start, write_config
 
 
+pytestmark = pytest.mark.slow      # a whole pipeline, or real peers on loopback
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return new_model().save(tmp_path_factory.mktemp("hawkeye") / "model")
