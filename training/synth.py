@@ -785,8 +785,6 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
     if params_path.exists() and json.loads(params_path.read_text()) != params:
         raise ValueError(f"{out} holds a benchmark made with other settings ({params_path}); "
                          "use another --out, or delete it to start again")
-    params_path.parent.mkdir(parents=True, exist_ok=True)
-    params_path.write_text(json.dumps(params) + "\n")
     frames, fps = read_video(video)
     t0 = time.time()
     scenes: dict[str, list[Backdrop]] = {}
@@ -794,6 +792,8 @@ def generate(video: Path, out: Path, *, seed: int = 0, counts: dict[str, int] | 
         from training.backdrops import scene_detector
         scenes = real_backdrops(backdrops, [s for s in backdrop_splits if counts.get(s)], fps, scene_detector(),
                                 progress, limit_s=backdrop_s, cache=out / "gen" / "backdrops.json")
+    params_path.parent.mkdir(parents=True, exist_ok=True)      # written once the inputs are known to be good
+    params_path.write_text(json.dumps(params) + "\n")
     if bank is None:
         if detector is None:
             from training.extract import person_detector

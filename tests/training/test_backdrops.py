@@ -87,6 +87,8 @@ def test_a_folder_that_is_not_a_real_clip_set_or_has_no_normal_clips_is_refused(
     kw = dict(seed=3, counts={"train": 1}, seconds=8.0, clips=False, bank=bank[0], progress=lambda m: None)
     with pytest.raises(FileNotFoundError, match="--backdrops takes a real-clip set folder"):
         synth.generate(vtest, tmp_path / "a", backdrops=tmp_path, **kw)
+    assert synth.generate(vtest, tmp_path / "a", backdrops=real_set, **kw)["database"]["train_000"]["backdrop"] \
+        == "normal-room-01"                                    # the mistake is not held against the folder
     with pytest.raises(ValueError, match="no normal clips in its 'test' split"):
         synth.generate(vtest, tmp_path / "b", backdrops=real_set, backdrop_splits=("test",),
                        **{**kw, "counts": {"test": 1}})
