@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Fixtures that cost a minute or start a real peer: a test that needs one is `slow` (`make test-fast`
 # leaves it out), as are whole-pipeline, browser and Ray modules (their own `pytestmark`).
-SLOW_FIXTURES = {"bank", "tiny_bench", "tiny_gt", "real_set", "mosquitto", "console", "browser"}
+SLOW_FIXTURES = {"bank", "tiny_bench", "tiny_gt", "real_set", "mosquitto"}
 
 
 def pytest_collection_modifyitems(config, items):
