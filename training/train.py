@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from stream.cli import Parser
 from stream.llm.features import collate
-from stream.llm.hawkeye import HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
+from stream.llm.hawkeye import CategoryHead, HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model
 from stream.scene.appearance import DIM
 from stream.llm.prompts import CATEGORIES, CATEGORY, DISCOVERY, answer_category, corpus
@@ -109,6 +109,14 @@ class CalibrationRecipe(_Strict):
         "At most this share of val's normal seconds may score over the discovery threshold: the best-F2 threshold "
         "is raised until it holds (F2 alone weighs a miss four times a false alarm, and alarms on everything). "
         "null: best F2 alone."))
+    joint: bool = Field(False, description=(
+        "Hold normal_seconds_over for the detector's score, the highest of discovery and every category with a "
+        "threshold of its own, rather than for each threshold alone (which lets several times the share through "
+        "together)."))
+    category_head: bool = Field(False, description=(
+        "Fit the category head after training: which anomaly a second is, read from its scene embedding by a "
+        "logistic regression on the train split's anomalous seconds, kept where it names val's better than the "
+        "LM's category prompt. false: the prompt names categories (and a model's head, if it has one, is kept)."))
 
 
 class OptimRecipe(_Strict):
@@ -344,23 +352,102 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
 
 @torch.inference_mode()
 def ask_seconds(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
-    """Every distinct second of the samples, asked both per-second questions: P(" Yes") (N,), the
-    model's category distribution (N, C) over `model.cfg.categories`, and the category taught (N,)."""
+    """Every distinct second of the samples, asked as the detector asks: P(" Yes") (N,), the
+    model's category distribution (N, C) over `model.cfg.categories` (from its category head where
+    it has one, else from the category prompt), the category taught (N,), the scene embeddings
+    (N, lm_dim) and the category prompt's distribution (N, C) in any case."""
     cats = list(model.cfg.categories)
     ids = [model.first_token(answer_category(c)) for c in cats]
     yes_id = model.first_token(model.cfg.answer_yes)
     rows = labelled_seconds(samples)
-    yes, probs = [], []
+    yes, probs, asked, embedded = [], [], [], []
     model.eval()
     for i in range(0, len(rows), batch):
         clips = [c for c, _ in rows[i:i + batch]]
         n = len(clips)
-        p = model.next_token_logits([DISCOVERY] * n + [CATEGORY] * n, collate(clips, model.cfg).to(device),
-                                    [[k] for k in range(n)] * 2).float().softmax(-1)
+        b = collate(clips, model.cfg).to(device)
+        encoded = model.encoder(b)
+        p = model.next_token_logits([DISCOVERY] * n + [CATEGORY] * n, b, [[k] for k in range(n)] * 2,
+                                    encoded=encoded).float().softmax(-1)
+        e = model.scene_embeddings(encoded)
+        asked.append(p[n:][:, ids].cpu().numpy())
+        probs.append(model.head_categories(p[:n, yes_id], e).cpu().numpy() if model.category_head is not None
+                     else asked[-1])
         yes += p[:n, yes_id].tolist()
-        probs.append(p[n:][:, ids].cpu().numpy())
+        embedded.append(e.cpu().numpy())
     labels = np.array([c for _, c in rows])
-    return np.array(yes), np.concatenate(probs) if probs else np.zeros((0, len(cats))), labels
+    empty = np.zeros((0, len(cats)))
+    return (np.array(yes), np.concatenate(probs) if probs else empty, labels,
+            np.concatenate(embedded) if embedded else np.zeros((0, 0)), np.concatenate(asked) if asked else empty)
+
+
+HEAD_C = (0.003, 0.01, 0.03, 0.1)      # the category head's inverse L2 strengths tried; val picks one
+
+
+def balanced_accuracy(labels: np.ndarray, named: np.ndarray) -> float:
+    """The mean over the categories present of the share of their seconds named right."""
+    present = sorted(set(labels))
+    return float(np.mean([(named[labels == c] == c).mean() for c in present])) if present else float("nan")
+
+
+def fit_category_head(model: HawkeyeModel, train_set: list[WindowSample], val_set: list[WindowSample],
+                      device: str, log=print) -> dict:
+    """Fit the model's category head (stream/llm/hawkeye.py: CategoryHead) on the train split's
+    anomalous seconds: a class-balanced multinomial logistic regression (scikit-learn) over their
+    scene embeddings, its L2 strength the one of HEAD_C that names val's anomalous seconds best
+    (balanced accuracy). It is kept only where it names them better than the LM's category prompt
+    does; otherwise the model has none and the prompt names categories, as before."""
+    from sklearn.linear_model import LogisticRegression
+
+    model.category_head = None
+    _, _, y_train, x_train, _ = ask_seconds(model, train_set, device)
+    _, _, y_val, x_val, asked = ask_seconds(model, val_set, device)
+    keep, keep_val = y_train != "normal", y_val != "normal"
+    anomalous = [c for c in model.cfg.categories if c != "normal"]
+    taught = sorted(set(y_train[keep]))
+    if len(taught) < 2 or not keep_val.any():
+        log(f"no category head: the train split has {len(taught)} categories with seconds, val "
+            f"{int(keep_val.sum())} anomalous seconds")
+        return {"category_head": None}
+    mean, scale = x_train[keep].mean(0), x_train[keep].std(0) + 1e-6
+    z_train, z_val = (x_train[keep] - mean) / scale, (x_val[keep_val] - mean) / scale
+    a = asked[keep_val][:, [model.cfg.categories.index(c) for c in anomalous]]
+    by_prompt = balanced_accuracy(y_val[keep_val], np.array(anomalous)[a.argmax(1)])
+    tried = {}
+    for c in HEAD_C:
+        fit = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(z_train, y_train[keep])
+        tried[c] = (balanced_accuracy(y_val[keep_val], fit.predict(z_val)), fit)
+    c = max(tried, key=lambda k: tried[k][0])
+    score, fit = tried[c]
+    report = {"category_head": {"c": c, "val_balanced_accuracy": round(score, 4),
+                                "prompt_val_balanced_accuracy": round(by_prompt, 4),
+                                "tried": {str(k): round(v[0], 4) for k, v in tried.items()}, "kept": score > by_prompt}}
+    log(f"category head (C {c}): names val's anomalous seconds with balanced accuracy {score:.1%}, the category "
+        f"prompt {by_prompt:.1%}: {'kept' if score > by_prompt else 'dropped'}")
+    if score <= by_prompt:
+        return report
+    head = head_from_logistic(fit, mean, scale, anomalous)
+    model.category_head = head.to(device)
+    return report
+
+
+def head_from_logistic(fit, mean: np.ndarray, scale: np.ndarray, categories: list[str]) -> CategoryHead:
+    """A fitted scikit-learn LogisticRegression over (x - mean) / scale -> the CategoryHead over
+    `categories` that gives the same probabilities; a category it was not fitted on gets none."""
+    head = CategoryHead(len(mean), tuple(categories))
+    coef, bias = fit.coef_, fit.intercept_
+    if len(fit.classes_) == 2:           # one logit for classes_[1]: softmax over ±half of it is the same sigmoid
+        coef, bias = np.vstack([-coef[0] / 2, coef[0] / 2]), np.array([-bias[0] / 2, bias[0] / 2])
+    with torch.no_grad():
+        head.mean.copy_(torch.as_tensor(mean))
+        head.scale.copy_(torch.as_tensor(scale))
+        head.linear.weight.zero_()
+        head.linear.bias.fill_(-30.0)
+        for j, cat in enumerate(fit.classes_):
+            k = categories.index(cat)
+            head.linear.weight[k] = torch.as_tensor(coef[j])
+            head.linear.bias[k] = float(bias[j])
+    return head
 
 
 @torch.inference_mode()
@@ -385,14 +472,15 @@ def router_use(model: HawkeyeModel, samples: list[WindowSample], device: str, ba
 
 
 def calibrate(cfg: HawkeyeConfig, yes: np.ndarray, probs: np.ndarray, labels: np.ndarray,
-              margin: float = 0.02, normal_over: float | None = None) -> HawkeyeConfig:
+              margin: float = 0.02, normal_over: float | None = None, joint: bool = False) -> HawkeyeConfig:
     """The detector's thresholds from val seconds (stream/llm/detector.py scores with them): the
     best-F2 P(" Yes") for any anomaly, raised where needed so that at most `normal_over` of the
     normal seconds score over it; and for each category the best-F2 P(" Yes")·P(category |
     anomalous) for that category's seconds (never under the share's bound either), kept only where
     it finds them better than discovery alone does (its F2 on them higher by `margin`): a category
     the model cannot yet tell apart gets 1.0, never crosses on its own, and is named only as the
-    category model's first choice. A category val does not have gets 1.0 too."""
+    category model's first choice. A category val does not have gets 1.0 too. `joint`: the bound on
+    normal seconds then holds for all of them together (`jointly_bounded`)."""
     from training.metrics import best_f2_threshold, f_beta
 
     def bounded(t: float, scores: np.ndarray) -> float:
@@ -416,7 +504,33 @@ def calibrate(cfg: HawkeyeConfig, yes: np.ndarray, probs: np.ndarray, labels: np
         by_discovery = (yes >= threshold) & (named == i)        # discovery, named as the detector names it
         better = f_beta(mine, per[i] >= t) > f_beta(mine, by_discovery) + margin
         thresholds.append(t if better else 1.0)
+    if joint and normal_over is not None and (labels == "normal").any():
+        threshold, thresholds = jointly_bounded(threshold, thresholds, yes, per, labels == "normal", normal_over)
     return dataclasses.replace(cfg, threshold=threshold, category_thresholds=tuple(thresholds))
+
+
+def _odds(p):
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return p / (1 - p)
+
+
+def jointly_bounded(threshold: float, thresholds: list[float], yes: np.ndarray, per: dict[int, np.ndarray],
+                    normal: np.ndarray, normal_over: float) -> tuple[float, list[float]]:
+    """The detector scores a second by the highest of discovery and each category with a threshold
+    of its own, so a bound met by each alone can be broken by them together (seven categories at
+    5 % each). Where it is, every threshold's odds are raised by one factor, the least that brings
+    the normal seconds crossing any of them back under `normal_over`."""
+    ratios = [_odds(yes) / _odds(threshold)]
+    ratios += [_odds(per[i]) / _odds(t) for i, t in enumerate(thresholds) if t < 1.0 and i in per]
+    over = np.max(ratios, axis=0)[normal]                   # >= 1: the second crosses
+    k = float(np.quantile(over, 1.0 - normal_over))
+    if (over >= 1.0).mean() <= normal_over or k <= 1.0:
+        return threshold, thresholds
+
+    def raised(t: float) -> float:
+        o = _odds(t) * k * (1 + 1e-6)
+        return float(min(o / (1 + o), 1.0 - 1e-9))
+    return raised(threshold), [raised(t) if t < 1.0 else 1.0 for t in thresholds]
 
 
 @torch.inference_mode()
@@ -430,37 +544,51 @@ def validation_loss(model: HawkeyeModel, samples: list[WindowSample], device: st
 
 
 def validate(model: HawkeyeModel, val_set: list[WindowSample], device: str, log=print,
-             normal_over: float | None = None) -> dict:
+             calibration: CalibrationRecipe | None = None) -> dict:
     """Calibrate the model's thresholds on val seconds (`calibrate`) and measure it there."""
+    from stream.llm.detector import second_scores
     from training.metrics import average_precision, roc_auc
-    yes, probs, labels = ask_seconds(model, val_set, device)
-    model.cfg = calibrate(model.cfg, yes, probs, labels, normal_over=normal_over)
+    c = calibration or CalibrationRecipe(normal_seconds_over=None)
+    yes, probs, labels, _, _ = ask_seconds(model, val_set, device)
+    model.cfg = calibrate(model.cfg, yes, probs, labels, normal_over=c.normal_seconds_over, joint=c.joint)
+    scores, _ = second_scores(torch.as_tensor(yes), torch.as_tensor(probs), model.cfg.categories, model.cfg.threshold,
+                              model.cfg.category_thresholds)
     anomalous = labels != "normal"
-    named = np.array(model.cfg.categories)[probs.argmax(1)]
+    named = np.array(model.cfg.categories)[np.where(np.array(model.cfg.categories) == "normal", -1.0, probs).argmax(1)]
     out = {"val_loss": validation_loss(model, val_set, device), "val_auc": roc_auc(anomalous, yes),
            "val_ap": average_precision(anomalous, yes), "threshold": model.cfg.threshold,
            "category_thresholds": dict(zip(model.cfg.categories, model.cfg.category_thresholds)),
            "val_category_accuracy": float((named == labels)[anomalous].mean()) if anomalous.any() else None,
+           "val_normal_seconds_crossing": float((np.array(scores)[~anomalous] >= 0.5).mean()) if (~anomalous).any() else None,
            "router": router_use(model, val_set, device)}
     own = [c for c, t in out["category_thresholds"].items() if t < 1.0]
     log("router's mean weight per expert on val: " + ", ".join(f"{k} {v:.2f}" for k, v in out["router"]["all"].items()))
     log(f"validation: loss {out['val_loss']:.3f}, per-second ROC-AUC {out['val_auc']:.3f}, AP {out['val_ap']:.3f}, "
         f"best-F2 threshold {model.cfg.threshold:.3f}, category accuracy on anomalous seconds "
-        f"{out['val_category_accuracy'] or 0:.1%}, categories with thresholds of their own: {', '.join(own) or 'none'}")
+        f"{out['val_category_accuracy'] or 0:.1%}, categories with thresholds of their own: {', '.join(own) or 'none'}, "
+        f"normal seconds crossing {out['val_normal_seconds_crossing'] or 0:.1%}")
     return out
 
 
 def recalibrate(recipe: Recipe, log=print) -> Path:
-    """Only the last stage again: the recipe's trained model re-calibrated on its val split
-    (hawkeye.json and train_report.json rewritten), e.g. after the calibration rule changed."""
+    """Only the last stages again: the recipe's trained model's category head re-fitted (unless the
+    recipe says not) and the model re-calibrated on its val split (category_head.pt, hawkeye.json
+    and train_report.json rewritten), e.g. after the calibration rule changed."""
     device = resolve_device(recipe.device)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     if not recipe.data.val_subset:
         raise ValueError("calibration needs a val split (data.val_subset)")
     model = load_model(recipe.out, device=device)
-    found = validate(model, load_samples(recipe, model.cfg, recipe.data.val_subset), device, log,
-                     recipe.calibration.normal_seconds_over)
+    val_set = load_samples(recipe, model.cfg, recipe.data.val_subset)
+    found = {}
+    if recipe.calibration.category_head:
+        found = fit_category_head(model, load_samples(recipe, model.cfg, recipe.data.train_subset), val_set, device, log)
+        if model.category_head is not None:
+            model.category_head.save(recipe.out / "category_head.pt")
+        else:
+            (recipe.out / "category_head.pt").unlink(missing_ok=True)
+    found.update(validate(model, val_set, device, log, recipe.calibration))
     model.cfg.save(recipe.out / "hawkeye.json")
     report_path = recipe.out / "train_report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -576,7 +704,9 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
               "final_loss": float(np.mean([h["loss"] for h in history[-20:]])) if history else None,
               "final_balance": float(np.mean([h["balance"] for h in history[-20:]])) if history else None}
     if val_set:
-        report.update(validate(model, val_set, device, log, recipe.calibration.normal_seconds_over))
+        if recipe.calibration.category_head:
+            report.update(fit_category_head(model, train_set, val_set, device, log))
+        report.update(validate(model, val_set, device, log, recipe.calibration))
     model.save(out)
     (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
                                                       indent=1) + "\n")

@@ -1,8 +1,9 @@
 """The Hawkeye model as the pipeline's detector (the runner of the scheduler's plans).
 
 One model call per batch of windows from any cameras: every second of every window gets the
-discovery prompt (P(" Yes") at the first answer token) and the category prompt (the category
-words' first-token probabilities). A second's score is P(" Yes") mapped (in log-odds) so that the
+discovery prompt (P(" Yes") at the first answer token); which category it is comes from the
+model's category head over the second's scene embedding, or, in a model without one, from the
+category prompt (the category words' first-token probabilities). A second's score is P(" Yes") mapped (in log-odds) so that the
 threshold training calibrated on val is 0.5, or, where higher, a category's P(" Yes")·P(category |
 anomalous) mapped by that category's own val threshold (for the categories training found it
 for); an alert carries the category that crossed. Explanations and chat answers are generated text, asked for only when an event opens or a user asks, off the scoring path:
@@ -105,7 +106,7 @@ def model_fingerprint(model: HawkeyeModel) -> str:
 
 
 class HawkeyeDetector:
-    name = "hawkeye"
+    name, talks = "hawkeye", True       # `explains` as configured
 
     def __init__(self, model: HawkeyeModel, *, threads: int | None = None, max_batch: int = 16,
                  max_wait_s: float = 0.05, explain: bool = True):
@@ -129,15 +130,18 @@ class HawkeyeDetector:
         per_scene = [clips_of(s, cfg) for s in scenes]
         clips = [c for cs in per_scene for c in cs]
         n = len(clips)
-        prompts = [DISCOVERY] * n + [CATEGORY] * n            # both questions about every second
-        spans = [[i] for i in range(n)] * 2
+        head = self.model.category_head is not None
+        prompts = [DISCOVERY] * n + ([] if head else [CATEGORY] * n)     # the category prompt only without a head
+        spans = [[i] for i in range(n)] * (1 if head else 2)
         with self.gate.scoring(), torch.inference_mode():
             batch = collate(clips, cfg).to(self.device)
             encoded = self.model.encoder(batch)
+            embedded = self.model.scene_embeddings(encoded)
             probs = self.model.next_token_logits(prompts, batch, spans, encoded=encoded).float().softmax(-1)
-            embeddings = self.model.scene_embeddings(encoded).cpu().numpy()
-        scores, cats = second_scores(probs[:n, self._yes], probs[n:][:, self._category_ids], self.categories,
-                                     cfg.threshold, cfg.category_thresholds)
+            yes = probs[:n, self._yes]
+            category = self.model.head_categories(yes, embedded) if head else probs[n:][:, self._category_ids]
+            embeddings = embedded.cpu().numpy()
+        scores, cats = second_scores(yes, category, self.categories, cfg.threshold, cfg.category_thresholds)
         ms = (time.perf_counter() - t0) * 1000.0
         out, k = [], 0
         for scene, cs in zip(scenes, per_scene):

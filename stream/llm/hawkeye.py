@@ -13,6 +13,8 @@ Per 1-second clip of a window:
                       │
         projector ─► video tokens that replace the <video> placeholder of a prompt in a causal LM
                      (transformers) with LoRA adapters (peft).
+                      │
+        mean of a clip's tokens ─► CategoryHead: which anomaly, given that it is one (fitted after training)
 
 The released code simplifies (no graph attention, no balancing loss, one-layer experts); this
 follows the paper. Shapes: B clips, T frames a clip, P people, K triples, d = `dim`.
@@ -340,13 +342,44 @@ class SceneEncoder(nn.Module):
         return tokens, b.frame_mask.repeat_interleave(n, dim=1), router, l_bc
 
 
+class CategoryHead(nn.Module):
+    """Which anomaly a second is, given that it is one: a multinomial logistic regression over its
+    scene embedding (`HawkeyeModel.scene_embeddings`), standardised, fitted on the train split's
+    anomalous seconds once the model is trained (training/train.py: `fit_category_head`). It
+    names the category where the LM's first answer token cannot: the tiny LM, taught mostly
+    synthetic categories, answered `abandoned` or `loitering` for real falls. (N, lm_dim) ->
+    (N, len(categories)) P(category | anomalous), over `categories`: the model's own, normal left out."""
+
+    def __init__(self, dim: int, categories: tuple[str, ...]):
+        super().__init__()
+        self.categories = tuple(categories)
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.linear = nn.Linear(dim, len(self.categories)).requires_grad_(False)    # fitted, not trained
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.linear((embeddings - self.mean) / self.scale).softmax(-1)
+
+    def save(self, path: Path) -> None:
+        torch.save({"categories": list(self.categories), "state": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path: Path) -> CategoryHead:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        head = cls(saved["state"]["mean"].shape[0], tuple(saved["categories"]))
+        head.load_state_dict(saved["state"])
+        return head
+
+
 class HawkeyeModel(nn.Module):
-    """The scene encoder and a causal LM (LoRA-adapted) that reads its tokens in place of `<video>`."""
+    """The scene encoder and a causal LM (LoRA-adapted) that reads its tokens in place of `<video>`,
+    and, once fitted, the category head."""
 
     def __init__(self, cfg: HawkeyeConfig, lm, tokenizer):
         super().__init__()
         self.cfg, self.lm, self.tokenizer = cfg, lm, tokenizer
         self.encoder = SceneEncoder(cfg, lm.get_input_embeddings().embedding_dim)
+        self.category_head: CategoryHead | None = None
         self._prompt_ids: dict[str, tuple[torch.Tensor, int]] = {}
         self.video_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
         if self.video_id is None or self.video_id == tokenizer.unk_token_id:
@@ -411,6 +444,19 @@ class HawkeyeModel(nn.Module):
         pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return torch.nn.functional.normalize(pooled.float(), dim=-1)
 
+    def head_categories(self, yes: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """P(" Yes") (N,) and scene embeddings (N, lm_dim) -> (N, C) a distribution over
+        `cfg.categories` from the category head: normal 1 - P(" Yes"), each other category
+        P(" Yes")·P(category | anomalous) (0 for one the head was not fitted on)."""
+        head = self.category_head
+        given = head(embeddings.to(head.mean.device, torch.float32))
+        out = given.new_zeros(len(yes), len(self.cfg.categories))
+        for j, c in enumerate(head.categories):
+            out[:, self.cfg.categories.index(c)] = yes * given[:, j]
+        if "normal" in self.cfg.categories:
+            out[:, self.cfg.categories.index("normal")] = 1 - yes
+        return out
+
     def first_token(self, answer: str) -> int:
         """The id of an answer's first token (a lone word-boundary marker skipped)."""
         ids = self.tokenizer(answer, add_special_tokens=False).input_ids
@@ -467,8 +513,8 @@ class HawkeyeModel(nn.Module):
     # -- saving and loading a model directory -----------------------------------------------------
     def save(self, path: str | Path, merge_lora: bool = False) -> Path:
         """<path>/lm (a Hugging Face checkpoint, LoRA merged or as an adapter in <path>/lora),
-        <path>/tokenizer, <path>/hawkeye.json and <path>/encoder.pt. Merging folds the adapters into
-        this model's LM for good."""
+        <path>/tokenizer, <path>/hawkeye.json, <path>/encoder.pt and, once fitted,
+        <path>/category_head.pt. Merging folds the adapters into this model's LM for good."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         lm, weights = self.lm, None
@@ -484,6 +530,10 @@ class HawkeyeModel(nn.Module):
         self.tokenizer.save_pretrained(path / "tokenizer")
         self.cfg.save(path / "hawkeye.json")
         torch.save(self.encoder.state_dict(), path / "encoder.pt")
+        if self.category_head is not None:
+            self.category_head.save(path / "category_head.pt")
+        else:
+            (path / "category_head.pt").unlink(missing_ok=True)
         return path
 
 
@@ -529,6 +579,12 @@ def load_model(path: str | Path, *, lm_path: str | Path | None = None, device: s
             lm = lm.merge_and_unload()
     model = HawkeyeModel(cfg, lm, tokenizer)
     model.encoder.load_state_dict(torch.load(path / "encoder.pt", map_location="cpu", weights_only=True))
+    if (path / "category_head.pt").exists():
+        head = CategoryHead.load(path / "category_head.pt")
+        unknown = set(head.categories) - set(cfg.categories)
+        if unknown:
+            raise ValueError(f"{path / 'category_head.pt'} names categories the model does not have: {sorted(unknown)}")
+        model.category_head = head
     return model.to(resolve_device(device)).eval()
 
 

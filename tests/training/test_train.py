@@ -62,9 +62,14 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_bench, tmp_path):
 def test_ablations_are_recipe_switches(tiny_bench, tmp_path):
     out = train(recipe(tiny_bench, tmp_path / "abl", **{"model.experts": "[appearance, motion, relation]",
                                                         "model.router": "mean", "model.balance_weight": 0,
-                                                        "optim.epochs": 0.5}), progress=False, log=quiet)
+                                                        "optim.epochs": 0.5, "calibration.category_head": True,
+                                                        "calibration.joint": True}), progress=False, log=quiet)
     m = load_model(out)
     assert list(m.encoder.experts) == ["appearance", "motion", "relation"] and m.cfg.router == "mean"
+    import json
+    head = json.loads((out / "train_report.json").read_text())["category_head"]    # fitted, kept only if it names better
+    assert set(head["tried"]) == {"0.003", "0.01", "0.03", "0.1"} and (out / "category_head.pt").exists() == head["kept"]
+    assert (m.category_head is not None) == head["kept"]
 
 
 def test_bad_recipes_are_named(tiny_bench, tmp_path):
@@ -172,3 +177,48 @@ def test_calibration_keeps_the_normal_seconds_over_the_threshold_under_the_share
     assert (yes[:400] >= f2_only.threshold).mean() > 0.04                # best F2 alarms on normal seconds
     assert (yes[:400] >= bounded.threshold).mean() <= 0.02 + 1e-9
     assert bounded.category_thresholds[1] == 1.0 or (yes[:400] >= bounded.category_thresholds[1]).mean() <= 0.02
+
+
+
+def test_the_bound_on_normal_seconds_holds_for_discovery_and_every_category_together():
+    """Each category's own threshold keeps 5 % of normal seconds over it, but a second crosses when
+    any one does: as the detector scores them, at most 5 % of the normal seconds may cross."""
+    import numpy as np
+    from stream.llm.detector import second_scores
+    from stream.llm.hawkeye import HawkeyeConfig
+    from training.train import calibrate
+    cats = ("normal", "fall", "running", "scuffle")
+    rng = np.random.default_rng(3)
+    labels = np.array(["normal"] * 600 + ["fall"] * 40 + ["running"] * 40 + ["scuffle"] * 40)
+    kind = np.r_[rng.integers(1, 4, 600), np.repeat([1, 2, 3], 40)]       # each second leans to one category
+    yes = np.r_[rng.uniform(0.0, 0.7, 600), rng.uniform(0.3, 0.9, 120)]
+    lean = np.full((720, 3), 0.1)                                         # anomalies lean harder than normal seconds
+    lean[np.arange(720), kind - 1] = np.r_[rng.uniform(0.3, 0.9, 600), np.full(120, 0.95)]
+    probs = np.c_[1 - yes, yes[:, None] * lean]
+    def crossing(joint):
+        cfg = calibrate(HawkeyeConfig(categories=cats), yes, probs, labels, normal_over=0.05, joint=joint)
+        assert sum(t < 1.0 for t in cfg.category_thresholds) == 3        # each with a threshold of its own
+        scores, _ = second_scores(torch.tensor(yes), torch.tensor(probs), cats, cfg.threshold, cfg.category_thresholds)
+        return (np.array(scores)[:600] >= 0.5).mean(), (np.array(scores)[600:] >= 0.5).mean()
+    assert crossing(joint=False)[0] > 0.10                               # each bounded alone: together over twice the share
+    normal, anomalous = crossing(joint=True)
+    assert normal <= 0.05 + 1e-9 and anomalous > 0.3                      # and it still finds anomalies
+
+
+@pytest.mark.parametrize("classes", [("fall", "scuffle"), ("fall", "running", "scuffle")])
+def test_the_category_head_gives_the_logistic_regressions_probabilities(classes):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from training.train import head_from_logistic
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (len(classes), 6))
+    y = np.repeat(classes, 40)
+    x = centres[np.repeat(np.arange(len(classes)), 40)] + rng.normal(0, 1, (len(y), 6))
+    mean, scale = x.mean(0), x.std(0)
+    fit = LogisticRegression(C=0.1, max_iter=2000).fit((x - mean) / scale, y)
+    categories = ["abandoned", "fall", "running", "scuffle"]          # abandoned: never fitted
+    head = head_from_logistic(fit, mean, scale, categories)
+    p = head(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    want = fit.predict_proba((x - mean) / scale)
+    np.testing.assert_allclose(p[:, [categories.index(c) for c in fit.classes_]], want, atol=1e-4)
+    assert p[:, 0].max() < 1e-9 and (np.array(categories)[p.argmax(1)] == fit.predict((x - mean) / scale)).all()

@@ -318,3 +318,41 @@ def test_pretrained_appearance_feeds_the_appearance_expert():
         p, q, r = (crops.yes_probability([DISCOVERY], collate(clips_of(x, crops.cfg), crops.cfg), [[0, 1]])
                    for x in (g, unseen, faces))
     assert torch.equal(p, q) and not torch.allclose(p, r)
+
+
+def test_a_model_with_a_category_head_names_by_it_asks_discovery_alone_and_keeps_it_when_saved(tmp_path):
+    from stream.llm.detector import HawkeyeDetector
+    from stream.llm.hawkeye import CategoryHead
+    from stream.llm.prompts import CATEGORIES, CATEGORY
+    m = new_model(seed=1)
+    m.cfg = replace(m.cfg, threshold=1e-6)                 # every second crosses: the head alone names them
+    anomalous = tuple(c for c in CATEGORIES if c != "normal")
+    head = CategoryHead(m.encoder.projector[-1].out_features, anomalous)
+    with torch.no_grad():
+        head.linear.weight.zero_()
+        head.linear.bias.fill_(-5.0)
+        head.linear.bias[anomalous.index("scuffle")] = 5.0
+    m.category_head = head
+    asked = []
+    real = m.next_token_logits
+    m.next_token_logits = lambda prompts, *a, **k: asked.extend(prompts) or real(prompts, *a, **k)
+    verdict = HawkeyeDetector(m, explain=False)(scene(seconds=3))
+    assert {s.category for s in verdict.seconds} == {"scuffle"} and CATEGORY not in asked and len(asked) == 3
+    assert verdict.categories["scuffle"] > 0.9 * (1 - verdict.categories["normal"])
+    del m.next_token_logits
+    m.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.category_head.categories == anomalous
+    torch.testing.assert_close(again.category_head.linear.bias, head.linear.bias)
+    again.category_head = None                              # a model without one names by the category prompt
+    again.save(tmp_path / "m")
+    assert load_model(tmp_path / "m").category_head is None and not (tmp_path / "m" / "category_head.pt").exists()
+
+
+def test_a_category_head_naming_a_category_the_model_lacks_is_refused(tmp_path):
+    from stream.llm.hawkeye import CategoryHead
+    m = new_model(seed=1)
+    m.category_head = CategoryHead(8, ("fall", "skateboarding"))
+    m.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="skateboarding"):
+        load_model(tmp_path / "m")
