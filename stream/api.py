@@ -52,13 +52,6 @@ SNAPSHOT_WIDTH = 960          # pixels: snapshots of wider cameras are scaled do
 COOKIE = "hawkwatch_token"    # the console's sign-in keeps the bearer token here
 OPEN_PATHS = {"/login", "/healthz"}   # served without the token (the sign-in page; the liveness probe)
 
-COUNTERS = {   # CameraStats counter -> what the metric says
-    "frames_decoded": "Frames decoded.", "frames_sampled": "Frames sampled into windows (what the models see).",
-    "windows_emitted": "Windows cut.", "windows_done": "Windows scored.",
-    "windows_dropped": "Windows dropped because the stages behind fell behind (live cameras).",
-    "windows_skipped": "Windows wholly inside a gap, never cut.", "reconnects": "Reconnections after the first.",
-    "decode_errors": "Packets the decoder rejected.", "gaps": "Stretches of stream time the camera sent nothing for.",
-}
 
 
 class PipelineCollector:
@@ -70,10 +63,12 @@ class PipelineCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from stream.metrics import LATENCY_BUCKETS_S
+        from stream.metrics import COUNTERS, LATENCY_BUCKETS_S
         p = self.pipeline
         totals = {cam: stats.totals() for cam, stats in list(p.stats.items())}
         for name, doc in COUNTERS.items():
+            if name == "alerts":          # by category and state, below
+                continue
             family = CounterMetricFamily(f"hawkwatch_{name}", doc, labels=["camera"])
             for cam, t in totals.items():
                 family.add_metric([cam], t["counts"].get(name, 0))
@@ -82,7 +77,7 @@ class PipelineCollector:
         for cam, t in totals.items():
             up.add_metric([cam, t["state"]], 1.0 if t["state"] == "streaming" else 0.0)
         yield up
-        alerts = CounterMetricFamily("hawkwatch_alerts", "Alert messages published.", labels=["camera", "category", "state"])
+        alerts = CounterMetricFamily("hawkwatch_alerts", COUNTERS["alerts"], labels=["camera", "category", "state"])
         for cam, t in totals.items():
             for (category, state), n in t["alerts"].items():
                 alerts.add_metric([cam, category, state], n)

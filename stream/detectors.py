@@ -10,11 +10,18 @@ from stream.types import SceneGraph, Verdict
 
 
 class Detector(Protocol):
-    """Scene graphs -> verdicts, in batches of up to max_batch (stream/llm: baseline, hawkeye)."""
+    """Scene graphs -> verdicts, in batches of up to max_batch (stream/llm: baseline, hawkeye). It
+    declares what else it can do: `explains` (an opened event's explanation: `explain`) and `talks`
+    (answers to operators' questions: `chat`); those methods are called only where declared."""
+    name: str
     max_batch: int
     max_wait_s: float
+    explains: bool
+    talks: bool
 
     def batch(self, scenes: list[SceneGraph]) -> list[Verdict]: ...
+    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str: ...
+    def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str: ...
 
 
 def _baseline(cfg: HawkwatchConfig) -> Detector:

@@ -1,15 +1,13 @@
 """The local runtime (`runtime.engine: local`, the default): every stage in this process.
 
 One thread per camera runs its ingest stage (stream/ingest/camera.py) into the shared windows
-queue; one thread runs the scene stage over all cameras' windows (`scene_stage`), and the models
+queue; one thread runs the scene stage over all cameras' windows (stream/scene/stage.py), and the models
 run on the coordinator's detector thread (`InlineModels`). stream/ray_runtime.py runs the same
 stages as actors.
 """
 from __future__ import annotations
 
-import queue
 import threading
-import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable
 
@@ -18,20 +16,19 @@ import numpy as np
 from stream.config import CameraConfig, WindowConfig
 from stream.ingest.camera import CameraIngest
 from stream.ingest.source import VideoSource
-from stream.queues import StageQueue
-from stream.scene.graph import SceneBuilder
+from stream.queues import windows_policy
+from stream.runtime import CameraHost
 from stream.types import EndOfStream, SceneGraph
 
 if TYPE_CHECKING:
     from stream.detectors import Detector
-    from stream.pipeline import Pipeline
 
 
 class LocalCamera:
     """A camera's ingest on a thread of this process; its windows go to the shared scene stage."""
 
-    def __init__(self, pipeline: Pipeline, camera: str, source: VideoSource, windows: WindowConfig):
-        self.pipeline, self.camera, self.source, self.windows = pipeline, camera, source, windows
+    def __init__(self, host: CameraHost, camera: str, source: VideoSource, windows: WindowConfig):
+        self.host, self.camera, self.source, self.windows = host, camera, source, windows
         self.kind, self.name = source.kind, source.name
         self._thread: threading.Thread | None = None
         self.ingest: CameraIngest | None = None
@@ -41,14 +38,11 @@ class LocalCamera:
         self._thread.start()
 
     def _run(self) -> None:
-        p = self.pipeline
-        policy = p.cfg.queues.windows_policy
-        if policy == "auto":
-            policy = "drop_oldest" if self.source.live else "block"
-        ring = p.evidence.ring(self.camera) if p.evidence is not None else None
-        ingest = self.ingest = CameraIngest(self.source, self.windows, p.stats[self.camera], ring)
-        reason = ingest.run(lambda window: p.emit_window(window, policy))
-        p.emit_window(EndOfStream(self.camera, reason), policy)
+        host = self.host
+        policy = windows_policy(host.cfg.queues.windows_policy, self.source.live)
+        ingest = self.ingest = CameraIngest(self.source, self.windows, host.stats_of(self.camera), host.ring_of(self.camera))
+        reason = ingest.run(lambda window: host.emit_window(window, policy))
+        host.emit_window(EndOfStream(self.camera, reason), policy)
 
     def stop(self) -> None:
         self.source.stop.set()
@@ -58,7 +52,7 @@ class LocalCamera:
             self._thread.join(timeout=timeout)
 
     def counters(self) -> dict[str, int]:
-        return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors}
+        return self.ingest.counters() if self.ingest is not None else {}
 
     def frame(self, window_id: int) -> np.ndarray | None:
         return self.ingest.frame(window_id) if self.ingest is not None else None
@@ -70,16 +64,16 @@ class LocalCamera:
 
 class LocalRuntime:
     """Threads in this process (the default): `make_source` opens each camera's source."""
-    engine, scene_stage = "local", True
+    engine, scenes_built_here = "local", True
 
     def __init__(self, make_source: Callable[[str, CameraConfig, Callable], VideoSource]):
         self.make_source = make_source
 
-    def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> LocalCamera:
+    def camera(self, host: CameraHost, camera: str, cfg: CameraConfig) -> LocalCamera:
         def on_state(state: str, detail: str | None) -> None:
-            pipeline.state_changed(camera, state, detail)
+            host.state_changed(camera, state, detail)
         source = self.make_source(camera, cfg, on_state)
-        return LocalCamera(pipeline, camera, source, cfg.windows or pipeline.cfg.windows)
+        return LocalCamera(host, camera, source, cfg.windows or host.cfg.windows)
 
     def close(self) -> None:
         pass
@@ -92,7 +86,7 @@ class InlineModels:
     def __init__(self, detector: Detector):
         self.detector = detector
         self.max_batch, self.max_wait_s = detector.max_batch, detector.max_wait_s
-        self.explains = getattr(detector, "explains", False) and hasattr(detector, "explain")
+        self.explains = detector.explains
 
     def submit(self, scenes: list[SceneGraph]) -> Future:
         done: Future = Future()
@@ -101,43 +95,3 @@ class InlineModels:
 
     def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str:
         return self.detector.explain(scene, category, start, end)
-
-
-def scene_stage(scene: SceneBuilder, windows: StageQueue, put: Callable[[SceneGraph | EndOfStream], object],
-                max_batch: int, max_wait_s: float, running: Callable[[], bool]) -> None:
-    """Windows -> scene graphs, while `running()`. Windows are gathered, across cameras, until they
-    hold `max_batch` new frames or `max_wait_s` has passed since the first, and built together; an
-    end of stream closes the batch it interrupts and follows it."""
-    held = None
-    while running():
-        try:
-            item, held = held or windows.get(timeout=0.1), None
-        except queue.Empty:
-            continue
-        if isinstance(item, EndOfStream):
-            scene.forget(item.camera)
-            put(item)
-            continue
-        items, frames, deadline = [item], scene.new_frames(item), time.monotonic() + max_wait_s
-        while frames < max_batch:
-            try:
-                nxt = windows.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if isinstance(nxt, EndOfStream):
-                held = nxt
-                break
-            items.append(nxt)
-            frames += scene.new_frames(nxt)
-        for graph in scene.build_many(items):
-            put(graph)
-
-
-def open_source(camera: str, c: CameraConfig, *, on_state: Callable[[str, str | None], None] | None = None,
-                replay: str | None = None, loop: bool | None = None, duration_s: float | None = None,
-                fast_until_s: float = 0.0) -> VideoSource:
-    """A camera's source as configured, with the command line's overrides (`replay`, `loop`, `duration_s`)."""
-    return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
-                       replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
-                       stop=threading.Event(), max_stream_s=duration_s, on_state=on_state,
-                       fast_until_s=fast_until_s)

@@ -27,11 +27,20 @@ class Latency:
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)   # Prometheus histogram bounds
 
 
+INGEST_COUNTERS = {   # a camera's ingest counters (its ingest stage's, wherever it runs) -> what /metrics says
+    "frames_decoded": "Frames decoded.", "frames_sampled": "Frames sampled into windows (what the models see).",
+    "windows_emitted": "Windows cut.",
+    "windows_dropped": "Windows dropped because the stages behind fell behind (live cameras).",
+    "windows_skipped": "Windows wholly inside a gap, never cut.", "gaps": "Stretches of stream time the camera sent nothing for.",
+    "reconnects": "Reconnections after the first.", "decode_errors": "Packets the decoder rejected.",
+}
+COUNTERS = {**INGEST_COUNTERS, "windows_done": "Windows scored.", "alerts": "Alert messages published."}
+
+
 class CameraStats:
     """Written by the stage threads, read by the health loop (under a lock)."""
 
-    COUNTERS = ("frames_decoded", "frames_sampled", "windows_emitted", "windows_dropped", "windows_skipped",
-                "windows_done", "alerts", "reconnects", "decode_errors", "gaps")
+    COUNTERS = tuple(COUNTERS)
 
     def __init__(self, camera: str, kind: str = "file", target: str = ""):
         self.camera, self.kind, self.target = camera, kind, target

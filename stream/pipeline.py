@@ -7,7 +7,8 @@ coordinator around them; a runtime runs the cameras and the models. Locally
 source, one for the scene stage and the models on the detector thread; on Ray
 (stream/ray_runtime.py) each camera is an actor that runs its ingest and scene stage, and the
 models are a pool of actors. Both hand this coordinator `CameraRunner`s and a `Models` runner; the
-coordinator's detector thread schedules the batches and tracks events. The calling thread publishes
+detector thread runs the detector stage (stream/detector_stage.py: it schedules the batches,
+tracks events and orders alerts behind their evidence). The calling thread publishes
 (it owns the ZeroMQ socket and the outbox: one writer either way), sends health (at once on every
 source state change, and every `health_interval_s`) and applies config reloads. Every arrow is a
 bounded queue: replay blocks (lossless), live streams drop the oldest window and count it
@@ -24,67 +25,28 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future
 from dataclasses import replace
-from typing import Callable, Protocol
-
-import numpy as np
+from typing import Callable
 
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
+from stream.detector_stage import DetectorStage, Models
 from stream.detectors import Detector, build_detector
-from stream.ingest.source import VideoSource
+from stream.ingest.source import VideoSource, open_source
 from stream.llm.chat import ChatService
-from stream.llm.events import EventTracker
 from stream.llm.normal import NormalMemories
-from stream.llm.scheduler import Request, Scheduler
-from stream.local_runtime import InlineModels, LocalRuntime, open_source, scene_stage
+from stream.local_runtime import InlineModels, LocalRuntime
 from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
+from stream.runtime import CameraRunner, Runtime
 from stream.scene.graph import SceneBuilder, person_scores_of, scene_from_config
+from stream.scene.stage import scene_stage
 from stream.scene.zones import Zones
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
-
-
-class Models(Protocol):
-    """Runs the detector's batches: on the calling thread (`InlineModels`) or on a pool of actors
-    (stream/ray_runtime.py), up to `parallel` batches at once; results are taken in submission order."""
-    max_batch: int
-    max_wait_s: float
-    parallel: int
-    explains: bool
-    restarts: int           # model workers that died and were replaced
-
-    def submit(self, scenes: list[SceneGraph]) -> Future: ...
-    def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str: ...
-
-
-class CameraRunner(Protocol):
-    """Runs one camera's ingest (locally a thread feeding the shared scene stage; on Ray an actor
-    that also builds the camera's scene graphs). Whatever it produces ends with an EndOfStream."""
-    kind: str               # file | rtsp | http | device ...
-    name: str               # the target, redacted
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def join(self, timeout: float) -> None: ...
-    def counters(self) -> dict[str, int]: ...
-    def frame(self, window_id: int) -> np.ndarray | None: ...   # a recent window's last frame (snapshots)
-    def scored(self, window_id: int) -> None: ...                 # frames of earlier windows may go
-
-
-class Runtime(Protocol):
-    """What runs the cameras and the models (local threads, or Ray actors)."""
-    engine: str
-    scene_stage: bool       # cameras produce windows for this process's scene stage (else scene graphs)
-
-    def camera(self, pipeline: Pipeline, camera: str, cfg: CameraConfig) -> CameraRunner: ...
-    def close(self) -> None: ...
 
 
 class Pipeline:
@@ -108,26 +70,32 @@ class Pipeline:
         self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
         self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason (cameras still configured)
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
-        self.duplicates = 0                      # windows scored twice (a restarted worker's), published once
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
         self.last_health: dict[str, dict] = {}   # camera -> its latest health message (the HTTP API's cameras)
         self.last_scene: dict[str, SceneGraph] = {}   # camera -> its latest scored window's scene (snapshots)
         self.zones: dict[str, Zones] = {}         # camera -> where its events may open (stream/scene/zones.py)
         self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/llm/normal.py)
         self.api = None                          # the HTTP API server (stream/api.py), when configured
-        self._explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if self.models.explains else None
-        self._explained: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
-
-        def dropped(window: Window) -> None:
-            self.stats[window.camera].count("windows_dropped")
-            self._emitted_at.pop((window.camera, window.window_id), None)
+        self.detector_stage = DetectorStage(self.models, lambda camera: self.cfg.events_of(camera),
+                                      lambda item: self.outbox.put(item, abort=self._abort), scored=self._scored,
+                                      zones=self.zones, normal=self.normal, evidence=evidence)
         # only the windows queue ever drops (live sources); later queues block, so nothing accepted is lost
-        self.windows = StageQueue(cfg.queues.windows, on_drop=dropped)
+        self.windows = StageQueue(cfg.queues.windows, on_drop=self._dropped)
         self.scenes = StageQueue(cfg.queues.scenes)
         self.outbox = StageQueue(cfg.queues.outbox)
         for cam, c in cfg.cameras.items():
             if c.enabled:
                 self._add_camera(cam, c)
+
+    def stats_of(self, camera: str) -> CameraStats:
+        return self.stats[camera]
+
+    def ring_of(self, camera: str):
+        return self.evidence.ring(camera) if self.evidence is not None else None
+
+    def _dropped(self, window: Window) -> None:
+        self.stats[window.camera].count("windows_dropped")
+        self._emitted_at.pop((window.camera, window.window_id), None)
 
     # -- cameras ---------------------------------------------------------------------------------
     def _add_camera(self, camera: str, cfg: CameraConfig) -> None:
@@ -225,151 +193,32 @@ class Pipeline:
             self._abort.set()
 
     def _run_detector(self) -> None:
-        """Scenes -> verdicts -> events. The scheduler picks which waiting windows the detector runs
-        together (up to the detector's max_batch: the model batches, the baseline takes one).
-
-        An opened event's evidence is written on its own thread and goes out as an `update`; a close
-        that comes before its evidence waits for it (with the camera's later messages behind it),
-        so every close carries its event's files."""
-        trackers: dict[str, EventTracker] = {}
-        last: dict[str, Verdict] = {}
-        waiting: dict[tuple[str, int], SceneGraph] = {}
-        sched = Scheduler(self.models.max_batch, self.models.max_wait_s)
-        running: deque[tuple[list[SceneGraph], Future]] = deque()   # batches submitted, in order
-        decided: dict[str, int] = {}                  # camera -> the last window id decided
-        pending: set[str] = set()                     # alert ids whose evidence is being written
-        held: dict[str, list[Alert | EndOfStream]] = {}   # camera -> a close waiting for evidence, then the rest
-
-        def send(item: Alert | EndOfStream) -> None:
-            """Towards the publisher, in order per camera."""
-            if item.camera in held:
-                held[item.camera].append(item)
-            elif isinstance(item, Alert) and item.state == "close" and item.alert_id in pending:
-                held[item.camera] = [item]
-            else:
-                self.outbox.put(("alert", item) if isinstance(item, Alert) else item, abort=self._abort)
-
-        def tracker_of(camera: str) -> EventTracker:
-            if camera not in trackers:
-                trackers[camera] = EventTracker(camera, self.cfg.events_of(camera))
-            return trackers[camera]
-
-        def decide(scenes: list[SceneGraph], verdicts: list[Verdict]) -> None:
-            for scene, verdict in zip(scenes, verdicts):
-                if scene.window_id <= decided.get(scene.camera, -1):   # a restarted camera worker's repeat
-                    self.duplicates += 1
-                    continue
-                decided[scene.camera] = scene.window_id
-                emitted = self._emitted_at.pop((scene.camera, scene.window_id), None)
-                if emitted is not None:
-                    verdict = replace(verdict, latency_ms={
-                        **verdict.latency_ms, "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
-                last[scene.camera] = verdict
-                self.last_scene[scene.camera] = scene
-                if (runner := self.sources.get(scene.camera)) is not None:
-                    runner.scored(scene.window_id)
-                if self.chat is not None:
-                    self.chat.remember(scene)
-                self.outbox.put(("verdict", verdict), abort=self._abort)
-                zones, normal = self.zones.get(scene.camera), self.normal.of(scene.camera)
-                tracker = tracker_of(scene.camera)
-                alerts = tracker.update(verdict, both(zones.admits(scene) if zones else None, normal.admits(verdict)))
-                normal.observed(verdict, tracker.is_open, [a.start for a in alerts if a.state == "open"])
-                for alert in alerts:
-                    normal.event(alert.alert_id, alert.start, alert.end)
-                    send(alert)
-                    if alert.state == "open" and self.evidence is not None and \
-                            self.evidence.submit(scene, verdict, alert):
-                        pending.add(alert.alert_id)
-                    if alert.state == "open" and self._explain_jobs is not None:
-                        try:
-                            self._explain_jobs.put_nowait((scene, alert))
-                        except queue.Full:
-                            log.warning("explanations lag behind: none for alert %s", alert.alert_id[:8])
-
-        def run_due(flush: bool = False) -> None:
-            """Submit the batches that are due (while the models have room) and decide the finished
-            ones in the order they were submitted, so each camera's verdicts stay in window order.
-            `flush`: everything waiting is submitted and decided before returning."""
-            while True:
-                while len(running) < self.models.parallel and \
-                        (plan := sched.plan(time.monotonic(), flush=flush)) is not None:
-                    scenes = [waiting.pop((r.camera, r.window_id)) for r in plan.requests]
-                    running.append((scenes, self.models.submit(scenes)))
-                if not running or not (flush or running[0][1].done() or len(running) >= self.models.parallel):
-                    return
-                scenes, result = running.popleft()        # waits for it when the models are full or flushing
-                decide(scenes, result.result())
-
-        def explained() -> None:
-            while True:
-                try:
-                    camera, alert_id, text = self._explained.get_nowait()
-                except queue.Empty:
-                    return
-                update = trackers[camera].explained(alert_id, text) if camera in trackers else None
-                if update is not None:
-                    send(update)
-
-        def evidenced() -> None:
-            while self.evidence is not None:
-                try:
-                    camera, alert_id, evidence = self.evidence.results.get_nowait()
-                except queue.Empty:
-                    return
-                pending.discard(alert_id)
-                first = held.get(camera, [None])[0]
-                if isinstance(first, Alert) and first.alert_id == alert_id:
-                    items = held.pop(camera)
-                    for item in [replace(first, evidence=evidence), *items[1:]]:
-                        send(item)
-                elif camera in trackers and (update := trackers[camera].evidenced(alert_id, evidence)):
-                    send(update)
-
         try:
-            while not self._finished.is_set() and not self._abort.is_set():
-                due = sched.wait_s(time.monotonic())
-                wait = 0.1 if due is None else min(due, 0.1)
-                try:               # batches out on workers: look back soon for their verdicts
-                    item = self.scenes.get(timeout=min(wait, 0.005) if running else wait)
-                except queue.Empty:
-                    item = None
-                if isinstance(item, EndOfStream):
-                    run_due(flush=True)                  # the camera's windows are decided before its end
-                    explained()
-                    evidenced()
-                    tracker = trackers.pop(item.camera, None)
-                    for alert in (tracker.flush(last.get(item.camera)) if tracker else []):
-                        send(alert)
-                    last.pop(item.camera, None)
-                    decided.pop(item.camera, None)
-                    send(item)
-                    continue
-                if item is not None:
-                    waiting[(item.camera, item.window_id)] = item
-                    sched.add(Request(item.camera, item.window_id, time.monotonic(),
-                                      priority=item.camera in trackers and trackers[item.camera].is_open))
-                run_due()
-                explained()
-                evidenced()
+            self.detector_stage.run(self._next_scene, lambda: not self._finished.is_set() and not self._abort.is_set())
         except Exception as e:   # a broken stage ends the run with its reason, logged once
             log.exception("detector stage failed")
             self.fatal = f"detector stage failed: {type(e).__name__}: {e}"
             self._abort.set()
 
-    def _run_explainer(self) -> None:
-        """Explanations for opened events, generated off the scoring path; each goes back to the
-        detector thread, which owns the events, and out as an `update` alert."""
-        while not self._finished.is_set() and not self._abort.is_set():
-            try:
-                scene, alert = self._explain_jobs.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self._explained.put((alert.camera, alert.alert_id,
-                                    self.models.explain(scene, alert.category, alert.start, alert.end)))
-            except Exception:  # noqa: BLE001 - an explanation is never worth the alert
-                log.exception("explaining alert %s failed", alert.alert_id[:8])
+    def _next_scene(self, timeout: float) -> SceneGraph | EndOfStream | None:
+        try:
+            return self.scenes.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _scored(self, scene: SceneGraph, verdict: Verdict) -> Verdict:
+        """A window the detector stage decided: its latency from ingest to verdict, the camera's
+        latest scene (snapshots, chat), and its frames freed."""
+        emitted = self._emitted_at.pop((scene.camera, scene.window_id), None)
+        if emitted is not None:
+            verdict = replace(verdict, latency_ms={**verdict.latency_ms,
+                                                   "window_to_verdict": (time.monotonic() - emitted) * 1000.0})
+        self.last_scene[scene.camera] = scene
+        if (runner := self.sources.get(scene.camera)) is not None:
+            runner.scored(scene.window_id)
+        if self.chat is not None:
+            self.chat.remember(scene)
+        return verdict
 
     # -- publishing (the calling thread) --------------------------------------------------------
     def _health(self, camera: str, state: str | None = None, detail: str | None = None) -> None:
@@ -389,7 +238,7 @@ class Pipeline:
         snap["normal"] = self.normal.of(camera).status()
         snap["runtime"] = {"engine": self.runtime.engine, "node": getattr(runner, "node", None),
                            "restarts": restarts, "model_restarts": self.models.restarts,
-                           "duplicates": self.duplicates}
+                           "duplicates": self.detector_stage.duplicates}
         self.last_health[camera] = self.publisher.publish("health", camera, snap)
 
     def _request_servers(self) -> list:
@@ -466,10 +315,11 @@ class Pipeline:
                     log.warning("no subscriber after %.1f s; starting anyway", wait)
                     break
         stages = [threading.Thread(target=self._run_detector, name="detector", daemon=True)]
-        if self.runtime.scene_stage:
+        if self.runtime.scenes_built_here:
             stages.append(threading.Thread(target=self._run_scene, name="scene", daemon=True))
-        if self._explain_jobs is not None:
-            stages.append(threading.Thread(target=self._run_explainer, name="explainer", daemon=True))
+        if self.detector_stage.explain_jobs is not None:
+            stages.append(threading.Thread(target=self.detector_stage.run_explainer, name="explainer", daemon=True,
+                                           args=(lambda: not self._finished.is_set() and not self._abort.is_set(),)))
         for t in stages:
             t.start()
         for cam in list(self.sources):
@@ -531,13 +381,6 @@ class Pipeline:
             failed.insert(0, self.fatal)
         self.failure = redact("; ".join(failed)) if failed else None
         return 1 if failed else 0
-
-
-def both(a: Callable[[float, float], bool] | None, b: Callable[[float, float], bool] | None):
-    """Two `admits(start, end)` gates as one (None: no gate)."""
-    if a is None or b is None:
-        return a or b
-    return lambda start, end: a(start, end) and b(start, end)
 
 
 def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None, replay: str | None = None,

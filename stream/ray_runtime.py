@@ -33,7 +33,8 @@ from itertools import count
 from typing import Any
 
 from stream.config import ActorResources, CameraConfig, ConfigError, HawkwatchConfig
-from stream.metrics import CameraStats
+from stream.metrics import INGEST_COUNTERS, CameraStats
+from stream.runtime import CameraHost
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ def backoff(attempt: int) -> float:
     busy machine), so a pool of one must wait that long for its batch to find a worker again."""
     return min(0.2 * 2 ** attempt, 5.0)
 
-INGEST_COUNTERS = ("frames_decoded", "frames_sampled", "windows_emitted", "windows_dropped", "windows_skipped",
-                   "gaps", "reconnects", "decode_errors")
 WARM_UP_S = 60.0          # a restarted file camera rebuilds its scene state (tracks, dwell, left objects) over this
 GIVE_UP_S = 120.0         # a camera worker unreachable this long (no node with room) fails its camera
 
@@ -73,12 +72,13 @@ class CameraWorker:
         last one the driver received); a live camera anew, its window ids and stream time shifted
         to continue after it."""
         from stream.ingest.camera import CameraIngest
-        from stream.local_runtime import open_source, scene_stage
-        from stream.queues import StageQueue
+        from stream.ingest.source import open_source
+        from stream.scene.stage import scene_stage
+        from stream.queues import StageQueue, windows_policy
         if self.token is not None:
             return self._identity()
         c: CameraConfig = self.cfg.cameras[self.camera]
-        w = c.windows or self.cfg.windows
+        w = self.cfg.windows_of(self.camera)
         live = c.path is None
         self.skip_through = -1 if live else resume_after        # windows already delivered (a file's)
         self.id_shift = resume_after + 1 if live else 0          # a live camera's new stream continues the ids
@@ -92,8 +92,7 @@ class CameraWorker:
         fast_until = (resume_after + 1) * w.stride_s + w.length_s if resume_after >= 0 and not live else 0.0
         self.source = open_source(self.camera, c, on_state=on_state, fast_until_s=fast_until, **self.overrides)
         self.stats = CameraStats(self.camera, self.source.kind, self.source.name)
-        policy = self.cfg.queues.windows_policy
-        self.policy = ("drop_oldest" if self.source.live else "block") if policy == "auto" else policy
+        self.policy = windows_policy(self.cfg.queues.windows_policy, self.source.live)
 
         def dropped(window_id: int) -> None:
             self.stats.count("windows_dropped")
@@ -225,9 +224,8 @@ class ModelWorker:
 
     def describe(self) -> dict:
         d = self.detector
-        return {"name": getattr(d, "name", type(d).__name__), "max_batch": d.max_batch, "max_wait_s": d.max_wait_s,
-                "explains": bool(getattr(d, "explains", False) and hasattr(d, "explain")),
-                "talks": callable(getattr(d, "chat", None))}
+        return {"name": d.name, "max_batch": d.max_batch, "max_wait_s": d.max_wait_s, "explains": d.explains,
+                "talks": d.talks}
 
     def batch(self, scenes: list[SceneGraph]) -> list[Verdict]:
         return self.detector.batch(scenes)
@@ -276,9 +274,9 @@ def _log_like_the_driver() -> None:
 
 # -- the driver's side -----------------------------------------------------------------------------
 class RayRuntime:
-    """Joins the cluster, starts the model pool; makes a `RayCamera` per camera (stream/pipeline.py's
+    """Joins the cluster, starts the model pool; makes a `RayCamera` per camera (stream/runtime.py's
     `Runtime`)."""
-    engine, scene_stage = "ray", False
+    engine, scenes_built_here = "ray", False
 
     def __init__(self, cfg: HawkwatchConfig, overrides: dict[str, Any]):
         import ray
@@ -323,8 +321,8 @@ class RayRuntime:
             opts["fallback_strategy"] = [{"label_selector": {}}]
         return opts
 
-    def camera(self, pipeline, camera: str, cfg: CameraConfig) -> RayCamera:
-        runner = RayCamera(self, pipeline, camera, cfg)
+    def camera(self, host: CameraHost, camera: str, cfg: CameraConfig) -> RayCamera:
+        runner = RayCamera(self, host, camera, cfg)
         self.cameras[camera] = runner
         return runner
 
@@ -338,13 +336,13 @@ class RayRuntime:
 
 class RayCamera:
     """The driver's side of one camera worker: starts it, pulls its scene graphs into the pipeline,
-    and restarts its camera when Ray has restarted the actor (stream/pipeline.py's `CameraRunner`)."""
+    and restarts its camera when Ray has restarted the actor (stream/runtime.py's `CameraRunner`)."""
 
-    def __init__(self, runtime: RayRuntime, pipeline, camera: str, cfg: CameraConfig):
+    def __init__(self, runtime: RayRuntime, host: CameraHost, camera: str, cfg: CameraConfig):
         from stream.ingest.source import source_kind
         from stream.redact import redact
         ray = runtime.ray
-        self.runtime, self.pipeline, self.camera, self.cfg = runtime, pipeline, camera, cfg
+        self.runtime, self.host, self.camera, self.cfg = runtime, host, camera, cfg
         self.kind = source_kind(cfg.target, is_file=cfg.path is not None, is_device=cfg.device is not None)
         self.name = redact(cfg.target)
         options = runtime.options(runtime.cfg.runtime.cameras, cfg.labels, max_concurrency=4, max_task_retries=0)
@@ -378,8 +376,8 @@ class RayCamera:
 
     def _run(self) -> None:
         ray = self.runtime.ray
-        p = self.pipeline
-        stats = p.stats[self.camera]
+        p = self.host
+        stats = p.stats_of(self.camera)
         unreachable_since: float | None = None
         try:
             while True:
@@ -514,7 +512,7 @@ class RayEvidence:
 
 class ModelPool:
     """`runtime.models.actors` model workers; each batch goes to the least busy one, and a batch
-    lost with its worker is sent again to another (stream/pipeline.py's `Models`)."""
+    lost with its worker is sent again to another (stream/detector_stage.py's `Models`)."""
 
     def __init__(self, runtime: RayRuntime, cfg: HawkwatchConfig):
         ray = runtime.ray
@@ -534,9 +532,7 @@ class ModelPool:
                               f"GPU each were not placed within runtime.start_timeout_s ({wait:g} s): no node has that room "
                               "free") from None
         self.name, self.max_batch, self.max_wait_s = info["name"], info["max_batch"], info["max_wait_s"]
-        self.explains = info["explains"]
-        if info["talks"]:
-            self.chat = self._chat
+        self.explains, self.talks = info["explains"], info["talks"]
         self.parallel = len(self.actors)          # one batch on each worker (beside it: an explanation or a chat)
         self.restarts = 0
         self._busy = [0] * len(self.actors)
@@ -586,7 +582,7 @@ class ModelPool:
     def explain(self, scene: SceneGraph, category: str, start: float, end: float) -> str:
         return self._call("explain", scene, category, start, end)
 
-    def _chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
+    def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str:
         return self._call("chat", scenes, question, max_new_tokens)
 
     def kill(self) -> None:

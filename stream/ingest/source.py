@@ -28,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.config import IngestConfig
+from stream.config import CameraConfig, IngestConfig
 from stream.ingest.clock import BestEffortTimestamp, StreamClock
 from stream.ingest.lifecycle import CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff
 from stream.logs import RateLimitedLog
@@ -412,3 +412,12 @@ def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
         return lambda: cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
     return lambda: frame.to_ndarray(format="bgr24")
 
+
+def open_source(camera: str, c: CameraConfig, *, on_state: Callable[[str, str | None], None] | None = None,
+                replay: str | None = None, loop: bool | None = None, duration_s: float | None = None,
+                fast_until_s: float = 0.0) -> VideoSource:
+    """A camera's source as configured, with the command line's overrides (`replay`, `loop`, `duration_s`)."""
+    return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
+                       replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
+                       stop=threading.Event(), max_stream_s=duration_s, on_state=on_state,
+                       fast_until_s=fast_until_s)

@@ -73,6 +73,7 @@ def object_ids(scene: SceneGraph) -> list[int]:
 class BaselineDetector:
     name = "baseline"
     max_batch, max_wait_s = 1, 0.0      # one window at a time: nothing to gain from batching
+    explains = talks = False            # its verdicts carry their explanation; it answers no questions
 
     def __init__(self, cfg: BaselineConfig):
         self.cfg = cfg

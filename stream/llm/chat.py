@@ -34,7 +34,7 @@ class ChatService:
         self._recent: dict[str, deque[SceneGraph]] = {}
         self._lock = threading.Lock()
         self.server: RequestServer | None = None
-        self.talks = callable(getattr(detector, "chat", None))
+        self.talks = detector.talks
 
     def remember(self, scene: SceneGraph) -> None:
         """A scored window (the detector thread, every window)."""
@@ -54,7 +54,7 @@ class ChatService:
         windows = int_field(req, "windows", 2, 1, self.keep)
         max_tokens = int_field(req, "max_tokens", 64, 1, 256)
         if not self.talks:
-            raise RequestError(f"the {getattr(self.detector, 'name', 'configured')} detector does not answer "
+            raise RequestError(f"the {self.detector.name} detector does not answer "
                                "questions; run with detector: hawkeye")
         with self._lock:
             scenes = list(self._recent.get(camera, ()))[-windows:]

@@ -108,7 +108,7 @@ def test_a_full_disk_at_start_up_is_one_line_and_exit_1(small_disk, tmp_path, cl
 class _Alarmed:
     """A detector that finds a fall in seconds 2-6 of every camera (the scene models are not what
     this test is about; the pipeline, the outbox and the sockets are real)."""
-    max_batch, max_wait_s, name = 1, 0.0, "alarmed"
+    max_batch, max_wait_s, name, explains, talks = 1, 0.0, "alarmed", False, False
 
     def batch(self, scenes):
         from stream.types import SecondScore, Verdict

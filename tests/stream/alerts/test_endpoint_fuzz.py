@@ -93,7 +93,7 @@ def test_the_catch_up_endpoint_survives_thousands_of_hostile_messages(tmp_path, 
 class _Talker:
     """A detector that talks (the real model's chat is tested in tests/stream/llm); this one
     breaks on one question, as a real model can fail on a request."""
-    name = "talker"
+    name, talks = "talker", True
 
     def chat(self, scenes, question, max_new_tokens=64):
         if "crash" in question:
