@@ -200,16 +200,24 @@ class ReviewRequest(BaseModel):
     reviewer: str = Field("", max_length=100)
 
 
-def outbox_event(pipeline: Pipeline, alert_id: str) -> dict | None:
-    """An event's latest message (a connection per request: requests run on a thread pool)."""
+def outbox_event(pipeline: Pipeline, alert_id: str, reviews: ReviewStore | None = None) -> dict | None:
+    """An event's latest message (a connection per request: requests run on a thread pool), with
+    its `review` (or None) when given the reviews: what the API and the console both show."""
     with Reader(pipeline.publisher.outbox.path) as r:
-        return r.event(alert_id)
+        event = r.event(alert_id)
+    if event is not None and reviews is not None:
+        event["review"] = reviews.get(alert_id)
+    return event
 
 
-def outbox_events(pipeline: Pipeline, **filters) -> list[dict]:
-    """Events, newest first, each its latest message (Reader.events' filters)."""
+def outbox_events(pipeline: Pipeline, reviews: ReviewStore | None = None, **filters) -> list[dict]:
+    """Events, newest first, each its latest message (Reader.events' filters), with its `review`
+    when given the reviews."""
     with Reader(pipeline.publisher.outbox.path) as r:
-        return [json.loads(row) for row in r.events(**filters)]
+        events = [json.loads(row) for row in r.events(**filters)]
+    for event in events if reviews is not None else ():
+        event["review"] = reviews.get(event["alert_id"])
+    return events
 
 
 def zones_yaml(camera: str, zones: dict[str, ZoneConfig]) -> str:
@@ -273,7 +281,7 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore) -> F
         return camera
 
     def event_of(alert_id: str) -> dict:
-        event = outbox_event(pipeline, alert_id)
+        event = outbox_event(pipeline, alert_id, reviews)
         if event is None:
             raise HTTPException(404, f"no event {alert_id!r} in the outbox")
         return event
@@ -327,16 +335,13 @@ def create_app(pipeline: Pipeline, token: str | None, reviews: ReviewStore) -> F
                since: float | None = Query(None, description="epoch seconds: events whose span starts then or later"),
                until: float | None = Query(None, description="epoch seconds: events whose span starts before"),
                limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
-        found = outbox_events(pipeline, camera=camera, category=category, since=since, until=until, limit=limit,
+        found = outbox_events(pipeline, reviews, camera=camera, category=category, since=since, until=until, limit=limit,
                               offset=offset)
-        for event in found:
-            event["review"] = reviews.get(event["alert_id"])
         return {"events": found, "next_offset": offset + len(found) if len(found) == limit else None}
 
     @app.get("/api/events/{alert_id}", summary="One event's latest message, with its review")
     def event(alert_id: str) -> dict:
-        found = event_of(alert_id)
-        return {**found, "review": reviews.get(alert_id)}
+        return event_of(alert_id)
 
     @app.get("/api/events/{alert_id}/{name}", summary="The event's evidence: keyframe.jpg or clip.mp4",
              response_class=FileResponse)

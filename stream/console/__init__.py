@@ -142,11 +142,8 @@ def mount(app: FastAPI) -> None:
     @router.get("/events", response_class=HTMLResponse)
     def events_page(request: Request, camera: str | None = None, category: str | None = None, offset: int = 0):
         limit = 50
-        found = outbox_events(pipeline(request), camera=camera or None, category=category or None,
-                              limit=limit + 1, offset=max(0, offset))
-        reviews = request.app.state.reviews
-        for e in found:
-            e["review"] = reviews.get(e["alert_id"])
+        found = outbox_events(pipeline(request), request.app.state.reviews, camera=camera or None,
+                              category=category or None, limit=limit + 1, offset=max(0, offset))
         return templates.TemplateResponse(request, "events.html", {
             "events": found[:limit], "page": "events", "camera": camera or "", "category": category or "",
             "cameras": [c["id"] for c in cameras(request)], "offset": offset,
@@ -154,14 +151,12 @@ def mount(app: FastAPI) -> None:
 
     @router.get("/events/{alert_id}", response_class=HTMLResponse)
     def event_page(request: Request, alert_id: str):
-        event = outbox_event(pipeline(request), alert_id)
+        event = outbox_event(pipeline(request), alert_id, request.app.state.reviews)
         if event is None:
             raise HTTPException(404, f"no event {alert_id!r}")
-        reviews = request.app.state.reviews
         kinds = {e["kind"] for e in event.get("evidence", [])}
         return templates.TemplateResponse(request, "event.html", {
-            "event": event, "page": "events", "kinds": kinds,
-            "review": reviews.get(alert_id)})
+            "event": event, "page": "events", "kinds": kinds, "review": event["review"]})
 
     @router.post("/events/{alert_id}/review")
     def review_form(request: Request, alert_id: str, label: str = Form(...), note: str = Form("")):
