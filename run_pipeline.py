@@ -84,7 +84,7 @@ def check(argv: list[str] | None) -> int:
         print(f"detector: {cfg.detector.name} loads")
         learning = [c for c in cfg.cameras if cfg.normal_of(c).enabled]
         if learning:
-            from stream.llm.normal import check_stores
+            from stream.detection.normal import check_stores
             for line in check_stores(cfg, learning):
                 print(line)
         if cfg.http is not None:

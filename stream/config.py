@@ -103,7 +103,7 @@ class NormalConfig(_Strict):
         "normal). Needs the hawkeye detector (its scene embeddings)."))
     warmup_minutes: float = Field(10.0, ge=0.0, le=10_080.0, description=(
         "Minutes of footage with people in it to learn before the normal is used; the model alone decides "
-        "until then. `python -m stream.llm.normal learn` learns from a recording instead."))
+        "until then. `python -m stream.detection.normal learn` learns from a recording instead."))
     radius: float = Field(0.07, gt=0.0, le=2.0, description=(
         "Cosine distance within which a second's embedding counts as one of the normal (smaller: only near "
         "repeats are familiar). 0.07 was chosen for the shipped model on the real-clip set's train and val "

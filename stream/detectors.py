@@ -25,7 +25,7 @@ class Detector(Protocol):
 
 
 def _baseline(cfg: HawkwatchConfig) -> Detector:
-    from stream.llm.baseline import BaselineDetector
+    from stream.detection.baseline import BaselineDetector
     return BaselineDetector(cfg.detector.baseline)
 
 

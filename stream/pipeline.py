@@ -7,7 +7,7 @@ coordinator around them; a runtime runs the cameras and the models. Locally
 source, one for the scene stage and the models on the detector thread; on Ray
 (stream/ray_runtime.py) each camera is an actor that runs its ingest and scene stage, and the
 models are a pool of actors. Both hand this coordinator `CameraRunner`s and a `Models` runner; the
-detector thread runs the detector stage (stream/detector_stage.py: it schedules the batches,
+detector thread runs the detector stage (stream/detection/stage.py: it schedules the batches,
 tracks events and orders alerts behind their evidence). The calling thread publishes
 (it owns the ZeroMQ socket and the outbox: one writer either way), sends health (at once on every
 source state change, and every `health_interval_s`) and applies config reloads. Every arrow is a
@@ -31,11 +31,11 @@ from typing import Callable
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
-from stream.detector_stage import DetectorStage, Models
+from stream.detection.stage import DetectorStage, Models
 from stream.detectors import Detector, build_detector
 from stream.ingest.source import VideoSource, open_source
 from stream.llm.chat import ChatService
-from stream.llm.normal import NormalMemories
+from stream.detection.normal import NormalMemories
 from stream.local_runtime import InlineModels, LocalRuntime
 from stream.metrics import CameraStats
 from stream.queues import StageQueue
@@ -74,11 +74,12 @@ class Pipeline:
         self.last_health: dict[str, dict] = {}   # camera -> its latest health message (the HTTP API's cameras)
         self.last_scene: dict[str, SceneGraph] = {}   # camera -> its latest scored window's scene (snapshots)
         self.zones: dict[str, Zones] = {}         # camera -> where its events may open (stream/scene/zones.py)
-        self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/llm/normal.py)
+        self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/detection/normal.py)
         self.api = None                          # the HTTP API server (stream/api.py), when configured
         self.detector_stage = DetectorStage(self.models, lambda camera: self.cfg.events_of(camera),
-                                      lambda item: self.outbox.put(item, abort=self._abort), scored=self._scored,
-                                      zones=self.zones, normal=self.normal, evidence=evidence)
+                                            lambda item: self.outbox.put(item, abort=self._abort),
+                                            scored=self._scored, zones=self.zones, normal=self.normal,
+                                            evidence=evidence)
         # only the windows queue ever drops (live sources); later queues block, so nothing accepted is lost
         self.windows = StageQueue(cfg.queues.windows, on_drop=self._dropped)
         self.scenes = StageQueue(cfg.queues.scenes)

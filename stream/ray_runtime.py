@@ -512,7 +512,7 @@ class RayEvidence:
 
 class ModelPool:
     """`runtime.models.actors` model workers; each batch goes to the least busy one, and a batch
-    lost with its worker is sent again to another (stream/detector_stage.py's `Models`)."""
+    lost with its worker is sent again to another (stream/detection/stage.py's `Models`)."""
 
     def __init__(self, runtime: RayRuntime, cfg: HawkwatchConfig):
         ray = runtime.ray

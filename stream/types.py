@@ -159,7 +159,7 @@ class Verdict:
     final: bool = False
     gaps: tuple[tuple[float, float], ...] = ()   # stream time inside [start, end) with no frames
     # the model's embedding of each second's scene (S, D) float32, and the space it lives in (the model
-    # that made it); None for a detector without one. For each camera's normal (stream/llm/normal.py).
+    # that made it); None for a detector without one. For each camera's normal (stream/detection/normal.py).
     embeddings: np.ndarray | None = field(default=None, compare=False, repr=False)
     embedding_space: str = ""
 

@@ -15,7 +15,7 @@ from stream.alerts.publisher import Publisher
 from stream.config import parse_config
 from stream.ingest.clips import camera_clip
 from stream.ingest.source import VideoSource
-from stream.llm.baseline import BaselineDetector
+from stream.detection.baseline import BaselineDetector
 from stream.pipeline import Pipeline
 from tests.harness import StubScene, Subscriber, start, write_config
 from tests.servers import RtspServer, free_port

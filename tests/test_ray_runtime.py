@@ -251,7 +251,7 @@ def test_no_stage_imports_ray():
     import subprocess
     import sys
     code = ("import sys, stream.pipeline, stream.ingest.camera, stream.scene.graph, stream.llm.detector, "
-            "stream.llm.events, stream.alerts.publisher; print('ray' in sys.modules)")
+            "stream.detection.events, stream.alerts.publisher; print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from stream.cli import Parser
 from stream.config import EventsConfig, load_config
-from stream.llm.events import EventTracker
+from stream.detection.events import EventTracker
 from stream.types import SceneGraph, SecondScore, Verdict
 from training.data import Segment, read_ground_truth
 from training.features import read_video
@@ -462,7 +462,7 @@ def open_thresholds(text: str, events: EventsConfig) -> list[float]:
 def load_detectors(baseline: bool, models: list[tuple[str, Path]], config, threads: int):
     out = {}
     if baseline:
-        from stream.llm.baseline import BaselineDetector
+        from stream.detection.baseline import BaselineDetector
         out["baseline"] = BaselineDetector(config.detector.baseline)
     for name, path in models:
         from stream.llm.detector import HawkeyeDetector

@@ -1,10 +1,10 @@
-"""What each camera's own normal (stream/llm/normal.py) buys and costs, measured with the stream's
+"""What each camera's own normal (stream/detection/normal.py) buys and costs, measured with the stream's
 own memory and event tracker on extracted features.
 
     python -m training.normal_eval --model models/hawkeye --real data/real --bench data/bench \
         [--subset test] [--radius 0.05 0.07 0.1]
 
-Every clip is split in time: the memory learns the first part (as `python -m stream.llm.normal learn`
+Every clip is split in time: the memory learns the first part (as `python -m stream.detection.normal learn`
 does from a recording), then the rest is watched as a live camera would be, with and without it.
 - Real normal clips: the first half is learnt, the second watched. Figures: clips with an alert in
   the watched half, and false alerts an hour.
@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from stream.cli import Parser
 from stream.config import EventsConfig, NormalConfig
-from stream.llm.events import EventTracker
-from stream.llm.normal import LEAD_IN_S, CameraNormal
+from stream.detection.events import EventTracker
+from stream.detection.normal import LEAD_IN_S, CameraNormal
 from stream.types import Verdict
 from training.data import read_ground_truth
 from training.evaluate import run_detector

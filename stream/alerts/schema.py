@@ -131,7 +131,7 @@ class HealthMessage(BaseModel):
     endpoints: dict[str, EndpointState] = Field(default_factory=dict,
                                                 description="The request endpoints (alerts query, chat).")
     runtime: RuntimeState | None = Field(None, description="Where the camera runs and what it survived.")
-    normal: NormalState | None = Field(None, description="The camera's own normal (stream/llm/normal.py).")
+    normal: NormalState | None = Field(None, description="The camera's own normal (stream/detection/normal.py).")
     latency_ms: dict[str, LatencySummary]
 
 

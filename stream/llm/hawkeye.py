@@ -439,7 +439,7 @@ class HawkeyeModel(nn.Module):
     @staticmethod
     def scene_embeddings(encoded: tuple) -> torch.Tensor:
         """The encoder's output for B clips -> (B, lm_dim) one embedding a clip: the mean of the video
-        tokens the LM reads, L2-normalised (what a camera's normal memory compares: stream/llm/normal.py)."""
+        tokens the LM reads, L2-normalised (what a camera's normal memory compares: stream/detection/normal.py)."""
         tokens, mask = encoded[0], encoded[1]
         pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return torch.nn.functional.normalize(pooled.float(), dim=-1)

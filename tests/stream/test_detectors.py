@@ -5,7 +5,7 @@ import typing
 
 from stream.config import DetectorConfig, load_config
 from stream.detectors import DETECTORS, build_detector
-from stream.llm.baseline import BaselineDetector
+from stream.detection.baseline import BaselineDetector
 from tests.harness import ROOT
 
 

@@ -10,7 +10,7 @@ import time
 from stream.alerts.publisher import Publisher
 from stream.config import ConfigError, parse_config
 from stream.ingest.source import VideoSource
-from stream.llm.baseline import BaselineDetector
+from stream.detection.baseline import BaselineDetector
 from stream.pipeline import Pipeline
 from tests.harness import StubScene, Subscriber
 

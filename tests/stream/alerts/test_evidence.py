@@ -14,7 +14,7 @@ import pytest
 from stream.alerts.evidence import EvidenceWriter
 from stream.frames import FrameRing
 from stream.config import EventsConfig, EvidenceConfig
-from stream.llm.events import EventTracker
+from stream.detection.events import EventTracker
 from stream.types import Alert, Evidence, PersonTrack, SceneGraph, SecondScore, Verdict
 
 

@@ -87,7 +87,7 @@ def test_a_user_asks_the_running_pipeline_about_a_camera(tmp_path, clip12, model
 
 
 def test_the_baseline_says_it_cannot_answer_questions():
-    from stream.llm.baseline import BaselineDetector
+    from stream.detection.baseline import BaselineDetector
     from stream.config import BaselineConfig
     from stream.llm.chat import ChatService
 
@@ -109,7 +109,7 @@ def test_a_model_that_reads_pretrained_appearance_needs_it_in_the_config(tmp_pat
 
 def test_a_camera_that_learnt_its_normal_from_a_recording_opens_no_event_on_it(tmp_path, clip12, models_dir,
                                                                                 free_endpoint, model_dir):
-    """`python -m stream.llm.normal learn` over real footage (the real scene stage and model), then the
+    """`python -m stream.detection.normal learn` over real footage (the real scene stage and model), then the
     pipeline on the same footage: where every second crosses the threshold, the camera that learnt it
     stays quiet (its seconds are familiar), the one switched off alerts; health says which is which."""
     import subprocess
@@ -120,7 +120,7 @@ def test_a_camera_that_learnt_its_normal_from_a_recording_opens_no_event_on_it(t
                           detector={"name": "hawkeye", "hawkeye": {"model": str(model_dir), "explain": False}},
                           events={"open_threshold": 1e-6, "close_threshold": 0.0, "min_duration_s": 1.0},
                           normal={"enabled": True, "store": str(tmp_path / "normal"), "warmup_minutes": 30})
-    learn = subprocess.run([sys.executable, "-m", "stream.llm.normal", "learn", "--config", str(config), "lobby",
+    learn = subprocess.run([sys.executable, "-m", "stream.detection.normal", "learn", "--config", str(config), "lobby",
                             str(clip12)], capture_output=True, text=True, timeout=240)
     assert learn.returncode == 0, learn.stderr
     learnt = yaml.safe_load(learn.stdout)

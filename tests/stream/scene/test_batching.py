@@ -12,7 +12,7 @@ from engines import create_engine
 from stream.alerts.publisher import Publisher
 from stream.config import parse_config
 from stream.ingest.source import VideoSource
-from stream.llm.baseline import BaselineDetector
+from stream.detection.baseline import BaselineDetector
 from stream.pipeline import Pipeline
 from stream.scene.graph import SceneBuilder
 from stream.scene.people import PersonDetector

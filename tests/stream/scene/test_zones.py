@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from stream.config import ConfigError, EventsConfig, ZoneConfig, parse_config
-from stream.llm.events import EventTracker
+from stream.detection.events import EventTracker
 from stream.scene.zones import Zones
 from stream.types import MotionSummary, PersonTrack, SceneGraph, SecondScore, Verdict
 

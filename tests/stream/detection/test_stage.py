@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from stream.config import EventsConfig
-from stream.detector_stage import AlertSequencer, DetectorStage
+from stream.detection.stage import AlertSequencer, DetectorStage
 from stream.types import Alert, EndOfStream, Evidence, SceneGraph, SecondScore, Verdict
 
 EVENTS = EventsConfig(min_duration_s=1.0, close_after_s=1.0, cooldown_s=0.0)

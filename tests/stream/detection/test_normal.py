@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from stream.config import EventsConfig, NormalConfig
-from stream.llm.events import EventTracker
-from stream.llm.normal import LAG_S, CameraNormal, NormalStoreError, main, read_store, store_path
+from stream.detection.events import EventTracker
+from stream.detection.normal import LAG_S, CameraNormal, NormalStoreError, main, read_store, store_path
 from stream.types import SecondScore, Verdict
 
 DIM = 16
@@ -86,7 +86,7 @@ def test_a_stalled_warm_up_says_why_and_leaves_the_model_deciding(monkeypatch):
     normal = memory()
     watch(normal, [calm(k, people=0) for k in range(20)])
     started = normal._started
-    monkeypatch.setattr("stream.llm.normal.time.monotonic", lambda: started + 3600.0)
+    monkeypatch.setattr("stream.detection.normal.time.monotonic", lambda: started + 3600.0)
     detail = normal.status()["detail"]
     assert "warm-up stalled" in detail and "dark" in detail and "model alone decides" in detail
     assert len(watch(normal, [calm(30, [0.9] * 4), calm(31, [0.9] * 4)])) == 1
@@ -238,7 +238,7 @@ def test_lag_keeps_recent_seconds_pending():
 
 def test_check_names_a_store_folder_that_cannot_be_written_and_a_store_that_will_be_set_aside(tmp_path):
     from stream.config import ConfigError
-    from stream.llm.normal import check_stores
+    from stream.detection.normal import check_stores
 
     class Cfg:                                  # what check_stores reads of a config
         def __init__(self, store):

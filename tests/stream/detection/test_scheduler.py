@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.llm.scheduler import Request, Scheduler
+from stream.detection.scheduler import Request, Scheduler
 
 
 def test_a_batch_goes_when_full_or_when_the_oldest_has_waited():

@@ -22,13 +22,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from stream.config import EventsConfig
-from stream.llm.events import EventTracker
-from stream.llm.scheduler import Request, Scheduler
+from stream.detection.events import EventTracker
+from stream.detection.scheduler import Request, Scheduler
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict
 
 if TYPE_CHECKING:
     from stream.alerts.evidence import EvidenceWriter
-    from stream.llm.normal import NormalMemories
+    from stream.detection.normal import NormalMemories
     from stream.scene.zones import Zones
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 import pytest
 
 from stream.config import EventsConfig
-from stream.llm.events import EventTracker
+from stream.detection.events import EventTracker
 from stream.types import SecondScore, Verdict
 
 

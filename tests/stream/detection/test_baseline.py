@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from stream.config import BaselineConfig
-from stream.llm.baseline import BaselineDetector, ramp
+from stream.detection.baseline import BaselineDetector, ramp
 from stream.types import PersonTrack, SceneGraph
 
 T = 8

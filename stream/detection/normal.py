@@ -8,7 +8,7 @@ within `radius` (cosine distance) is *familiar* and cannot open an event (it can
 already open). The memory learns
 
 - during a warm-up: the first `warmup_minutes` of footage in which people were seen (while it
-  learns, the model alone decides), or from a recorded file (`python -m stream.llm.normal learn`);
+  learns, the model alone decides), or from a recorded file (`python -m stream.detection.normal learn`);
 - afterwards, from seconds that passed with no event: a second is learnt `LAG_S` after it was
   scored, and only if no event opened over it or right after it (the lead-in of an event is not
   normal);
@@ -24,9 +24,9 @@ and at the end), with the embedding space it was learnt in. A store that cannot 
 learnt by another model, is moved aside (`.corrupt` / `.stale` beside it, never deleted) and the
 camera learns again; the health message says so.
 
-    python -m stream.llm.normal show  --config configs/demo.yaml [CAMERA]
-    python -m stream.llm.normal learn --config configs/demo.yaml CAMERA recording.mp4
-    python -m stream.llm.normal reset --config configs/demo.yaml CAMERA
+    python -m stream.detection.normal show  --config configs/demo.yaml [CAMERA]
+    python -m stream.detection.normal learn --config configs/demo.yaml CAMERA recording.mp4
+    python -m stream.detection.normal reset --config configs/demo.yaml CAMERA
 """
 from __future__ import annotations
 
@@ -440,7 +440,7 @@ def _learn_file(cfg, camera: str, video: Path) -> CameraNormal:
 def main(argv: list[str] | None = None) -> int:
     from stream.config import ConfigError, load_config
 
-    p = Parser("python -m stream.llm.normal", "Each camera's own normal: show it, learn it from a recording, "
+    p = Parser("python -m stream.detection.normal", "Each camera's own normal: show it, learn it from a recording, "
                                               "reset it.")
     p.add_argument("action", choices=["show", "learn", "reset"])
     p.add_argument("--config", required=True, help="the pipeline's YAML config")
