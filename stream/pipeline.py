@@ -15,9 +15,9 @@ bounded queue: replay blocks (lossless), live streams drop the oldest window and
 (`queues.windows_policy`). On stop, sources end their streams and everything already accepted
 flows through to the subscriber before the socket closes.
 
-Cameras come and go while running (`reload`): a removed camera's source stops and its end of
-stream flushes it through every stage; an added one starts; a changed one restarts once its old
-instance has flushed. The other cameras never notice.
+Cameras come and go while running (`reload`, stream/cameras.py): a removed camera's source stops
+and its end of stream flushes it through every stage; an added one starts; a changed one restarts
+once its old instance has flushed. The other cameras never notice.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from typing import Callable
 
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
+from stream.cameras import Cameras
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
 from stream.detection.stage import DetectorStage, Models
 from stream.detectors import Detector, build_detector
@@ -40,10 +41,9 @@ from stream.local_runtime import InlineModels, LocalRuntime
 from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
-from stream.runtime import CameraRunner, Runtime
+from stream.runtime import Runtime
 from stream.scene.graph import SceneBuilder, person_scores_of, scene_from_config
 from stream.scene.stage import scene_stage
-from stream.scene.zones import Zones
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
@@ -58,22 +58,18 @@ class Pipeline:
         self.cfg, self.scene, self.publisher, self.stop = cfg, scene, publisher, stop
         self.models: Models = detector if hasattr(detector, "submit") else InlineModels(detector)
         self.evidence, self.chat = evidence, chat
-        self.sources: dict[str, CameraRunner] = {}
-        self.stats: dict[str, CameraStats] = {}
+        self.cameras = Cameras(self.runtime, self)      # runners, stats, zones, latest health and scene
+        c = self.cameras                                  # (the HTTP API reads these)
+        self.sources, self.stats, self.zones, self.ended = c.sources, c.stats, c.zones, c.ended
+        self.last_health, self.last_scene = c.last_health, c.last_scene
         self._changes: queue.SimpleQueue = queue.SimpleQueue()   # (camera, state, detail) from source threads
-        self._restart: dict[str, CameraConfig] = {}   # changed cameras, started once the old instance ended
-        self._removed: set[str] = set()               # cameras being removed (their end is not a result)
         self._reload: Callable[[], HawkwatchConfig] | None = None
         self._abort = threading.Event()          # a stage failed: unblock everyone, end now
         self._finished = threading.Event()       # every camera has ended: stage threads exit
         self.fatal: str | None = None            # why a stage broke, if one did
         self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
-        self.ended: dict[str, str] = {}          # camera -> EndOfStream.reason (cameras still configured)
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
-        self.last_health: dict[str, dict] = {}   # camera -> its latest health message (the HTTP API's cameras)
-        self.last_scene: dict[str, SceneGraph] = {}   # camera -> its latest scored window's scene (snapshots)
-        self.zones: dict[str, Zones] = {}         # camera -> where its events may open (stream/scene/zones.py)
         self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/detection/normal.py)
         self.api = None                          # the HTTP API server (stream/api.py), when configured
         self.detector_stage = DetectorStage(self.models, lambda camera: self.cfg.events_of(camera),
@@ -86,7 +82,7 @@ class Pipeline:
         self.outbox = StageQueue(cfg.queues.outbox)
         for cam, c in cfg.cameras.items():
             if c.enabled:
-                self._add_camera(cam, c)
+                self.cameras.add(cam, c)
 
     def stats_of(self, camera: str) -> CameraStats:
         return self.stats[camera]
@@ -99,26 +95,9 @@ class Pipeline:
         self._emitted_at.pop((window.camera, window.window_id), None)
 
     # -- cameras ---------------------------------------------------------------------------------
-    def _add_camera(self, camera: str, cfg: CameraConfig) -> None:
-        runner = self.runtime.camera(self, camera, cfg)
-        self.sources[camera] = runner
-        self.stats[camera] = CameraStats(camera, runner.kind, runner.name)
-        self.ended.pop(camera, None)
-        self.zones[camera] = Zones(cfg.zones)
-
     def state_changed(self, camera: str, state: str, detail: str | None) -> None:
         """A camera's source changed state (any thread); published by the calling thread."""
         self._changes.put((camera, state, detail))
-
-    def _forget_camera(self, camera: str) -> None:
-        del self.sources[camera], self.stats[camera]
-        self.last_health.pop(camera, None)
-        self.last_scene.pop(camera, None)
-        self.zones.pop(camera, None)
-        self.ended.pop(camera, None)
-
-    def _start_camera(self, camera: str) -> None:
-        self.sources[camera].start()
 
     def request_reload(self, load: Callable[[], HawkwatchConfig]) -> None:
         """Ask the running pipeline to re-read its config (thread- and signal-safe); applied by run()."""
@@ -132,32 +111,7 @@ class Pipeline:
             return
         old = {c: cc for c, cc in self.cfg.cameras.items() if cc.enabled}
         want = {c: cc for c, cc in new.cameras.items() if cc.enabled}
-        for cam in sorted(old.keys() | want.keys()):
-            if cam in want and cam not in old:
-                log.info("reload: adding camera %s", cam)
-                if cam in self.sources:       # still flushing an earlier removal: start after it
-                    self._restart[cam] = want[cam]
-                    self._removed.discard(cam)
-                else:
-                    self._add_camera(cam, want[cam])
-                    self._start_camera(cam)
-            elif cam in old and cam not in want:
-                log.info("reload: removing camera %s", cam)
-                self._restart.pop(cam, None)
-                if cam in self.ended:          # already ended (failed): nothing to flush
-                    self._forget_camera(cam)
-                    continue
-                self._removed.add(cam)
-                self.sources[cam].stop()
-            elif old[cam] != want[cam]:
-                log.info("reload: camera %s changed; restarting it", cam)
-                if cam in self.ended:
-                    self._forget_camera(cam)
-                    self._add_camera(cam, want[cam])
-                    self._start_camera(cam)
-                    continue
-                self._restart[cam] = want[cam]
-                self.sources[cam].stop()
+        self.cameras.reload(old, want)
         if self.scene is not None:                  # the local scene stage: cameras' person scores apply now
             for cam in self.scene.person_scores(*person_scores_of(new)):
                 log.warning("reload: cameras.%s.person_score_threshold is below what the models were started "
@@ -267,15 +221,7 @@ class Pipeline:
             stats.state = "failed" if item.reason.startswith("failed") else "stopped"
             stats.detail = item.reason
             self._health(cam)
-            self.sources[cam].join(timeout=5.0)
-            if cam in self._removed or cam in self._restart:
-                self._removed.discard(cam)
-                self._forget_camera(cam)
-                if cam in self._restart:
-                    self._add_camera(cam, self._restart.pop(cam))
-                    self._start_camera(cam)
-            else:
-                self.ended[cam] = item.reason
+            self.cameras.finished(cam, item.reason)
             return
         kind, obj = item
         if kind == "verdict":
@@ -301,7 +247,7 @@ class Pipeline:
             log.info("alert %s %s on %s: %s %.2f", a.state, a.alert_id[:8], a.camera, a.category, a.score)
 
     def _running(self) -> bool:
-        return any(cam not in self.ended for cam in self.sources) and not self._abort.is_set()
+        return self.cameras.running() and not self._abort.is_set()
 
     def run(self) -> int:
         """Run until every camera has ended; 0 if all ended normally, 1 on a failure."""
@@ -324,7 +270,7 @@ class Pipeline:
         for t in stages:
             t.start()
         for cam in list(self.sources):
-            self._start_camera(cam)
+            self.cameras.start(cam)
         interval = self.cfg.alerts.health_interval_s
         next_health = time.monotonic() + interval
         while self._running():

@@ -45,7 +45,7 @@ def test_reload_adds_removes_and_restarts_cameras_without_touching_the_others(cl
         changed["cameras"]["a"]["ingest"] = {"gap_s": 2.0}                # a changed: restart it
         changed["cameras"]["b"] = {"path": str(clip12), "loop": True}   # b added
         changed["events"] = {"cooldown_s": 9.0}                         # needs a restart: only logged
-        with caplog.at_level(logging.INFO, logger="stream.pipeline"):
+        with caplog.at_level(logging.INFO, logger="stream"):   # the pipeline's and its cameras' (stream.cameras)
             pipeline.request_reload(lambda: parse_config(changed, check_files=False))
             sub.receive_until(lambda _: verdicts("a").count(0) == 2 and len(verdicts("b")) >= 2, 30)
 
