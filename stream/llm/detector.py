@@ -1,14 +1,15 @@
 """The Hawkeye model as the pipeline's detector (the runner of the scheduler's plans).
 
 One model call per batch of windows from any cameras: every second of every window gets the
-discovery prompt (P(" Yes") at the first answer token); which category it is comes from the
+discovery prompt (P(" Yes") at the first answer token). Which category it is comes from the
 model's category head over the second's scene embedding, or, in a model without one, from the
-category prompt (the category words' first-token probabilities). A second's score is P(" Yes") mapped (in log-odds) so that the
-threshold training calibrated on val is 0.5, or, where higher, a category's P(" Yes")·P(category |
-anomalous) mapped by that category's own val threshold (for the categories training found it
-for); an alert carries the category that crossed. Explanations and chat answers are generated text, asked for only when an event opens or a user asks, off the scoring path:
-they share the model through a `ModelGate`, one token at a time, and a scoring batch that waits
-goes in before the next token, so a question never holds the cameras' verdicts back.
+category prompt (the category words' first-token probabilities). A second's score is P(" Yes")
+mapped (in log-odds) so that the threshold training calibrated on val is 0.5, or, where higher, a
+category's P(" Yes")·P(category | anomalous) mapped by that category's own val threshold (for the
+categories training found it for); an alert carries the category that crossed. Explanations and
+chat answers are generated text, asked for only when an event opens or a user asks, off the
+scoring path: they share the model through a `ModelGate`, one token at a time, and a scoring batch
+that waits goes in before the next token, so a question never holds the cameras' verdicts back.
 """
 from __future__ import annotations
 
