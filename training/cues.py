@@ -78,6 +78,15 @@ def kinematic_cues(clip: Clip) -> list[float]:
             float(k["contact"][seen].max()), float(k["outward"][seen].max()), float(k["turn"][seen].max())]
 
 
+def distinct_clips(graphs, cfg: HawkeyeConfig) -> list[Clip]:
+    """A video's seconds as the model reads them, each once (overlapping windows repeat them), in order."""
+    seen: dict[float, Clip] = {}
+    for graph in graphs:
+        for clip in clips_of(graph, cfg):
+            seen.setdefault(round(clip.start, 3), clip)
+    return [seen[s] for s in sorted(seen)]
+
+
 def table(features: Path, gt_path: Path, subset: str, progress: bool = True) -> tuple[dict, dict]:
     """-> ({category: [AUC per cue]}, {category: seconds}) over the subset's seconds."""
     gt = read_ground_truth(gt_path)
@@ -89,12 +98,8 @@ def table(features: Path, gt_path: Path, subset: str, progress: bool = True) -> 
     for k, video in enumerate(names):
         if progress:
             print(f"\rreading {k + 1}/{len(names)} {video}", end="", file=sys.stderr, flush=True)
-        seen: set[float] = set()
-        for graph in read_video(features, video).scene_graphs():
-            for clip in clips_of(graph, cfg):
-                if round(clip.start, 3) not in seen:       # overlapping windows repeat seconds
-                    seen.add(round(clip.start, 3))
-                    rows.append((second_label(gt[video]["segments"], clip.start, clip.end), cues(clip)))
+        for clip in distinct_clips(read_video(features, video).scene_graphs(), cfg):
+            rows.append((second_label(gt[video]["segments"], clip.start, clip.end), cues(clip)))
     if progress:
         print(file=sys.stderr)
     labels = np.array([lab for lab, _ in rows], dtype=object)

@@ -26,10 +26,10 @@ import torch
 from tqdm import tqdm
 
 from stream.cli import Parser
-from stream.llm.features import clips_of, collate
+from stream.llm.features import collate
 from stream.llm.hawkeye import HawkeyeModel, load_model
 from stream.llm.prompts import CATEGORY, DISCOVERY, answer_category
-from training.cues import cues
+from training.cues import cues, distinct_clips
 from training.data import read_ground_truth, second_label
 from training.features import read_video
 from training.metrics import roc_auc
@@ -49,11 +49,7 @@ def read_seconds(model: HawkeyeModel, features: Path, subsets: set[str], progres
     rows: dict[str, list] = {k: [] for k in ("label", "subset", "yes", "asked", "cues", "embedding", "LM state")}
     names = [v for v, e in gt.items() if e["subset"] in subsets]
     for v in tqdm(names, desc=f"reading {features}", unit="video", disable=not progress, file=sys.stderr):
-        seen = {}
-        for g in read_video(features, v).scene_graphs():
-            for c in clips_of(g, cfg):
-                seen.setdefault(round(c.start, 3), c)
-        clips = [seen[s] for s in sorted(seen)]
+        clips = distinct_clips(read_video(features, v).scene_graphs(), cfg)
         for i in range(0, len(clips), 16):
             part = clips[i:i + 16]
             n = len(part)

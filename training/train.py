@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -350,35 +350,48 @@ def build_model(recipe: Recipe, device: str, progress: bool = True) -> HawkeyeMo
     return model
 
 
+class Seconds(NamedTuple):
+    """Every distinct second of some samples, as the model sees it."""
+    labels: np.ndarray        # (N,) the category taught
+    embeddings: np.ndarray    # (N, lm_dim) scene embeddings (the category head's input)
+    yes: np.ndarray           # (N,) P(" Yes") to the discovery prompt (empty when not asked)
+    asked: np.ndarray         # (N, C) the category prompt's distribution over `cfg.categories` (empty likewise)
+
+
 @torch.inference_mode()
-def ask_seconds(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16):
-    """Every distinct second of the samples, asked as the detector asks: P(" Yes") (N,), the
-    model's category distribution (N, C) over `model.cfg.categories` (from its category head where
-    it has one, else from the category prompt), the category taught (N,), the scene embeddings
-    (N, lm_dim) and the category prompt's distribution (N, C) in any case."""
+def ask_seconds(model: HawkeyeModel, samples: list[WindowSample], device: str, batch: int = 16,
+                ask: bool = True) -> Seconds:
+    """Every distinct second of the samples through the encoder and, with `ask`, both per-second
+    questions as the detector asks them."""
     cats = list(model.cfg.categories)
     ids = [model.first_token(answer_category(c)) for c in cats]
     yes_id = model.first_token(model.cfg.answer_yes)
     rows = labelled_seconds(samples)
-    yes, probs, asked, embedded = [], [], [], []
+    yes, asked, embedded = [], [], []
     model.eval()
     for i in range(0, len(rows), batch):
         clips = [c for c, _ in rows[i:i + batch]]
         n = len(clips)
         b = collate(clips, model.cfg).to(device)
         encoded = model.encoder(b)
-        p = model.next_token_logits([DISCOVERY] * n + [CATEGORY] * n, b, [[k] for k in range(n)] * 2,
-                                    encoded=encoded).float().softmax(-1)
-        e = model.scene_embeddings(encoded)
-        asked.append(p[n:][:, ids].cpu().numpy())
-        probs.append(model.head_categories(p[:n, yes_id], e).cpu().numpy() if model.category_head is not None
-                     else asked[-1])
-        yes += p[:n, yes_id].tolist()
-        embedded.append(e.cpu().numpy())
-    labels = np.array([c for _, c in rows])
-    empty = np.zeros((0, len(cats)))
-    return (np.array(yes), np.concatenate(probs) if probs else empty, labels,
-            np.concatenate(embedded) if embedded else np.zeros((0, 0)), np.concatenate(asked) if asked else empty)
+        embedded.append(model.scene_embeddings(encoded).cpu().numpy())
+        if ask:
+            p = model.next_token_logits([DISCOVERY] * n + [CATEGORY] * n, b, [[k] for k in range(n)] * 2,
+                                        encoded=encoded).float().softmax(-1)
+            yes += p[:n, yes_id].tolist()
+            asked.append(p[n:][:, ids].cpu().numpy())
+    return Seconds(np.array([c for _, c in rows]), np.concatenate(embedded) if embedded else np.zeros((0, 0)),
+                   np.array(yes), np.concatenate(asked) if asked else np.zeros((0, len(cats))))
+
+
+def category_distribution(model: HawkeyeModel, seconds: Seconds) -> np.ndarray:
+    """(N, C) the seconds' category distribution as the detector reads it: from the model's category
+    head where it has one, else the category prompt's."""
+    if model.category_head is None:
+        return seconds.asked
+    with torch.inference_mode():
+        return model.head_categories(torch.as_tensor(seconds.yes, dtype=torch.float32),
+                                     torch.as_tensor(seconds.embeddings)).cpu().numpy()
 
 
 HEAD_C = (0.003, 0.01, 0.03, 0.1)      # the category head's inverse L2 strengths tried; val picks one
@@ -390,18 +403,18 @@ def balanced_accuracy(labels: np.ndarray, named: np.ndarray) -> float:
     return float(np.mean([(named[labels == c] == c).mean() for c in present])) if present else float("nan")
 
 
-def fit_category_head(model: HawkeyeModel, train_set: list[WindowSample], val_set: list[WindowSample],
-                      device: str, log=print) -> dict:
+def fit_category_head(model: HawkeyeModel, train_set: list[WindowSample], val: Seconds, device: str,
+                      log=print) -> dict:
     """Fit the model's category head (stream/llm/hawkeye.py: CategoryHead) on the train split's
     anomalous seconds: a class-balanced multinomial logistic regression (scikit-learn) over their
-    scene embeddings, its L2 strength the one of HEAD_C that names val's anomalous seconds best
+    scene embeddings, its L2 strength the one of HEAD_C that names `val`'s anomalous seconds best
     (balanced accuracy). It is kept only where it names them better than the LM's category prompt
     does; otherwise the model has none and the prompt names categories, as before."""
     from sklearn.linear_model import LogisticRegression
 
     model.category_head = None
-    _, _, y_train, x_train, _ = ask_seconds(model, train_set, device)
-    _, _, y_val, x_val, asked = ask_seconds(model, val_set, device)
+    y_train, x_train, _, _ = ask_seconds(model, train_set, device, ask=False)
+    y_val, x_val, asked = val.labels, val.embeddings, val.asked
     keep, keep_val = y_train != "normal", y_val != "normal"
     anomalous = [c for c in model.cfg.categories if c != "normal"]
     taught = sorted(set(y_train[keep]))
@@ -544,12 +557,14 @@ def validation_loss(model: HawkeyeModel, samples: list[WindowSample], device: st
 
 
 def validate(model: HawkeyeModel, val_set: list[WindowSample], device: str, log=print,
-             calibration: CalibrationRecipe | None = None) -> dict:
-    """Calibrate the model's thresholds on val seconds (`calibrate`) and measure it there."""
+             calibration: CalibrationRecipe | None = None, seconds: Seconds | None = None) -> dict:
+    """Calibrate the model's thresholds on val seconds (`calibrate`) and measure it there
+    (`seconds`: val's, already asked)."""
     from stream.llm.detector import second_scores
     from training.metrics import average_precision, roc_auc
     c = calibration or CalibrationRecipe(normal_seconds_over=None)
-    yes, probs, labels, _, _ = ask_seconds(model, val_set, device)
+    seconds = seconds if seconds is not None else ask_seconds(model, val_set, device)
+    yes, probs, labels = seconds.yes, category_distribution(model, seconds), seconds.labels
     model.cfg = calibrate(model.cfg, yes, probs, labels, normal_over=c.normal_seconds_over, joint=c.joint)
     scores, _ = second_scores(torch.as_tensor(yes), torch.as_tensor(probs), model.cfg.categories, model.cfg.threshold,
                               model.cfg.category_thresholds)
@@ -581,14 +596,14 @@ def recalibrate(recipe: Recipe, log=print) -> Path:
         raise ValueError("calibration needs a val split (data.val_subset)")
     model = load_model(recipe.out, device=device)
     val_set = load_samples(recipe, model.cfg, recipe.data.val_subset)
-    found = {}
+    seconds, found = ask_seconds(model, val_set, device), {}
     if recipe.calibration.category_head:
-        found = fit_category_head(model, load_samples(recipe, model.cfg, recipe.data.train_subset), val_set, device, log)
+        found = fit_category_head(model, load_samples(recipe, model.cfg, recipe.data.train_subset), seconds, device, log)
         if model.category_head is not None:
             model.category_head.save(recipe.out / "category_head.pt")
         else:
             (recipe.out / "category_head.pt").unlink(missing_ok=True)
-    found.update(validate(model, val_set, device, log, recipe.calibration))
+    found.update(validate(model, val_set, device, log, recipe.calibration, seconds))
     model.cfg.save(recipe.out / "hawkeye.json")
     report_path = recipe.out / "train_report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -704,9 +719,10 @@ def train(recipe: Recipe, *, resume: bool = False, stop_after: int | None = None
               "final_loss": float(np.mean([h["loss"] for h in history[-20:]])) if history else None,
               "final_balance": float(np.mean([h["balance"] for h in history[-20:]])) if history else None}
     if val_set:
+        seconds = ask_seconds(model, val_set, device)
         if recipe.calibration.category_head:
-            report.update(fit_category_head(model, train_set, val_set, device, log))
-        report.update(validate(model, val_set, device, log, recipe.calibration))
+            report.update(fit_category_head(model, train_set, seconds, device, log))
+        report.update(validate(model, val_set, device, log, recipe.calibration, seconds))
     model.save(out)
     (out / "train_report.json").write_text(json.dumps({**report, "recipe": json.loads(recipe.model_dump_json())},
                                                       indent=1) + "\n")
