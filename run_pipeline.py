@@ -2,6 +2,7 @@
 
     python run_pipeline.py --config configs/demo.yaml [--replay realtime|fast] [--duration S] [--loop]
     python run_pipeline.py check configs/demo.yaml      # validate: schema, files, models load; nothing runs
+    python run_pipeline.py build-engines configs/demo.yaml   # TensorRT plans of its models, ahead of time
 
 Exit status: 0 at the end of finite input (or after a clean stop), 2 on a bad config,
 1 with a one-line reason on any other fatal error. SIGHUP re-reads the config: cameras are added,
@@ -28,7 +29,7 @@ def _stream_seconds(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from stream.cli import Parser
+    from engines.cli import Parser
     p = Parser("hawkwatch", "Watch camera and drone streams for implicit anomalous behaviour and publish grounded "
                             "alerts over ZeroMQ.")
     p.add_argument("--config", required=True, help="YAML config (see configs/demo.yaml)")
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def parse_check_args(argv: list[str] | None) -> argparse.Namespace:
-    from stream.cli import Parser
+    from engines.cli import Parser
     p = Parser("hawkwatch check", "Validate a config without running it: the schema, the files it names, and that "
                                   "its models load (no camera is opened, no socket bound). Exit status 0 when it "
                                   "would start, 2 with the reason when not.")
@@ -76,7 +77,7 @@ def check(argv: list[str] | None) -> int:
             from stream.ray_runtime import check_reachable
             check_reachable(cfg.runtime.address)
             print(f"runtime: a Ray head answers at {cfg.runtime.address}")
-        from stream.detectors import build_detector
+        from stream.detection.registry import build_detector
         from stream.scene.graph import scene_from_config
         scene_from_config(cfg)
         print("scene stage: its models load")
@@ -88,7 +89,7 @@ def check(argv: list[str] | None) -> int:
             for line in check_stores(cfg, learning):
                 print(line)
         if cfg.http is not None:
-            from stream.api import token_of
+            from stream.http.auth import token_of
             print(f"http: {cfg.http.endpoint}, " + ("a token is set" if token_of(cfg.http) else "loopback, no token"))
     except ConfigError as e:
         print(redact(f"hawkwatch check: config error: {e}"), file=sys.stderr)
@@ -100,10 +101,36 @@ def check(argv: list[str] | None) -> int:
     return 0
 
 
+def build_engines(argv: list[str] | None) -> int:
+    """`hawkwatch build-engines CONFIG`: the TensorRT plans of the config's scene models, built with
+    its `models.tensorrt` settings into the cache the pipeline loads them from (engines/build.py)."""
+    from engines.cli import Parser
+    p = Parser("hawkwatch build-engines", "Build the TensorRT plans of a config's scene models ahead of time, with "
+                                          "its models.tensorrt settings, into the cache the pipeline loads them "
+                                          "from. Plans are specific to the GPU and the TensorRT version.")
+    p.add_argument("config", help="the YAML config whose models to build")
+    args = p.parse_args(argv)
+    from engines.build import build_plans
+    from engines.tensorrt_backend import BuildSpec, PlanCache
+    from stream.config import ConfigError, load_config
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"hawkwatch build-engines: config error: {e}", file=sys.stderr)
+        return 2
+    opts = dict(cfg.models.engine_options()["tensorrt"])
+    cache = PlanCache(opts.pop("cache_dir")) if "cache_dir" in opts else PlanCache()
+    spec = BuildSpec(**opts)
+    models = [m.path for m in (cfg.models.person_detector, cfg.models.pose) if m is not None]
+    return build_plans([(path, spec, cache) for path in models], prog="hawkwatch build-engines")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["check"]:
         return check(argv[1:])
+    if argv[:1] == ["build-engines"]:
+        return build_engines(argv[1:])
     # signals first: a SIGTERM or SIGHUP while the models load must not kill the process
     stop = threading.Event()
     reload_wanted = threading.Event()
@@ -124,18 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(JsonRedactingFormatter() if args.log_format == "json" else
                          RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=args.log_level, handlers=[handler])
-    from stream.config import ConfigError, load_config, summary
-    from stream.pipeline import build_pipeline
+    from stream.app import build_pipeline
+    from stream.config import ConfigError, load_config, summary, with_overrides
 
     try:
         def load():
-            cfg = load_config(args.config)
+            cfg = with_overrides(load_config(args.config), replay=args.replay, loop=args.loop or None,
+                                 duration_s=args.duration)
             runtime = {k: v for k, v in (("engine", args.runtime), ("address", args.ray_address)) if v}
             return cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update=runtime)}) if runtime else cfg
         cfg = load()
         logging.getLogger("hawkwatch").info("starting: %s", summary(cfg, args.config))
-        pipeline = build_pipeline(cfg, stop=stop, replay=args.replay, loop=args.loop or None,
-                                  duration_s=args.duration)
+        pipeline = build_pipeline(cfg, stop=stop)
 
         def on_hup(*_):
             pipeline.request_reload(load)

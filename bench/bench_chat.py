@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.alerts.query import QueryClient  # noqa: E402
-from stream.config import load_config, parse_config  # noqa: E402
-from stream.pipeline import build_pipeline  # noqa: E402
+from stream.config import load_config, parse_config, with_overrides  # noqa: E402
+from stream.app import build_pipeline  # noqa: E402
 
 QUESTIONS = ["Is anyone running?", "How many people are there?", "Is anyone lying on the ground?",
              "Was a bag left behind?", "What happened in the last seconds?"]
@@ -41,7 +41,8 @@ def run(cfg_data: dict, video: Path, seconds: float, ask_every: float | None) ->
     data["alerts"] = {**data["alerts"], "endpoint": f"tcp://127.0.0.1:{free_port()}", "query_endpoint": None,
                       "chat_endpoint": chat, "wait_for_subscriber_s": 0.0, "health_interval_s": 3600.0}
     latencies: list[float] = []
-    pipe = build_pipeline(parse_config(data), stop=threading.Event(), replay="realtime", loop=True, duration_s=seconds)
+    pipe = build_pipeline(with_overrides(parse_config(data), replay="realtime", loop=True, duration_s=seconds),
+                          stop=threading.Event())
     record = pipe.stats["bench"].latency
 
     def keep(stage: str, ms: float) -> None:

@@ -59,7 +59,7 @@ def cpu_of(proc: psutil.Process) -> float:
 
 
 def main() -> int:
-    from stream.cli import Parser
+    from engines.cli import Parser
     ap = Parser("python bench/bench_console.py", __doc__)
     ap.add_argument("--cameras", type=int, default=2, help="cameras in the pipeline, all on the grid")
     ap.add_argument("--seconds", type=float, default=40.0, help="seconds each measurement lasts")

@@ -21,10 +21,10 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stream.config import load_config, parse_config  # noqa: E402
+from stream.config import load_config, parse_config, with_overrides  # noqa: E402
 from stream.ingest.source import VideoSource  # noqa: E402
 from stream.ingest.windows import WindowAssembler  # noqa: E402
-from stream.pipeline import build_pipeline  # noqa: E402
+from stream.app import build_pipeline  # noqa: E402
 
 
 def raw_decode(video: Path) -> tuple[int, float]:
@@ -89,7 +89,7 @@ def main() -> int:
     data["cameras"] = {"bench": {"path": str(args.video.resolve())}}
     data["http"] = None                       # not the demo's fixed port (the demo may be running)
     data["alerts"].update(endpoint=free_endpoint(), wait_for_subscriber_s=0.0, health_interval_s=3600.0)
-    pipe = build_pipeline(parse_config(data), stop=threading.Event(), replay="fast")
+    pipe = build_pipeline(with_overrides(parse_config(data), replay="fast"), stop=threading.Event())
     t0 = time.perf_counter()
     code = pipe.run()
     wall = time.perf_counter() - t0

@@ -34,8 +34,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stream.config import load_config, parse_config  # noqa: E402
-from stream.pipeline import build_pipeline  # noqa: E402
+from stream.config import load_config, parse_config, with_overrides  # noqa: E402
+from stream.app import build_pipeline  # noqa: E402
 
 
 def free_endpoint() -> str:
@@ -115,7 +115,7 @@ def config(base, n: int, **runtime) -> object:
 def run(cfg, *, replay: str, seconds: float, sizes: list | None = None) -> dict:
     """Run the pipeline; CPU and wall time count from its first verdict to its last (the steady
     state: not the models loading, nor a Ray worker process starting), stream time likewise."""
-    pipe = build_pipeline(cfg, stop=threading.Event(), replay=replay, duration_s=seconds)
+    pipe = build_pipeline(with_overrides(cfg, replay=replay, duration_s=seconds), stop=threading.Event())
     first: dict[str, tuple[float, float]] = {}
     last: dict[str, tuple[float, float]] = {}
 

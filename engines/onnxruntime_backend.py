@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines import BackendUnavailable, register_backend
+from engines.registry import BackendUnavailable, register_backend
 
 
 def _has_nvidia_gpu() -> bool:

@@ -24,7 +24,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from engines import BackendUnavailable, file_sha256, register_backend
+from engines.registry import BackendUnavailable, file_sha256, register_backend
 
 DEFAULT_CACHE = Path(os.environ.get("HAWKWATCH_TRT_CACHE", Path.home() / ".cache" / "hawkwatch" / "tensorrt"))
 

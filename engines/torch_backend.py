@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines import BackendUnavailable, register_backend
+from engines.registry import BackendUnavailable, register_backend
 
 
 class UnsupportedOperator(ValueError):

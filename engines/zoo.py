@@ -25,7 +25,7 @@ from typing import Callable
 import onnx
 import onnx.utils
 
-from stream.cli import Parser
+from engines.cli import Parser
 from engines import file_sha256
 from engines.convert.efficientnet import convert_efficientnet_lite0
 from engines.convert.nanodet import convert_nanodet

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stream.cli import Parser  # noqa: E402
+from engines.cli import Parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
+from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
 from stream.net import is_loopback
@@ -147,6 +147,16 @@ class ZoneConfig(_Strict):
         return self
 
 
+def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) -> str:
+    """file | device | rtsp | udp | srt | http | rtmp: what a source's target is, from its scheme."""
+    if is_file:
+        return "file"
+    if is_device:
+        return "device"
+    scheme = target.partition("://")[0].lower()
+    return {"rtsps": "rtsp", "https": "http"}.get(scheme, scheme)
+
+
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
@@ -158,6 +168,10 @@ class CameraConfig(_Strict):
         "realtime", description="Files only: pace by the file's timestamps, or as fast as the pipeline takes "
                                 "frames (lossless). Defaults to the top-level `replay`.")
     loop: bool = Field(False, description="Files only: replay forever, stream time continuing across loops.")
+    duration_s: float | None = Field(None, gt=0.0, description=(
+        "Stop the camera after this many seconds of its stream time; a live camera also stops this long after "
+        "it started, connected or not (the command line's --duration sets it on every camera). None: run until "
+        "the input ends or a signal."))
     enabled: bool = Field(True, description="A disabled camera is kept in the file but not opened.")
     events: EventsConfig | None = Field(None, description="This camera's event thresholds (default: the top-level events).")
     normal: NormalConfig | None = Field(None, description=(
@@ -204,6 +218,16 @@ class CameraConfig(_Strict):
     @property
     def target(self) -> str:
         return str(self.path) if self.path is not None else (self.url or self.device)
+
+    @property
+    def kind(self) -> str:
+        """file | device | rtsp | udp | srt | http | rtmp."""
+        return source_kind(self.target, is_file=self.path is not None, is_device=self.device is not None)
+
+    @property
+    def live(self) -> bool:
+        """Everything but a file: its frames come whether or not the pipeline keeps up."""
+        return self.path is None
 
 
 class PersonDetectorConfig(_Strict):
@@ -532,7 +556,7 @@ class AlertsConfig(_Strict):
                                             "number (None: no catch-up).")
     chat_endpoint: str | None = Field(
         "tcp://127.0.0.1:5558", description="ZeroMQ ROUTER endpoint where users ask the model about a camera's "
-                                            "recent windows (python -m stream.llm.chat; None: no chat).")
+                                            "recent windows (python -m stream.alerts.chat; None: no chat).")
     health_interval_s: float = Field(5.0, gt=0.0, le=3600.0, description="Seconds between health messages.")
     publish_verdicts: bool = Field(True, description="Also publish every window's verdict on verdict/<camera>.")
     wait_for_subscriber_s: float = Field(
@@ -601,7 +625,9 @@ class QueuesConfig(_Strict):
         "auto", description="When the windows queue is full: `block` the source (lossless), `drop_oldest` "
                             "(latency never grows; drops are counted), or `auto`: block for files, drop for live.")
     scenes: int = Field(8, ge=1, le=10_000, description="Scene graphs waiting for the detector.")
-    outbox: int = Field(10_000, ge=1, le=1_000_000, description="Messages waiting to be published.")
+    publish: int = Field(10_000, ge=1, le=1_000_000, validation_alias=AliasChoices("publish", "outbox"),
+                         description="Verdicts and alerts waiting for the publisher (in memory; the outbox is "
+                                     "where alerts are stored). Also read under its former name, `outbox`.")
 
 
 class HttpConfig(_Strict):
@@ -749,10 +775,29 @@ class HawkwatchConfig(_Strict):
         cam = self.cameras.get(camera)
         return cam.windows if cam is not None and cam.windows is not None else self.windows
 
+    def windows_policy_of(self, camera: CameraConfig) -> str:
+        """What a full windows queue does to a camera's windows: `queues.windows_policy`, where
+        `auto` drops the oldest window of a live camera (real time matters more than every window)
+        and blocks a file (nothing is lost)."""
+        configured = self.queues.windows_policy
+        if configured != "auto":
+            return configured
+        return "drop_oldest" if camera.live else "block"
+
     def events_of(self, camera: str) -> EventsConfig:
         """The event thresholds `camera` runs with: its own, or the top-level ones."""
         cam = self.cameras.get(camera)
         return cam.events if cam is not None and cam.events is not None else self.events
+
+
+def with_overrides(cfg: HawkwatchConfig, *, replay: str | None = None, loop: bool | None = None,
+                   duration_s: float | None = None) -> HawkwatchConfig:
+    """The config with the command line's overrides applied to every camera (`--replay`, `--loop`,
+    `--duration`); None leaves each camera's own setting."""
+    update = {k: v for k, v in (("replay", replay), ("loop", loop), ("duration_s", duration_s)) if v is not None}
+    if not update:
+        return cfg
+    return cfg.model_copy(update={"cameras": {cam: c.model_copy(update=update) for cam, c in cfg.cameras.items()}})
 
 
 def summary(cfg: HawkwatchConfig, source: str) -> str:
@@ -760,7 +805,7 @@ def summary(cfg: HawkwatchConfig, source: str) -> str:
     where alerts go (camera targets with their credentials taken out)."""
     from stream.redact import redact
     enabled = {cam: c for cam, c in cfg.cameras.items() if c.enabled}
-    cams = ", ".join(f"{cam} ({'file' if c.path else 'device' if c.device else c.url.partition(':')[0]} "
+    cams = ", ".join(f"{cam} ({c.kind} "
                      f"{redact(c.target)})" for cam, c in enabled.items())
     det = cfg.detector
     model = f"hawkeye {det.hawkeye.model} on {det.hawkeye.device}" if det.name == "hawkeye" else "baseline"

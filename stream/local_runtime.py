@@ -2,7 +2,7 @@
 
 One thread per camera runs its ingest stage (stream/ingest/camera.py) into the shared windows
 queue; one thread runs the scene stage over all cameras' windows (stream/scene/stage.py), and the models
-run on the coordinator's detector thread (`InlineModels`). stream/ray_runtime.py runs the same
+run on the coordinator's detector thread (`InlineScorer`). stream/ray_runtime.py runs the same
 stages as actors.
 """
 from __future__ import annotations
@@ -16,19 +16,18 @@ import numpy as np
 from stream.config import CameraConfig, WindowConfig
 from stream.ingest.camera import CameraIngest
 from stream.ingest.source import VideoSource
-from stream.queues import windows_policy
 from stream.runtime import CameraHost
 from stream.types import EndOfStream, SceneGraph
 
 if TYPE_CHECKING:
-    from stream.detectors import Detector
+    from stream.detection.registry import Detector
 
 
 class LocalCamera:
     """A camera's ingest on a thread of this process; its windows go to the shared scene stage."""
 
-    def __init__(self, host: CameraHost, camera: str, source: VideoSource, windows: WindowConfig):
-        self.host, self.camera, self.source, self.windows = host, camera, source, windows
+    def __init__(self, host: CameraHost, camera: str, source: VideoSource, windows: WindowConfig, policy: str):
+        self.host, self.camera, self.source, self.windows, self.policy = host, camera, source, windows, policy
         self.kind, self.name = source.kind, source.name
         self._thread: threading.Thread | None = None
         self.ingest: CameraIngest | None = None
@@ -38,8 +37,7 @@ class LocalCamera:
         self._thread.start()
 
     def _run(self) -> None:
-        host = self.host
-        policy = windows_policy(host.cfg.queues.windows_policy, self.source.live)
+        host, policy = self.host, self.policy
         ingest = self.ingest = CameraIngest(self.source, self.windows, host.stats_of(self.camera), host.ring_of(self.camera))
         reason = ingest.run(lambda window: host.emit_window(window, policy))
         host.emit_window(EndOfStream(self.camera, reason), policy)
@@ -73,13 +71,13 @@ class LocalRuntime:
         def on_state(state: str, detail: str | None) -> None:
             host.state_changed(camera, state, detail)
         source = self.make_source(camera, cfg, on_state)
-        return LocalCamera(host, camera, source, cfg.windows or host.cfg.windows)
+        return LocalCamera(host, camera, source, cfg.windows or host.cfg.windows, host.cfg.windows_policy_of(cfg))
 
     def close(self) -> None:
         pass
 
 
-class InlineModels:
+class InlineScorer:
     """The local runtime's models: each batch runs on the detector thread as it is submitted."""
     parallel, restarts = 1, 0
 

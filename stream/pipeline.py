@@ -6,7 +6,7 @@ coordinator around them; a runtime runs the cameras and the models. Locally
 (stream/local_runtime.py, `runtime.engine: local`, the default) that is one thread per camera
 source, one for the scene stage and the models on the detector thread; on Ray
 (stream/ray_runtime.py) each camera is an actor that runs its ingest and scene stage, and the
-models are a pool of actors. Both hand this coordinator `CameraRunner`s and a `Models` runner; the
+models are a pool of actors. Both hand this coordinator `CameraRunner`s and a `Scorer`; the
 detector thread runs the detector stage (stream/detection/stage.py: it schedules the batches,
 tracks events and orders alerts behind their evidence). The calling thread publishes
 (it owns the ZeroMQ socket and the outbox: one writer either way), sends health (at once on every
@@ -25,24 +25,26 @@ import logging
 import queue
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Callable
 
+from stream.alerts.chat import ChatService
+from stream.alerts.delivery import Delivery
 from stream.alerts.evidence import EvidenceWriter
-from stream.alerts.publisher import Publisher, alert_payload, verdict_payload
+from stream.alerts.publisher import Publisher
 from stream.cameras import Cameras
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig
-from stream.detection.stage import DetectorStage, Models
-from stream.detectors import Detector, build_detector
-from stream.ingest.source import VideoSource, open_source
-from stream.llm.chat import ChatService
 from stream.detection.normal import NormalMemories
-from stream.local_runtime import InlineModels, LocalRuntime
+from stream.detection.registry import Detector
+from stream.detection.stage import DetectorStage, Scorer
+from stream.ingest.source import VideoSource
+from stream.local_runtime import InlineScorer, LocalRuntime
 from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
 from stream.runtime import Runtime
-from stream.scene.graph import SceneBuilder, person_scores_of, scene_from_config
+from stream.scene.graph import SceneBuilder, person_scores_of
 from stream.scene.stage import scene_stage
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
@@ -51,12 +53,14 @@ log = logging.getLogger(__name__)
 
 class Pipeline:
     def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource] | None,
-                 scene: SceneBuilder | None, detector: Detector | Models, publisher: Publisher,
+                 scene: SceneBuilder | None, detector: Detector | Scorer, publisher: Publisher,
                  stop: threading.Event, evidence: EvidenceWriter | None = None, chat: ChatService | None = None,
-                 *, runtime: Runtime | None = None):
+                 *, runtime: Runtime | None = None, parts: ExitStack | None = None):
+        """`parts`: what the run closes when it ends, last first (stream/app.py's composition root
+        hands its own); by default the runtime, the evidence writer, the publisher and the chat."""
         self.runtime = runtime or LocalRuntime(make_source)
         self.cfg, self.scene, self.publisher, self.stop = cfg, scene, publisher, stop
-        self.models: Models = detector if hasattr(detector, "submit") else InlineModels(detector)
+        self.scorer: Scorer = detector if hasattr(detector, "submit") else InlineScorer(detector)
         self.evidence, self.chat = evidence, chat
         self.cameras = Cameras(self.runtime, self)      # runners, stats, zones, latest health and scene
         c = self.cameras                                  # (the HTTP API reads these)
@@ -71,18 +75,25 @@ class Pipeline:
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
         self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/detection/normal.py)
-        self.api = None                          # the HTTP API server (stream/api.py), when configured
-        self.detector_stage = DetectorStage(self.models, lambda camera: self.cfg.events_of(camera),
-                                            lambda item: self.outbox.put(item, abort=self._abort),
-                                            scored=self._scored, zones=self.zones, normal=self.normal,
-                                            evidence=evidence)
+        self.services: list = []                 # started with the run (the HTTP server, stream/http/)
+        self.detector_stage = DetectorStage(self.scorer, self._events_of, self._publish, scored=self._scored,
+                                            zones=self.zones, normal=self.normal, evidence=evidence)
+        self.delivery = Delivery(publisher, self.stats, cfg.alerts.publish_verdicts, self.observers, self._ended)
         # only the windows queue ever drops (live sources); later queues block, so nothing accepted is lost
         self.windows = StageQueue(cfg.queues.windows, on_drop=self._dropped)
         self.scenes = StageQueue(cfg.queues.scenes)
-        self.outbox = StageQueue(cfg.queues.outbox)
+        self.to_publish = StageQueue(cfg.queues.publish)
         for cam, c in cfg.cameras.items():
             if c.enabled:
                 self.cameras.add(cam, c)
+        self.parts = parts if parts is not None else self._closing(publisher, evidence, chat)
+
+    def _closing(self, *parts) -> ExitStack:
+        closing = ExitStack()
+        for part in (self.runtime, *parts):
+            if part is not None:
+                closing.callback(part.close)
+        return closing
 
     def stats_of(self, camera: str) -> CameraStats:
         return self.stats[camera]
@@ -137,11 +148,23 @@ class Pipeline:
             self._emitted_at[(scene.camera, scene.window_id)] = time.monotonic() - waited_ms / 1000.0
         return self.scenes.put(scene, abort=self._abort)
 
+    def _events_of(self, camera: str):
+        return self.cfg.events_of(camera)
+
+    def _publish(self, item) -> bool:
+        return self.to_publish.put(item, abort=self._abort)
+
+    def _to_detector(self, item) -> bool:
+        return self.scenes.put(item, abort=self._abort)
+
+    def _going(self) -> bool:
+        """The stage threads go on until every camera has ended, or the run aborted."""
+        return not self._finished.is_set() and not self._abort.is_set()
+
     def _run_scene(self) -> None:
         try:
-            scene_stage(self.scene, self.windows, lambda item: self.scenes.put(item, abort=self._abort),
-                        self.cfg.models.max_batch, self.cfg.models.max_wait_ms / 1000.0,
-                        lambda: not self._finished.is_set() and not self._abort.is_set())
+            scene_stage(self.scene, self.windows, self._to_detector, self.cfg.models.max_batch,
+                        self.cfg.models.max_wait_ms / 1000.0, self._going)
         except Exception as e:   # a broken stage ends the run with its reason, logged once
             log.exception("scene stage failed")
             self.fatal = f"scene stage failed: {type(e).__name__}: {e}"
@@ -149,7 +172,7 @@ class Pipeline:
 
     def _run_detector(self) -> None:
         try:
-            self.detector_stage.run(self._next_scene, lambda: not self._finished.is_set() and not self._abort.is_set())
+            self.detector_stage.run(self._next_scene, self._going)
         except Exception as e:   # a broken stage ends the run with its reason, logged once
             log.exception("detector stage failed")
             self.fatal = f"detector stage failed: {type(e).__name__}: {e}"
@@ -188,11 +211,11 @@ class Pipeline:
         snap["detail"] = redact(snap["detail"]) if snap["detail"] else snap["detail"]
         snap["target"] = redact(snap["target"])
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
-                          "outbox": self.outbox.qsize()}
+                          "publish": self.to_publish.qsize()}
         snap["endpoints"] = {s.name: s.status() for s in self._request_servers()}
         snap["normal"] = self.normal.of(camera).status()
         snap["runtime"] = {"engine": self.runtime.engine, "node": getattr(runner, "node", None),
-                           "restarts": restarts, "model_restarts": self.models.restarts,
+                           "restarts": restarts, "model_restarts": self.scorer.restarts,
                            "duplicates": self.detector_stage.duplicates}
         self.last_health[camera] = self.publisher.publish("health", camera, snap)
 
@@ -212,47 +235,22 @@ class Pipeline:
                 stats.state, stats.detail = state, detail
                 self._health(camera, state, detail)
 
-    def _deliver(self, item) -> None:
-        if isinstance(item, EndOfStream):
-            self.publisher.send_stored(wait=True)       # the camera's alerts go out before its final health
-            self._publish_state_changes()
-            cam = item.camera
-            stats = self.stats[cam]
-            stats.state = "failed" if item.reason.startswith("failed") else "stopped"
-            stats.detail = item.reason
-            self._health(cam)
-            self.cameras.finished(cam, item.reason)
-            return
-        kind, obj = item
-        if kind == "verdict":
-            stats = self.stats[obj.camera]
-            stats.count("windows_done")
-            for stage, ms in obj.latency_ms.items():
-                stats.latency(stage, ms)
-            if self.cfg.alerts.publish_verdicts:
-                self.publisher.publish("verdict", obj.camera, verdict_payload(obj))
-            for observe in self.observers:
-                observe(obj)
-        else:
-            self._publish_alerts([obj])
-
-    def _publish_alerts(self, alerts: list) -> None:
-        """To the outbox's writer; sent by the loop once stored (`send_stored`)."""
-        self.publisher.submit([alert_payload(a) for a in alerts])
-        for a in alerts:
-            for observe in self.observers:
-                observe(a)
-            self.stats[a.camera].count("alerts")
-            self.stats[a.camera].alert(a.category, a.state)
-            log.info("alert %s %s on %s: %s %.2f", a.state, a.alert_id[:8], a.camera, a.category, a.score)
+    def _ended(self, end: EndOfStream) -> None:
+        """A camera's end of stream reached the publisher (after its alerts): its final health."""
+        self._publish_state_changes()
+        stats = self.stats[end.camera]
+        stats.state = "failed" if end.reason.startswith("failed") else "stopped"
+        stats.detail = end.reason
+        self._health(end.camera)
+        self.cameras.finished(end.camera, end.reason)
 
     def _running(self) -> bool:
         return self.cameras.running() and not self._abort.is_set()
 
     def run(self) -> int:
         """Run until every camera has ended; 0 if all ended normally, 1 on a failure."""
-        if self.api is not None:
-            self.api.start()
+        for service in self.services:
+            service.start()
         self.publisher.resume()
         wait = self.cfg.alerts.wait_for_subscriber_s
         if wait > 0:
@@ -266,7 +264,7 @@ class Pipeline:
             stages.append(threading.Thread(target=self._run_scene, name="scene", daemon=True))
         if self.detector_stage.explain_jobs is not None:
             stages.append(threading.Thread(target=self.detector_stage.run_explainer, name="explainer", daemon=True,
-                                           args=(lambda: not self._finished.is_set() and not self._abort.is_set(),)))
+                                           args=(self._going,)))
         for t in stages:
             t.start()
         for cam in list(self.sources):
@@ -282,22 +280,7 @@ class Pipeline:
                 if not self.stop.is_set():
                     self._apply_reload(load)
             self._publish_state_changes()
-            try:                     # alerts being stored: look back soon to send them
-                item = self.outbox.get(timeout=0.002 if self.publisher.storing else 0.1)
-            except queue.Empty:
-                item = None
-            alerts = []
-            while isinstance(item, tuple) and item[0] == "alert" and len(alerts) < 256:
-                alerts.append(item[1])       # a run of alerts is stored in one commit (group commit)
-                try:
-                    item = self.outbox.get(timeout=0)
-                except queue.Empty:
-                    item = None
-            if alerts:
-                self._publish_alerts(alerts)
-            if item is not None:
-                self._deliver(item)
-            self.publisher.send_stored()
+            self.delivery.step(self.to_publish)
             if time.monotonic() >= next_health:
                 next_health += interval
                 for server in self._request_servers():
@@ -313,15 +296,8 @@ class Pipeline:
             t.join(timeout=5.0)
         for src in self.sources.values():
             src.join(timeout=5.0)
-        self.runtime.close()
         self.normal.save()
-        if self.evidence is not None:
-            self.evidence.close()
-        if self.chat is not None:
-            self.chat.close()
-        if self.api is not None:
-            self.api.close()
-        self.publisher.close()
+        self.parts.close()
         failed = [f"camera {c}: {r.removeprefix('failed: ').removeprefix(f'camera {c}: ')}"
                   for c, r in self.ended.items() if r.startswith("failed")]
         if self.fatal:
@@ -329,41 +305,3 @@ class Pipeline:
         self.failure = redact("; ".join(failed)) if failed else None
         return 1 if failed else 0
 
-
-def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None, replay: str | None = None,
-                   loop: bool | None = None, duration_s: float | None = None) -> Pipeline:
-    """Resolve the config into built stages (models loaded, socket bound); overrides come from the CLI."""
-    overrides = {"replay": replay, "loop": loop, "duration_s": duration_s}
-    if cfg.runtime.engine == "ray":
-        from stream.ray_runtime import RayRuntime
-        runtime = RayRuntime(cfg, overrides)         # joins the cluster, starts the model pool
-        scene, models, evidence = None, runtime.models, runtime.evidence
-    else:
-        runtime = LocalRuntime(lambda camera, c, on_state: open_source(camera, c, on_state=on_state, **overrides))
-        scene, models = scene_from_config(cfg), build_detector(cfg)
-        evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
-    try:
-        publisher = Publisher.from_config(cfg.alerts)
-    except BaseException:
-        runtime.close()
-        raise
-    chat = ChatService(models) if cfg.alerts.chat_endpoint is not None or cfg.http is not None else None
-    if cfg.alerts.chat_endpoint is not None:
-        try:
-            chat.serve(cfg.alerts.chat_endpoint, publisher.configure)
-        except OSError as e:
-            publisher.close()
-            runtime.close()
-            raise ConfigError(f"alerts.chat_endpoint: {e}") from None
-    pipeline = Pipeline(cfg, None, scene, models, publisher, stop or threading.Event(), evidence, chat, runtime=runtime)
-    if cfg.http is not None:
-        from stream.api import ApiServer
-        try:
-            pipeline.api = ApiServer(pipeline, cfg.http)
-        except ConfigError:
-            if chat is not None:
-                chat.close()
-            publisher.close()
-            runtime.close()
-            raise
-    return pipeline

@@ -9,14 +9,6 @@ from typing import Callable
 from stream.types import EndOfStream
 
 
-def windows_policy(configured: str, live: bool) -> str:
-    """`queues.windows_policy` for one camera: `auto` drops the oldest window of a live source
-    (real time matters more than every window) and blocks a file (nothing is lost)."""
-    if configured != "auto":
-        return configured
-    return "drop_oldest" if live else "block"
-
-
 class StageQueue:
     """A bounded queue with a declared policy when full: `block` (lossless) or `drop_oldest`.
 

@@ -30,7 +30,6 @@ import time
 from concurrent.futures import Future
 from dataclasses import replace
 from itertools import count
-from typing import Any
 
 from stream.config import ActorResources, CameraConfig, ConfigError, HawkwatchConfig
 from stream.metrics import INGEST_COUNTERS, CameraStats
@@ -55,11 +54,11 @@ class CameraWorker:
     """One camera's ingest and scene stage, as a (threaded) actor: `start` runs them on threads of
     its own; the driver takes the results with `pull`."""
 
-    def __init__(self, cfg: HawkwatchConfig, camera: str, overrides: dict[str, Any]):
+    def __init__(self, cfg: HawkwatchConfig, camera: str):
         _log_like_the_driver()
         from stream.alerts.evidence import EvidenceWriter
         from stream.scene.graph import scene_from_config
-        self.cfg, self.camera, self.overrides = cfg, camera, overrides
+        self.cfg, self.camera = cfg, camera
         self.scene = scene_from_config(cfg)
         self.evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
         self.token: int | None = None                # which start() of the driver's this instance runs
@@ -74,7 +73,7 @@ class CameraWorker:
         from stream.ingest.camera import CameraIngest
         from stream.ingest.source import open_source
         from stream.scene.stage import scene_stage
-        from stream.queues import StageQueue, windows_policy
+        from stream.queues import StageQueue
         if self.token is not None:
             return self._identity()
         c: CameraConfig = self.cfg.cameras[self.camera]
@@ -90,9 +89,9 @@ class CameraWorker:
             with self._lock:
                 self._states.append((state, detail))
         fast_until = (resume_after + 1) * w.stride_s + w.length_s if resume_after >= 0 and not live else 0.0
-        self.source = open_source(self.camera, c, on_state=on_state, fast_until_s=fast_until, **self.overrides)
+        self.source = open_source(self.camera, c, on_state=on_state, fast_until_s=fast_until)
         self.stats = CameraStats(self.camera, self.source.kind, self.source.name)
-        self.policy = windows_policy(self.cfg.queues.windows_policy, self.source.live)
+        self.policy = self.cfg.windows_policy_of(c)
 
         def dropped(window_id: int) -> None:
             self.stats.count("windows_dropped")
@@ -219,7 +218,7 @@ class ModelWorker:
 
     def __init__(self, cfg: HawkwatchConfig):
         _log_like_the_driver()
-        from stream.detectors import build_detector
+        from stream.detection.registry import build_detector
         self.detector = build_detector(cfg)
 
     def describe(self) -> dict:
@@ -278,9 +277,9 @@ class RayRuntime:
     `Runtime`)."""
     engine, scenes_built_here = "ray", False
 
-    def __init__(self, cfg: HawkwatchConfig, overrides: dict[str, Any]):
+    def __init__(self, cfg: HawkwatchConfig):
         import ray
-        self.ray, self.cfg, self.overrides = ray, cfg, overrides
+        self.ray, self.cfg = ray, cfg
         self._tokens = count(1)
         address = cfg.runtime.address
         check_reachable(address)
@@ -305,7 +304,7 @@ class RayRuntime:
                     log.warning("%s wants %g %s in all and the cluster has %g: its workers wait until nodes with "
                                 "room join (an autoscaling cluster adds them)", what, want * n, kind, have.get(kind, 0))
         try:
-            self.models = ModelPool(self, cfg)
+            self.scorer = ModelPool(self, cfg)
         except BaseException:
             ray.shutdown()
             raise
@@ -330,7 +329,7 @@ class RayRuntime:
         for cam in list(self.cameras.values()):
             cam.join(timeout=5.0)
             cam.kill()
-        self.models.kill()
+        self.scorer.kill()
         self.ray.shutdown()
 
 
@@ -339,15 +338,14 @@ class RayCamera:
     and restarts its camera when Ray has restarted the actor (stream/runtime.py's `CameraRunner`)."""
 
     def __init__(self, runtime: RayRuntime, host: CameraHost, camera: str, cfg: CameraConfig):
-        from stream.ingest.source import source_kind
         from stream.redact import redact
         ray = runtime.ray
         self.runtime, self.host, self.camera, self.cfg = runtime, host, camera, cfg
-        self.kind = source_kind(cfg.target, is_file=cfg.path is not None, is_device=cfg.device is not None)
+        self.kind = cfg.kind
         self.name = redact(cfg.target)
         options = runtime.options(runtime.cfg.runtime.cameras, cfg.labels, max_concurrency=4, max_task_retries=0)
         only_this_camera = runtime.cfg.model_copy(update={"cameras": {camera: cfg}})
-        self.actor = ray.remote(CameraWorker).options(**options).remote(only_this_camera, camera, runtime.overrides)
+        self.actor = ray.remote(CameraWorker).options(**options).remote(only_this_camera, camera)
         self.restarts = 0
         self.node: str | None = None     # where the worker runs (a Ray node id), once started
         self.last_received = -1          # the last window id the driver took from the worker
@@ -512,7 +510,7 @@ class RayEvidence:
 
 class ModelPool:
     """`runtime.models.actors` model workers; each batch goes to the least busy one, and a batch
-    lost with its worker is sent again to another (stream/detection/stage.py's `Models`)."""
+    lost with its worker is sent again to another (stream/detection/stage.py's `Scorer`)."""
 
     def __init__(self, runtime: RayRuntime, cfg: HawkwatchConfig):
         ray = runtime.ray

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.alerts.security import add_client_arguments, client_from_arguments
 from stream.alerts.subscriber import AlertSubscriber
 

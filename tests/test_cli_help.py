@@ -6,11 +6,12 @@ import importlib
 
 import pytest
 
-from stream.cli import Parser
+from engines.cli import Parser
 
 CLIS = ["training.synth", "training.evaluate", "training.qa", "training.cues", "training.extract", "training.train",
-        "stream.llm.chat", "stream.subscribe", "stream.alerts.security", "stream.alerts.reviews", "stream.ingest.clips",
-        "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline", "run_pipeline check"]
+        "stream.alerts.chat", "stream.subscribe", "stream.alerts.security", "stream.alerts.reviews", "stream.ingest.clips",
+        "stream.scene.render", "engines.zoo", "engines.build", "training.sheet", "run_pipeline", "run_pipeline check",
+        "run_pipeline build-engines"]
 
 
 class _Captured(Exception):
@@ -25,8 +26,8 @@ def test_every_flag_has_help_with_its_default_and_the_description_is_whole(modul
     monkeypatch.setattr(Parser, "parse_args", capture)
     mod = importlib.import_module(module.split()[0])
     with pytest.raises(_Captured) as got:
-        {"run_pipeline": getattr(mod, "parse_args", None), "run_pipeline check": getattr(mod, "parse_check_args", None)
-         }.get(module, mod.main)([])
+        {"run_pipeline": getattr(mod, "parse_args", None), "run_pipeline check": getattr(mod, "parse_check_args", None),
+         "run_pipeline build-engines": getattr(mod, "build_engines", None)}.get(module, mod.main)([])
     parser = got.value.parser
     assert parser.description and parser.description.rstrip()[-1] in ".:)", parser.description
     help_text = parser.format_help()

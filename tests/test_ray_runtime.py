@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stream.config import load_config
-from stream.pipeline import build_pipeline
+from stream.config import load_config, with_overrides
+from stream.app import build_pipeline
 from stream.types import Alert, EndOfStream, Verdict
 from tests import harness
 from tests.harness import ROOT, Subscriber, all_stopped, start, write_config
@@ -48,7 +48,7 @@ def run(config: Path, *, replay: str, duration_s: float, during=None, prepare=No
     """Run the pipeline in this process; the verdicts and alerts it published, and its last health.
     `during(published)` runs on a thread beside it; `prepare(pipeline)` before it starts."""
     got: list = []
-    pipeline = build_pipeline(load_config(config), replay=replay, duration_s=duration_s)
+    pipeline = build_pipeline(with_overrides(load_config(config), replay=replay, duration_s=duration_s))
     if prepare:
         prepare(pipeline)
     pipeline.observers.append(got.append)
@@ -105,7 +105,7 @@ def test_the_demo_gives_the_same_verdicts_on_ray_with_ingest_on_another_node(tmp
     pipelines, pictures = [], []
 
     def snapshot(published):          # the console's snapshot: the frame comes from the worker on the north node
-        from stream.api import Recent, Snapshots
+        from stream.http.readmodel import Recent, Snapshots
         while not any(isinstance(g, Verdict) for g in published):
             time.sleep(0.05)
         pictures.append(Snapshots(pipelines[0], Recent()).jpeg("lobby"))
@@ -146,7 +146,7 @@ def test_a_model_worker_killed_with_a_batch_on_it_is_replaced_and_the_batch_scor
     killed = []
 
     def kill_the_worker_on_the_fifth_batch(pipeline):
-        pool, submit = pipeline.models, pipeline.models.submit
+        pool, submit = pipeline.scorer, pipeline.scorer.submit
 
         def submit_and_kill(scenes, *args, **kwargs):
             out = submit(scenes, *args, **kwargs)
@@ -269,7 +269,7 @@ def test_a_live_camera_worker_holds_at_most_in_flight_scene_graphs_and_counts_wh
         config = write_config(tmp_path, {"lobby": {"url": server.url("/lobby")}}, _port(), models_dir,
                               windows={"length_s": 1.0, "stride_s": 0.5, "sample_fps": 2.0},
                               queues={"windows": 2}, runtime={"engine": "ray", "in_flight": 2})
-        worker = CameraWorker(load_config(config), "lobby", {})
+        worker = CameraWorker(load_config(config), "lobby")
         try:
             worker.start(token=1)
             time.sleep(10)                       # 19 windows' worth of stream, nobody pulling

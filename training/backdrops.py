@@ -23,6 +23,7 @@ import numpy as np
 
 WIDTH = 768                      # vtest.avi's width: actors keep the scale they were cut out at
 VTEST_HEIGHT = 576
+GROUND_Y = (200.0, 560.0)        # where feet can be in vtest's frame (the road and the lawn)
 MIN_BOXES = 12                   # detections needed to fit a perspective (a slope)
 SAMPLES = 24                     # frames a backdrop's people are found on (a second apart)
 MIN_PEOPLE = 3                   # ... to take their size (no slope); fewer: vtest's perspective scaled
@@ -78,7 +79,6 @@ def frame_at(frames: list[np.ndarray], i: int) -> np.ndarray:
 
 def prior_scene(height: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """vtest.avi's perspective and ground (training/synth.py), scaled to a frame `height` px high."""
-    from training.synth import GROUND_Y
 
     r = height / VTEST_HEIGHT
     return (0.269, 10.5 * r), (GROUND_Y[0] * r, GROUND_Y[1] * r)

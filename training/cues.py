@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.llm.features import DWELL_UNIT, KIN_SCALE, Clip, clips_of
 from stream.scene.kinematics import KINEMATICS
 from stream.llm.hawkeye import HawkeyeConfig

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.config import EventsConfig, load_config
 from stream.detection.events import EventTracker
 from stream.types import SceneGraph, SecondScore, Verdict

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.config import ConfigError, load_config
 from stream.ingest.source import VideoSource
 from stream.ingest.windows import WindowAssembler

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.config import EventsConfig, NormalConfig
 from stream.detection.events import EventTracker
 from stream.detection.normal import LEAD_IN_S, CameraNormal

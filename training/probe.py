@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.llm.features import collate
 from stream.llm.hawkeye import HawkeyeModel, load_model
 from stream.llm.prompts import CATEGORY, DISCOVERY, answer_category

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.llm.features import clips_of, collate
 from stream.llm.prompts import CHAT, parse_answer
 from training.data import Question, read_ground_truth, window_questions

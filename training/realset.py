@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.llm.prompts import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]

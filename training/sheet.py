@@ -12,7 +12,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.cli import Parser
+from engines.cli import Parser
 from training.data import read_ground_truth
 
 

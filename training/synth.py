@@ -48,15 +48,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.cli import Parser
+from engines.cli import Parser
 from engines import file_sha256
-from training.backdrops import Backdrop, frame_at, read_frames, real_backdrops
+from training.backdrops import GROUND_Y, Backdrop, frame_at, read_frames, real_backdrops
 from training.mattes import PALETTE, Segmenter, matte, recolour, regions
 
 CATEGORIES = ("fall", "scuffle", "chase", "running", "dispersal", "loitering", "abandoned", "theft")
 SPLITS = ("train", "val", "test")
 GENERATOR_VERSION = 3
-GROUND_Y = (200.0, 560.0)     # where feet can be in vtest's frame (the road and the lawn)
 WALK = (0.55, 0.85)           # walking speed, body heights a second
 RUN = (1.6, 2.4)              # running speed (a person 1.75 m tall: 2.8-4.2 m/s)
 

@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm import tqdm
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.llm.features import collate
 from stream.llm.hawkeye import CategoryHead, HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stream.cli import Parser
+from engines.cli import Parser
 
 LABELS = ("confirmed", "false_alarm")
 MAX_NOTE = 1000       # characters

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from stream.cli import Parser
+from engines.cli import Parser
 
 import zmq
 import zmq.auth

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.config import NormalConfig
 from stream.types import Verdict
 
@@ -405,7 +405,7 @@ def _learn_file(cfg, camera: str, video: Path) -> CameraNormal:
     """Run the scene stage and the detector over a recorded file and learn every second of it."""
     from stream.ingest.source import VideoSource
     from stream.ingest.windows import WindowAssembler
-    from stream.detectors import build_detector
+    from stream.detection.registry import build_detector
     from stream.scene.graph import scene_from_config
 
     ncfg = cfg.normal_of(camera)

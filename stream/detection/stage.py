@@ -1,6 +1,6 @@
 """The detector stage: scene graphs in; verdicts and alerts out, in window order per camera.
 
-    scenes ─► DetectorStage.add ─► Scheduler (which windows go together) ─► Models.submit (batches)
+    scenes ─► DetectorStage.add ─► Scheduler (which windows go together) ─► Scorer.submit (batches)
           ─► decide: each verdict out, then the camera's EventTracker (zones and its normal gate it)
           ─► AlertSequencer ─► out (the publisher's queue)
     opened events ─► evidence (EvidenceWriter's thread) and explanations (`run_explainer`'s thread)
@@ -9,7 +9,7 @@
 `DetectorStage` plans, submits and decides; `AlertSequencer` holds a camera's close until its
 event's evidence is written, so every close carries its files. Both are plain objects that the
 coordinator (stream/pipeline.py) runs on its threads; neither knows sockets or runtimes: the
-models are anything with `Models`' methods, and what goes out is handed to `out`.
+scorer is anything with `Scorer`'s methods, and what goes out is handed to `out`.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Models(Protocol):
-    """Runs the detector's batches: on the calling thread (stream/local_runtime.py: `InlineModels`)
+class Scorer(Protocol):
+    """Runs the detector's batches: on the calling thread (stream/local_runtime.py: `InlineScorer`)
     or on a pool of actors (stream/ray_runtime.py), up to `parallel` batches at once; results are
     taken in submission order."""
     max_batch: int
@@ -100,20 +100,20 @@ class DetectorStage:
     (the coordinator adds its latency and frees the window's frames). `zones` and `normal` gate
     where and when an event may open; `evidence` writes an opened event's files."""
 
-    def __init__(self, models: Models, events_of: Callable[[str], EventsConfig],
+    def __init__(self, scorer: Scorer, events_of: Callable[[str], EventsConfig],
                  out: Callable[[tuple | EndOfStream], None], *, scored: Callable[[SceneGraph, Verdict], Verdict],
                  zones: Mapping[str, Zones], normal: NormalMemories, evidence: EvidenceWriter | None = None):
-        self.models, self.events_of, self.out, self.scored = models, events_of, out, scored
+        self.scorer, self.events_of, self.out, self.scored = scorer, events_of, out, scored
         self.zones, self.normal, self.evidence = zones, normal, evidence
         self.trackers: dict[str, EventTracker] = {}
         self.last: dict[str, Verdict] = {}                     # camera -> its latest verdict (to close at its end)
         self.decided: dict[str, int] = {}                      # camera -> the last window id decided
         self.waiting: dict[tuple[str, int], SceneGraph] = {}
-        self.sched = Scheduler(models.max_batch, models.max_wait_s)
+        self.sched = Scheduler(scorer.max_batch, scorer.max_wait_s)
         self.running: deque[tuple[list[SceneGraph], Future]] = deque()   # batches submitted, in order
         self.sequencer = AlertSequencer(lambda item: out(("alert", item) if isinstance(item, Alert) else item))
         self.duplicates = 0
-        self.explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if models.explains else None
+        self.explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if scorer.explains else None
         self.explanations: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
 
     # -- the detector thread ----------------------------------------------------------------------
@@ -142,11 +142,11 @@ class DetectorStage:
         and send the explanations and evidence that came back. `flush`: everything waiting is
         submitted and decided before returning."""
         while True:
-            while len(self.running) < self.models.parallel and \
+            while len(self.running) < self.scorer.parallel and \
                     (plan := self.sched.plan(now, flush=flush)) is not None:
                 scenes = [self.waiting.pop((r.camera, r.window_id)) for r in plan.requests]
-                self.running.append((scenes, self.models.submit(scenes)))
-            if not self.running or not (flush or self.running[0][1].done() or len(self.running) >= self.models.parallel):
+                self.running.append((scenes, self.scorer.submit(scenes)))
+            if not self.running or not (flush or self.running[0][1].done() or len(self.running) >= self.scorer.parallel):
                 break
             scenes, result = self.running.popleft()       # waits for it when the models are full or flushing
             self._decide(scenes, result.result())
@@ -221,6 +221,6 @@ class DetectorStage:
                 continue
             try:
                 self.explanations.put((alert.camera, alert.alert_id,
-                                       self.models.explain(scene, alert.category, alert.start, alert.end)))
+                                       self.scorer.explain(scene, alert.category, alert.start, alert.end)))
             except Exception:  # noqa: BLE001 - an explanation is never worth the alert
                 log.exception("explaining alert %s failed", alert.alert_id[:8])

@@ -13,7 +13,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from stream.cli import Parser
+from engines.cli import Parser
 
 import av
 

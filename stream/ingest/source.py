@@ -28,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.config import CameraConfig, IngestConfig
+from stream.config import CameraConfig, IngestConfig, source_kind
 from stream.ingest.clock import BestEffortTimestamp, StreamClock
 from stream.ingest.lifecycle import CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff
 from stream.logs import RateLimitedLog
@@ -52,16 +52,6 @@ class SourceError(RuntimeError):
 
 class _Stalled(Exception):
     """The watchdog fired: no frame for watchdog_s."""
-
-
-def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) -> str:
-    """file | device | rtsp | udp | srt | http | rtmp: what the target is, from its scheme."""
-    if is_file:
-        return "file"
-    if is_device:
-        return "device"
-    scheme = target.partition("://")[0].lower()
-    return {"rtsps": "rtsp", "https": "http"}.get(scheme, scheme)
 
 
 class VideoSource:
@@ -413,11 +403,10 @@ def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
     return lambda: frame.to_ndarray(format="bgr24")
 
 
-def open_source(camera: str, c: CameraConfig, *, on_state: Callable[[str, str | None], None] | None = None,
-                replay: str | None = None, loop: bool | None = None, duration_s: float | None = None,
+def open_source(camera: str, c: CameraConfig, on_state: Callable[[str, str | None], None] | None = None, *,
                 fast_until_s: float = 0.0) -> VideoSource:
-    """A camera's source as configured, with the command line's overrides (`replay`, `loop`, `duration_s`)."""
+    """A camera's source as configured (the command line's overrides are in the config:
+    stream/config.py's `with_overrides`)."""
     return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
-                       replay=replay or c.replay, loop=c.loop if loop is None else loop, ingest=c.ingest,
-                       stop=threading.Event(), max_stream_s=duration_s, on_state=on_state,
-                       fast_until_s=fast_until_s)
+                       replay=c.replay, loop=c.loop, ingest=c.ingest, stop=threading.Event(),
+                       max_stream_s=c.duration_s, on_state=on_state, fast_until_s=fast_until_s)

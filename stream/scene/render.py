@@ -21,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.scene.pose import COCO17_EDGES
 from stream.scene.relations import GROUND, OBJECTS, PREDICATES
 from stream.types import SceneGraph

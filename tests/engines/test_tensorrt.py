@@ -117,6 +117,20 @@ def test_build_command_fails_with_one_line_where_tensorrt_cannot_run(models_dir)
     assert done.returncode == 1 and len(lines) == 1 and lines[0].startswith("engines.build: tensorrt"), done.stderr
 
 
+def test_a_configs_plans_are_built_by_hawkwatch_with_its_settings_and_a_bad_config_says_why(tmp_path):
+    if _have_tensorrt() is None:
+        pytest.skip("TensorRT can run here")
+    done = subprocess.run([sys.executable, "run_pipeline.py", "build-engines", "configs/demo.yaml"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("hawkwatch build-engines: tensorrt"), done.stderr
+    (tmp_path / "bad.yaml").write_text("version: 1\ncamreas: {}\n")
+    done = subprocess.run([sys.executable, "run_pipeline.py", "build-engines", str(tmp_path / "bad.yaml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "hawkwatch build-engines: config error" in done.stderr, done.stderr
+
+
 @needs_tensorrt
 def test_a_built_plan_reproduces_onnxruntime_and_is_cached(models_dir, vtest_frames, tmp_path):
     import cv2

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stream.config import ConfigError, load_config, parse_config
+from stream.config import ConfigError, load_config, parse_config, with_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -176,3 +176,28 @@ def test_each_camera_switches_the_normal_on_or_off_or_replaces_it(demo):
     assert lobby.enabled and lobby.warmup_minutes == 5 and lobby.store == (ROOT / "var" / "normal").resolve()
     assert not gate.enabled and gate.warmup_minutes == 5
     assert door.enabled and door.radius == 0.1 and door.warmup_minutes == 5       # field by field
+
+
+def test_the_publish_queue_is_also_read_under_its_former_name(demo):
+    assert parse_config({**demo, "queues": {"publish": 7}}, DEMO.parent).queues.publish == 7
+    assert parse_config({**demo, "queues": {"outbox": 5}}, DEMO.parent).queues.publish == 5
+
+
+def test_each_camera_knows_its_kind_and_whether_it_is_live_and_so_its_windows_policy(demo):
+    cams = {"file": {"path": demo["cameras"]["lobby"]["path"]}, "door": {"url": "rtsps://user:pw@cam/1"},
+            "usb": {"device": "/dev/video0"}}
+    cfg = parse_config({**demo, "cameras": cams}, DEMO.parent)
+    assert {c: (cc.kind, cc.live) for c, cc in cfg.cameras.items()} == {
+        "file": ("file", False), "door": ("rtsp", True), "usb": ("device", True)}
+    assert [cfg.windows_policy_of(cc) for cc in cfg.cameras.values()] == ["block", "drop_oldest", "drop_oldest"]
+    forced = parse_config({**demo, "cameras": cams, "queues": {"windows_policy": "block"}}, DEMO.parent)
+    assert {forced.windows_policy_of(cc) for cc in forced.cameras.values()} == {"block"}
+
+
+def test_the_command_lines_overrides_go_into_every_camera_of_the_config(demo):
+    cfg = parse_config(demo, DEMO.parent)
+    same = with_overrides(cfg)
+    assert same is cfg
+    got = with_overrides(cfg, replay="fast", loop=True, duration_s=30.0)
+    assert {(c.replay, c.loop, c.duration_s) for c in got.cameras.values()} == {("fast", True, 30.0)}
+    assert {(c.replay, c.loop, c.duration_s) for c in cfg.cameras.values()} == {("realtime", False, None)}

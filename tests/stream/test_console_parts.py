@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from stream.api import Recent, zones_yaml
+from stream.http.readmodel import Recent, zones_yaml
 from stream.config import ZoneConfig
-from stream.console import timeline_svg
+from stream.http.console import timeline_svg
 from stream.types import Alert, SecondScore, Verdict
 
 

@@ -11,7 +11,7 @@ import zmq
 
 from stream.alerts.publisher import Publisher
 from stream.alerts.query import MAX_FRAME, QueryClient, RequestServer
-from stream.llm.chat import ChatService
+from stream.alerts.chat import ChatService
 from tests.harness import next_port
 from tests.stream.alerts.test_alerts import alert
 

@@ -89,7 +89,7 @@ def test_a_user_asks_the_running_pipeline_about_a_camera(tmp_path, clip12, model
 def test_the_baseline_says_it_cannot_answer_questions():
     from stream.detection.baseline import BaselineDetector
     from stream.config import BaselineConfig
-    from stream.llm.chat import ChatService
+    from stream.alerts.chat import ChatService
 
     with pytest.raises(RequestError, match="baseline detector does not answer questions"):
         ChatService(BaselineDetector(BaselineConfig())).handle({"op": "chat", "camera": "lobby", "question": "hi"})
@@ -98,7 +98,7 @@ def test_the_baseline_says_it_cannot_answer_questions():
 def test_a_model_that_reads_pretrained_appearance_needs_it_in_the_config(tmp_path, clip12, models_dir, free_endpoint):
     from stream.config import ConfigError, load_config
     from stream.llm.hawkeye import HawkeyeConfig
-    from stream.pipeline import build_pipeline
+    from stream.app import build_pipeline
     model = new_model(HawkeyeConfig(appearance_dim=1280)).save(tmp_path / "model")
     config = write_config(tmp_path, {"lobby": clip12}, free_endpoint, models_dir,
                           detector={"name": "hawkeye", "hawkeye": {"model": str(model)}})

@@ -11,7 +11,7 @@ token at a time, and a scoring batch that waits goes first (stream/llm/detector.
 so a question never holds the cameras' verdicts back; questions are served one at a time. With a
 detector that cannot talk (the baseline), every question is answered with an error that says so.
 
-    python -m stream.llm.chat --camera lobby "Is anyone running?"
+    python -m stream.alerts.chat --camera lobby "Is anyone running?"
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import time
 from collections import deque
 from typing import Any
 
-from stream.cli import Parser
+from engines.cli import Parser
 from stream.alerts.query import RequestError, RequestServer, int_field, camera_field, only_fields
 from stream.types import SceneGraph
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from stream.alerts.query import QueryClient
     from stream.alerts.security import add_client_arguments, client_from_arguments
 
-    p = Parser("python -m stream.llm.chat", __doc__)
+    p = Parser("python -m stream.alerts.chat", __doc__)
     p.add_argument("question", help="the question, in quotes")
     p.add_argument("--camera", required=True, help="the camera id the question is about")
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5558", help="the pipeline's alerts.chat_endpoint")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import typing
 
 from stream.config import DetectorConfig, load_config
-from stream.detectors import DETECTORS, build_detector
+from stream.detection.registry import DETECTORS, build_detector
 from stream.detection.baseline import BaselineDetector
 from tests.harness import ROOT
 

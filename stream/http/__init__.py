@@ -1,0 +1,93 @@
+"""The HTTP API and the web console, served by the pipeline's own process (FastAPI on uvicorn, on
+a thread of its own). One router per resource, all reading one read model (readmodel.py):
+
+    cameras.py     GET  /api/cameras                    every camera's latest health (state, fps, drops, latencies)
+                   GET  /api/cameras/{c}/snapshot.jpg   its latest scored window's last frame, the scene drawn on it
+                   GET  /api/cameras/{c}/scores         its recent windows' scores, per second
+                   GET, PUT /api/cameras/{c}/zones      where events may open
+                   POST /api/cameras/{c}/chat           a question about its recent windows (detector: hawkeye)
+                   POST /api/cameras/{c}/normal/reset   forget what it learnt of its own normal
+    events.py      GET  /api/events                     events from the outbox, newest first, by camera, category, time; paged
+                   GET  /api/events/{id}                one event's latest message and its review
+                   GET  /api/events/{id}/keyframe.jpg, /clip.mp4   its evidence
+                   PUT  /api/events/{id}/review         confirmed | false_alarm (stored beside the outbox)
+                   GET  /api/labels                     the reviews as training labels (training/data.py's format)
+    operations.py  GET  /healthz, /metrics              liveness; Prometheus
+    console/       GET  /                               the console: cameras, timelines, events, chat
+                   GET  /docs                           the OpenAPI description (and /openapi.json)
+
+In the pipeline's process because that is where the state is: the health it publishes, its
+counters and its outbox; a second process would have to rebuild all of it from the topics.
+Who may ask is auth.py's. HTTPS when a certificate is configured. A new resource is a module with
+a `router` and its line in ROUTERS.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, FastAPI
+
+from stream.alerts.reviews import ReviewStore
+from stream.config import ConfigError, HttpConfig
+from stream.http import cameras, console, events, operations
+from stream.http.auth import authorised, token_of
+from stream.http.readmodel import ReadModel
+
+if TYPE_CHECKING:
+    from stream.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+ROUTERS = (cameras.router, events.router, operations.router)
+
+
+def create_app(read: ReadModel, token: str | None) -> FastAPI:
+    app = FastAPI(title="Hawkwatch", description="Cameras, events, chat and metrics of a running Hawkwatch pipeline, "
+                  "and its web console (/).", dependencies=[Depends(authorised)])
+    app.state.read, app.state.token = read, token
+    app.state.metrics = operations.metrics_registry(read)
+    for router in ROUTERS:
+        app.include_router(router)
+    console.install(app)
+    return app
+
+
+class HttpServer:
+    """The app on uvicorn, on a thread; the socket is bound when this is made, so a taken port is a
+    config error at start-up, not a log line later."""
+
+    def __init__(self, pipeline: Pipeline, cfg: HttpConfig):
+        import uvicorn
+        token = token_of(cfg)
+        host, _, port = cfg.endpoint.rpartition(":")
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host.strip("[]"), int(port)))
+        except OSError as e:
+            self.sock.close()
+            raise ConfigError(f"http.endpoint {cfg.endpoint}: {e.strerror or e}") from None
+        self.sock.listen(64)
+        self.url = f"{'https' if cfg.certfile else 'http'}://{cfg.endpoint}"
+        self.reviews = ReviewStore(cfg.reviews or pipeline.publisher.outbox.path.with_name("reviews.sqlite"))
+        self.read = ReadModel(pipeline, self.reviews)
+        config = uvicorn.Config(create_app(self.read, token), log_level="warning", access_log=False,
+                                ssl_certfile=str(cfg.certfile) if cfg.certfile else None,
+                                ssl_keyfile=str(cfg.keyfile) if cfg.keyfile else None)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="http",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("console on %s/ (API: %s/api/cameras, metrics: %s/metrics, docs: %s/docs)",
+                 self.url, self.url, self.url, self.url)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10.0)
+        self.sock.close()
+        self.reviews.close()

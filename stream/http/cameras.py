@@ -1,0 +1,73 @@
+"""/api/cameras: every camera's health, and per camera its snapshot, scores, zones, chat and normal."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from stream.config import ZoneConfig
+from stream.http.readmodel import ReadModel, zones_yaml
+from stream.http.state import read_model
+
+router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+
+
+class ChatRequest(BaseModel):
+    question: str = Field(description="A free question about the camera's recent windows.")
+    windows: int = Field(2, ge=1, le=8, description="How many recent windows the answer reads.")
+
+
+def known(camera: str, read: ReadModel = Depends(read_model)) -> str:
+    """The path's camera, or a 404."""
+    if not read.knows(camera):
+        raise HTTPException(404, f"no camera {camera!r}")
+    return camera
+
+
+@router.get("", summary="Every camera's latest health message, with the event open on it (or null)")
+def cameras(read: ReadModel = Depends(read_model)) -> list[dict]:
+    return read.health()
+
+
+@router.get("/{camera}/snapshot.jpg", summary="The latest scored window's last frame, scene drawn on it",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def snapshot(camera: str = Depends(known), overlay: bool = True, read: ReadModel = Depends(read_model)) -> Response:
+    data = read.snapshot(camera, overlay)
+    if data is None:
+        raise HTTPException(404, f"no scored window of camera {camera!r} yet")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{camera}/scores", summary="Recent windows' scores, per second (the last hour)")
+def scores(camera: str = Depends(known), read: ReadModel = Depends(read_model),
+           since: float | None = Query(None, description="epoch seconds: windows ending then or later")) -> list[dict]:
+    return read.scores(camera, since)
+
+
+@router.get("/{camera}/zones", summary="The camera's zones (points relative to the picture)")
+def get_zones(camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> dict:
+    found = read.zones_of(camera)
+    return found.as_config() if found is not None else {}
+
+
+@router.put("/{camera}/zones", summary="Replace the camera's zones until the pipeline restarts")
+def set_zones(body: dict[str, ZoneConfig], camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> dict:
+    return {"zones": read.set_zones(camera, body).as_config(), "config": zones_yaml(camera, body)}
+
+
+@router.post("/{camera}/chat", summary="Ask about the camera's recent windows")
+def chat(body: ChatRequest, camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> dict:
+    from stream.alerts.query import RequestError
+    if not read.chats:
+        raise HTTPException(503, "chat is off in this pipeline")
+    try:
+        return read.ask(camera, body.question, body.windows)
+    except RequestError as e:
+        raise HTTPException(409, str(e)) from None
+
+
+@router.post("/{camera}/normal/reset", summary="Forget what the camera learnt of its own normal")
+def normal_reset(camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> dict:
+    normal = read.normal(camera)
+    normal.reset()
+    return normal.status()

@@ -1,0 +1,79 @@
+"""/healthz (liveness, no token) and /metrics (Prometheus): per camera counters, the camera's
+state, per-stage latency histograms, alerts by category and state, queue depths, the outbox and
+catch-up requests, read at each scrape."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from stream.http.readmodel import ReadModel
+from stream.metrics import COUNTERS, LATENCY_BUCKETS_S
+
+router = APIRouter(tags=["operations"])
+
+
+class PipelineCollector:
+    """Reads the running pipeline at each scrape (a prometheus_client custom collector)."""
+
+    def __init__(self, read: ReadModel):
+        self.read = read
+
+    def collect(self):
+        totals = self.read.totals()
+        for name, doc in COUNTERS.items():
+            if name == "alerts":          # by category and state, below
+                continue
+            family = CounterMetricFamily(f"hawkwatch_{name}", doc, labels=["camera"])
+            for cam, t in totals.items():
+                family.add_metric([cam], t["counts"].get(name, 0))
+            yield family
+        up = GaugeMetricFamily("hawkwatch_camera_up", "1 while the camera streams, 0 otherwise.", labels=["camera", "state"])
+        for cam, t in totals.items():
+            up.add_metric([cam, t["state"]], 1.0 if t["state"] == "streaming" else 0.0)
+        yield up
+        alerts = CounterMetricFamily("hawkwatch_alerts", COUNTERS["alerts"], labels=["camera", "category", "state"])
+        for cam, t in totals.items():
+            for (category, state), n in t["alerts"].items():
+                alerts.add_metric([cam, category, state], n)
+        yield alerts
+        latency = HistogramMetricFamily("hawkwatch_stage_latency_seconds", "Per-stage latency of each window.",
+                                        labels=["camera", "stage"])
+        for cam, t in totals.items():
+            for stage, (counts, total) in t["histograms"].items():
+                cumulative, buckets = 0, []
+                for bound, n in zip([*map(str, LATENCY_BUCKETS_S), "+Inf"], counts):
+                    cumulative += n
+                    buckets.append((bound, cumulative))
+                latency.add_metric([cam, stage], buckets, total)
+        yield latency
+        depth = GaugeMetricFamily("hawkwatch_queue_depth", "Items waiting between stages.", labels=["queue"])
+        for name, n in self.read.queue_depths().items():
+            depth.add_metric([name], n)
+        yield depth
+        box = self.read.outbox_status()
+        yield GaugeMetricFamily("hawkwatch_outbox_degraded", "1 while the outbox cannot write (alerts held in memory).",
+                                value=1.0 if box["state"] != "ok" else 0.0)
+        yield GaugeMetricFamily("hawkwatch_outbox_held", "Published alerts waiting to be stored.", value=box["held"])
+        yield CounterMetricFamily("hawkwatch_outbox_lost", "Published alerts dropped unstored.", value=box["lost"])
+        catchup = self.read.catchup_status()
+        if catchup is not None:
+            yield CounterMetricFamily("hawkwatch_catchup_requests", "Subscribers' requests for missed alerts answered.",
+                                      value=catchup["answered"])
+
+
+def metrics_registry(read: ReadModel) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(PipelineCollector(read))
+    return registry
+
+
+@router.get("/healthz", summary="Liveness: 200 while the pipeline runs (no token needed; says nothing else)")
+def healthz() -> dict:
+    return {"ok": True}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
