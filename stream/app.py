@@ -16,7 +16,7 @@ from stream.alerts.chat import ChatService
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher
 from stream.config import ConfigError, HawkwatchConfig
-from stream.detection.registry import build_detector
+from stream.detection.registry import build_detector, check_name as check_detector_name
 from stream.ingest.source import open_source
 from stream.local_runtime import LocalRuntime
 from stream.pipeline import Pipeline
@@ -26,6 +26,7 @@ from stream.scene.graph import scene_from_config
 def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None) -> Pipeline:
     """The config's pipeline, built and ready to run (models loaded, sockets bound); ConfigError
     names what the config asks for that cannot be had."""
+    check_detector_name(cfg)                       # before a cluster is joined or a model loaded
     with ExitStack() as parts:
         if cfg.runtime.engine == "ray":
             from stream.ray_runtime import RayRuntime

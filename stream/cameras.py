@@ -2,7 +2,8 @@
 health and scene. Cameras come and go while the pipeline runs (`reload`): a removed camera's
 source stops and its end of stream flushes it through every stage before it is forgotten; an added
 one starts; a changed one restarts once its old instance has flushed. The others never notice.
-Used from the coordinator's calling thread (stream/pipeline.py); the HTTP API reads the dicts."""
+Used from the coordinator's calling thread (stream/pipeline.py); the HTTP read model
+(stream/http/readmodel.py) reads the dicts."""
 from __future__ import annotations
 
 import logging

@@ -456,7 +456,8 @@ class HawkeyeDetectorConfig(_Strict):
 
 
 class DetectorConfig(_Strict):
-    name: Literal["baseline", "hawkeye"] = Field("baseline", description="Which detector turns scene graphs into verdicts.")
+    name: str = Field("baseline", description="Which detector turns scene graphs into verdicts: `baseline` or "
+                                              "`hawkeye` (stream/detection/registry.py; checked when it is built).")
     baseline: BaselineConfig = Field(default_factory=BaselineConfig,
                                      description="The kinematic baseline detector's rules (name: baseline).")
     hawkeye: HawkeyeDetectorConfig | None = Field(None, description="The Hawkeye model (name: hawkeye).")
@@ -788,6 +789,16 @@ class HawkwatchConfig(_Strict):
         """The event thresholds `camera` runs with: its own, or the top-level ones."""
         cam = self.cameras.get(camera)
         return cam.events if cam is not None and cam.events is not None else self.events
+
+
+RELOADED = ("cameras", "ingest", "replay")     # what a running pipeline takes from a re-read config
+
+
+def reloaded(running: HawkwatchConfig, new: HawkwatchConfig) -> tuple[HawkwatchConfig, list[str]]:
+    """What a running pipeline runs after re-reading its config (its cameras and their defaults
+    from `new`, the rest as it started), and the top-level keys whose changes wait for a restart."""
+    ignored = [k for k in HawkwatchConfig.model_fields if k not in RELOADED and getattr(new, k) != getattr(running, k)]
+    return running.model_copy(update={k: getattr(new, k) for k in RELOADED}), ignored
 
 
 def with_overrides(cfg: HawkwatchConfig, *, replay: str | None = None, loop: bool | None = None,

@@ -1,4 +1,5 @@
-"""Counters and latency percentiles per camera, read by the health messages."""
+"""Each camera's counters (the one list of them: COUNTERS), latency percentiles and histograms,
+and its health message (`CameraStats.health`); /metrics (stream/http/operations.py) reads the same."""
 from __future__ import annotations
 
 import threading
@@ -6,6 +7,8 @@ import time
 from collections import deque
 
 import numpy as np
+
+from stream.redact import redact
 
 
 class Latency:
@@ -81,6 +84,20 @@ class CameraStats:
             return {"counts": dict(self._counts), "state": self.state,
                     "histograms": {k: (list(v[0]), v[1]) for k, v in self._histograms.items()},
                     "alerts": dict(self.alerts_by_category)}
+
+    def health(self, counters: dict[str, int], state: str | None = None, detail: str | None = None) -> dict:
+        """The camera's health message (all but what the coordinator adds: queues, endpoints, its
+        normal, the runtime): its runner's latest counters taken in, then `snapshot`, with the state
+        it changed to when this reports a change (even if it has moved on since), and credentials
+        taken out of the detail and the target."""
+        for name, value in counters.items():
+            self.set(name, value)
+        snap = self.snapshot()
+        if state is not None:
+            snap["state"], snap["detail"] = state, detail
+        snap["detail"] = redact(snap["detail"]) if snap["detail"] else snap["detail"]
+        snap["target"] = redact(snap["target"])
+        return snap
 
     def snapshot(self) -> dict:
         """Totals, rates since the previous snapshot, and latency percentiles. `measured_fps` is

@@ -1,24 +1,17 @@
-"""Wire the stages: cameras (ingest -> windows -> scene) -> models -> events -> publisher.
+"""The coordinator: wires the stages, reports health and applies reloads. Built by the composition
+root (stream/app.py).
 
-The stages themselves (stream/ingest/camera.py, stream/scene/graph.py, the detector, the event
-tracker, stream/alerts/publisher.py) know nothing of who runs them. This module is the
-coordinator around them; a runtime runs the cameras and the models. Locally
-(stream/local_runtime.py, `runtime.engine: local`, the default) that is one thread per camera
-source, one for the scene stage and the models on the detector thread; on Ray
-(stream/ray_runtime.py) each camera is an actor that runs its ingest and scene stage, and the
-models are a pool of actors. Both hand this coordinator `CameraRunner`s and a `Scorer`; the
-detector thread runs the detector stage (stream/detection/stage.py: it schedules the batches,
-tracks events and orders alerts behind their evidence). The calling thread publishes
-(it owns the ZeroMQ socket and the outbox: one writer either way), sends health (at once on every
-source state change, and every `health_interval_s`) and applies config reloads. Every arrow is a
-bounded queue: replay blocks (lossless), live streams drop the oldest window and count it
-(`queues.windows_policy`). On stop, sources end their streams and everything already accepted
-flows through to the subscriber before the socket closes.
+    cameras (a runtime's CameraRunners: ingest, then locally the scene stage's thread here, or on
+    Ray each camera's actor) -> windows -> scenes -> the detector stage's thread
+    (stream/detection/stage.py, with the runtime's Scorer) -> the publish queue -> Delivery, on the
+    calling thread (stream/alerts/delivery.py: it owns the ZeroMQ socket and the outbox)
 
-Cameras come and go while running (`reload`, stream/cameras.py): a removed camera's source stops
-and its end of stream flushes it through every stage; an added one starts; a changed one restarts
-once its old instance has flushed. The other cameras never notice.
-"""
+Every arrow is a bounded queue: a live camera's windows drop the oldest when full (counted), a
+replayed file blocks, and everything after the windows blocks, so nothing accepted is lost. The
+calling thread also publishes health (at once on a camera's state change, and every
+`alerts.health_interval_s`) and applies `reload`s: a removed camera's source stops and its end of
+stream flushes it through every stage, an added one starts, a changed one restarts once its old
+instance has flushed (stream/cameras.py); the other cameras never notice."""
 from __future__ import annotations
 
 import logging
@@ -34,7 +27,7 @@ from stream.alerts.delivery import Delivery
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher
 from stream.cameras import Cameras
-from stream.config import CameraConfig, ConfigError, HawkwatchConfig
+from stream.config import CameraConfig, ConfigError, HawkwatchConfig, reloaded
 from stream.detection.normal import NormalMemories
 from stream.detection.registry import Detector
 from stream.detection.stage import DetectorStage, Scorer
@@ -127,11 +120,9 @@ class Pipeline:
             for cam in self.scene.person_scores(*person_scores_of(new)):
                 log.warning("reload: cameras.%s.person_score_threshold is below what the models were started "
                             "with; people that faint are found only after a restart", cam)
-        ignored = [k for k in HawkwatchConfig.model_fields
-                   if k not in ("cameras", "ingest", "replay") and getattr(new, k) != getattr(self.cfg, k)]
+        self.cfg, ignored = reloaded(self.cfg, new)
         if ignored:
             log.warning("reload: changes to %s take effect only after a restart", ", ".join(ignored))
-        self.cfg = self.cfg.model_copy(update={"cameras": new.cameras, "ingest": new.ingest, "replay": new.replay})
 
     # -- stages ---------------------------------------------------------------------------------
     def emit_window(self, window: Window | EndOfStream, policy: str) -> bool:
@@ -161,21 +152,13 @@ class Pipeline:
         """The stage threads go on until every camera has ended, or the run aborted."""
         return not self._finished.is_set() and not self._abort.is_set()
 
-    def _run_scene(self) -> None:
+    def _guarded(self, name: str, stage: Callable, *args) -> None:
+        """A stage thread's body; a broken stage ends the run with its reason, logged once."""
         try:
-            scene_stage(self.scene, self.windows, self._to_detector, self.cfg.models.max_batch,
-                        self.cfg.models.max_wait_ms / 1000.0, self._going)
-        except Exception as e:   # a broken stage ends the run with its reason, logged once
-            log.exception("scene stage failed")
-            self.fatal = f"scene stage failed: {type(e).__name__}: {e}"
-            self._abort.set()
-
-    def _run_detector(self) -> None:
-        try:
-            self.detector_stage.run(self._next_scene, self._going)
-        except Exception as e:   # a broken stage ends the run with its reason, logged once
-            log.exception("detector stage failed")
-            self.fatal = f"detector stage failed: {type(e).__name__}: {e}"
+            stage(*args)
+        except Exception as e:
+            log.exception("%s stage failed", name)
+            self.fatal = f"{name} stage failed: {type(e).__name__}: {e}"
             self._abort.set()
 
     def _next_scene(self, timeout: float) -> SceneGraph | EndOfStream | None:
@@ -200,16 +183,10 @@ class Pipeline:
 
     # -- publishing (the calling thread) --------------------------------------------------------
     def _health(self, camera: str, state: str | None = None, detail: str | None = None) -> None:
-        stats, runner = self.stats[camera], self.sources[camera]
-        counters = runner.counters()
+        runner = self.sources[camera]
+        counters = dict(runner.counters())
         restarts = counters.pop("restarts", 0)
-        for name, value in counters.items():
-            stats.set(name, value)
-        snap = stats.snapshot()
-        if state is not None:             # a state change: say the state it changed to, even if it moved on
-            snap["state"], snap["detail"] = state, detail
-        snap["detail"] = redact(snap["detail"]) if snap["detail"] else snap["detail"]
-        snap["target"] = redact(snap["target"])
+        snap = self.stats[camera].health(counters, state, detail)
         snap["queues"] = {"windows": self.windows.qsize(), "scenes": self.scenes.qsize(),
                           "publish": self.to_publish.qsize()}
         snap["endpoints"] = {s.name: s.status() for s in self._request_servers()}
@@ -252,16 +229,15 @@ class Pipeline:
         for service in self.services:
             service.start()
         self.publisher.resume()
-        wait = self.cfg.alerts.wait_for_subscriber_s
-        if wait > 0:
-            deadline = time.monotonic() + wait
-            while not self.stop.is_set() and not self.publisher.wait_for_subscriber(min(0.2, wait)):
-                if time.monotonic() >= deadline:        # a stop signal ends the wait too
-                    log.warning("no subscriber after %.1f s; starting anyway", wait)
-                    break
-        stages = [threading.Thread(target=self._run_detector, name="detector", daemon=True)]
+        if self.cfg.alerts.wait_for_subscriber_s > 0:
+            self.publisher.await_subscriber(self.cfg.alerts.wait_for_subscriber_s, self.stop)
+        stages = [threading.Thread(target=self._guarded, name="detector", daemon=True,
+                                   args=("detector", self.detector_stage.run, self._next_scene, self._going))]
         if self.runtime.scenes_built_here:
-            stages.append(threading.Thread(target=self._run_scene, name="scene", daemon=True))
+            m = self.cfg.models
+            stages.append(threading.Thread(target=self._guarded, name="scene", daemon=True, args=(
+                "scene", scene_stage, self.scene, self.windows, self._to_detector, m.max_batch, m.max_wait_ms / 1000,
+                self._going)))
         if self.detector_stage.explain_jobs is not None:
             stages.append(threading.Thread(target=self.detector_stage.run_explainer, name="explainer", daemon=True,
                                            args=(self._going,)))

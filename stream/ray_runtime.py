@@ -9,7 +9,9 @@ What runs where:
     max-batch / max-wait / open-events-first rules as the local runtime, across all cameras), the
     event trackers and the publisher, the single writer of the outbox and the ZeroMQ sockets.
 
-Only scene graphs (kilobytes) and verdicts cross between processes, never frames. Each camera
+A window's frames stay with its camera's worker: scene graphs (kilobytes) and verdicts cross
+between processes, a frame only when the console asks for a snapshot, and evidence is written
+on the worker. Each camera
 worker holds at most `runtime.in_flight` built scene graphs for the driver; a live camera then
 drops its oldest (counted), a file waits.
 

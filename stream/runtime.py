@@ -1,6 +1,6 @@
 """The interfaces between the coordinator (stream/pipeline.py) and a runtime (stream/local_runtime.py,
 stream/ray_runtime.py): what a runtime gives the coordinator (`Runtime`, a `CameraRunner` per
-camera, and the models: stream/detection/stage.py's `Scorer`), and all a camera runner may use of
+camera, and the scorer that runs the detector: stream/detection/stage.py's `Scorer`), and all a camera runner may use of
 the coordinator (`CameraHost`). Neither side imports the other's module."""
 from __future__ import annotations
 

@@ -33,16 +33,18 @@ class Delivery:
         alerts are being stored), deliver it, and send the alerts the outbox has stored."""
         item = self._take(published, 0.002 if self.publisher.storing else 0.1)
         alerts: list[Alert] = []
-        while isinstance(item, tuple) and item[0] == "alert" and len(alerts) < GROUP_COMMIT:
-            alerts.append(item[1])
+        while isinstance(item, Alert) and len(alerts) < GROUP_COMMIT:
+            alerts.append(item)
             item = self._take(published, 0)
         if alerts:
             self.alerts(alerts)
         if isinstance(item, EndOfStream):
             self.publisher.send_stored(wait=True)     # the camera's alerts go out before its final health
             self.ended(item)
-        elif item is not None:
-            self.verdict(item[1]) if item[0] == "verdict" else self.alerts([item[1]])
+        elif isinstance(item, Verdict):
+            self.verdict(item)
+        elif isinstance(item, Alert):                  # the one after a full group commit
+            self.alerts([item])
         self.publisher.send_stored()
 
     @staticmethod

@@ -147,6 +147,15 @@ class Publisher:
     def wait_for_subscriber(self, timeout_s: float) -> bool:
         return self.zmq.wait_for_subscriber(timeout_s)
 
+    def await_subscriber(self, seconds: float, stop: threading.Event) -> None:
+        """Wait up to `seconds` for a first subscriber (`alerts.wait_for_subscriber_s`: so that a
+        replay's first messages reach it); a stop ends the wait too."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and not self.wait_for_subscriber(min(0.2, seconds)):
+            if time.monotonic() >= deadline:
+                log.warning("no subscriber after %.1f s; starting anyway", seconds)
+                return
+
     def _fan_out(self, topic: str, body: bytes) -> None:
         for sink in self.sinks:
             try:

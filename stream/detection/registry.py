@@ -1,6 +1,7 @@
 """The detectors a config can name (`detector.name`), built by name from one registry: what scores
-each second of a window. Add one by writing its class (`batch(scenes) -> verdicts`) and a builder
-here."""
+each second of a window. Add one by writing its class (`batch(scenes) -> verdicts`, and what it
+declares it can do) in a module of its own, and its builder here with `@register_detector`; the
+builder imports the module, so a detector's dependencies load only when it is named."""
 from __future__ import annotations
 
 from typing import Callable, Protocol
@@ -24,11 +25,29 @@ class Detector(Protocol):
     def chat(self, scenes: list[SceneGraph], question: str, max_new_tokens: int = 64) -> str: ...
 
 
+DETECTORS: dict[str, Callable[[HawkwatchConfig], Detector]] = {}
+
+
+def register_detector(name: str) -> Callable:
+    def register(build: Callable[[HawkwatchConfig], Detector]) -> Callable[[HawkwatchConfig], Detector]:
+        DETECTORS[name] = build
+        return build
+    return register
+
+
+def check_name(cfg: HawkwatchConfig) -> None:
+    """A ConfigError naming the choices when `detector.name` names no detector."""
+    if cfg.detector.name not in DETECTORS:
+        raise ConfigError(f"detector.name: no detector {cfg.detector.name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+@register_detector("baseline")
 def _baseline(cfg: HawkwatchConfig) -> Detector:
     from stream.detection.baseline import BaselineDetector
     return BaselineDetector(cfg.detector.baseline)
 
 
+@register_detector("hawkeye")
 def _hawkeye(cfg: HawkwatchConfig) -> Detector:
     from stream.llm.detector import HawkeyeDetector
     from stream.llm.hawkeye import load_model
@@ -46,9 +65,7 @@ def _hawkeye(cfg: HawkwatchConfig) -> Detector:
                            explain=h.explain)
 
 
-DETECTORS: dict[str, Callable[[HawkwatchConfig], Detector]] = {"baseline": _baseline, "hawkeye": _hawkeye}
-
-
 def build_detector(cfg: HawkwatchConfig) -> Detector:
     """The configured detector, its model loaded (ConfigError when it cannot be)."""
+    check_name(cfg)
     return DETECTORS[cfg.detector.name](cfg)

@@ -95,13 +95,13 @@ class DetectorStage:
     camera's verdicts stay in window order; a window decided before (a restarted camera worker's
     repeat) is counted in `duplicates` and dropped.
 
-    `out` takes ("verdict", Verdict), ("alert", Alert) and EndOfStream, in order per camera.
+    `out` takes each Verdict, Alert and EndOfStream, in order per camera.
     `scored(scene, verdict)` sees each decided window first and returns the verdict to publish
     (the coordinator adds its latency and frees the window's frames). `zones` and `normal` gate
     where and when an event may open; `evidence` writes an opened event's files."""
 
     def __init__(self, scorer: Scorer, events_of: Callable[[str], EventsConfig],
-                 out: Callable[[tuple | EndOfStream], None], *, scored: Callable[[SceneGraph, Verdict], Verdict],
+                 out: Callable[[Verdict | Alert | EndOfStream], None], *, scored: Callable[[SceneGraph, Verdict], Verdict],
                  zones: Mapping[str, Zones], normal: NormalMemories, evidence: EvidenceWriter | None = None):
         self.scorer, self.events_of, self.out, self.scored = scorer, events_of, out, scored
         self.zones, self.normal, self.evidence = zones, normal, evidence
@@ -111,7 +111,7 @@ class DetectorStage:
         self.waiting: dict[tuple[str, int], SceneGraph] = {}
         self.sched = Scheduler(scorer.max_batch, scorer.max_wait_s)
         self.running: deque[tuple[list[SceneGraph], Future]] = deque()   # batches submitted, in order
-        self.sequencer = AlertSequencer(lambda item: out(("alert", item) if isinstance(item, Alert) else item))
+        self.sequencer = AlertSequencer(out)
         self.duplicates = 0
         self.explain_jobs: queue.Queue | None = queue.Queue(maxsize=16) if scorer.explains else None
         self.explanations: queue.SimpleQueue = queue.SimpleQueue()   # (camera, alert id, text) from the explainer
@@ -170,7 +170,7 @@ class DetectorStage:
                 continue
             self.decided[cam] = scene.window_id
             verdict = self.last[cam] = self.scored(scene, verdict)
-            self.out(("verdict", verdict))
+            self.out(verdict)
             zones, normal = self.zones.get(cam), self.normal.of(cam)
             if cam not in self.trackers:
                 self.trackers[cam] = EventTracker(cam, self.events_of(cam))

@@ -79,7 +79,7 @@ def kinds(out) -> list[str]:
     def kind(x) -> str:
         if isinstance(x, EndOfStream):
             return f"{x.camera}:end"
-        return f"{x[1].camera}:{x[1].window_id}" if x[0] == "verdict" else f"{x[1].camera}:{x[1].state}"
+        return f"{x.camera}:{x.window_id}" if isinstance(x, Verdict) else f"{x.camera}:{x.state}"
     return [kind(x) for x in out]
 
 
@@ -135,7 +135,7 @@ def test_a_close_waits_for_its_evidence_with_the_cameras_later_messages_behind_i
     files = (Evidence("keyframe", "k.jpg", "0" * 64, 10),)
     ev.results.put(("a", ev.submitted[0], files))
     st.step(now=0.0)
-    assert kinds(out)[-2:] == ["a:close", "a:end"] and out[-2][1].evidence == files
+    assert kinds(out)[-2:] == ["a:close", "a:end"] and out[-2].evidence == files
 
 
 def test_evidence_before_the_close_goes_out_as_an_update():
@@ -147,7 +147,7 @@ def test_evidence_before_the_close_goes_out_as_an_update():
     files = (Evidence("clip", "c.mp4", "1" * 64, 99),)
     ev.results.put(("a", ev.submitted[0], files))
     st.step(now=0.0)
-    assert out[-1][1].state == "update" and out[-1][1].evidence == files
+    assert out[-1].state == "update" and out[-1].evidence == files
 
 
 def test_the_sequencer_alone():
@@ -184,4 +184,4 @@ def test_explanations_come_back_as_updates_of_their_alerts():
         done.set()
         t.join(5)
     st.step(now=0.0)
-    assert out[-1][1].state == "update" and out[-1][1].explanation == "a fall from 0 to 1"   # its span when it opened
+    assert out[-1].state == "update" and out[-1].explanation == "a fall from 0 to 1"   # its span when it opened
