@@ -36,7 +36,8 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None)
         else:
             runtime = LocalRuntime(open_source)
             parts.callback(runtime.close)
-            scene, models = scene_from_config(cfg), build_detector(cfg)
+            scene = [scene_from_config(cfg) for _ in range(cfg.runtime.scene_workers)]
+            models = build_detector(cfg)
             evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
         if evidence is not None:
             parts.callback(evidence.close)

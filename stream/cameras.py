@@ -7,6 +7,7 @@ Used from the coordinator's calling thread (stream/pipeline.py); the HTTP read m
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from stream.config import CameraConfig
 from stream.metrics import CameraStats
@@ -36,8 +37,8 @@ class Cameras:
         self.ended.pop(camera, None)
         self.zones[camera] = Zones(cfg.zones)
 
-    def start(self, camera: str) -> None:
-        self.sources[camera].start()
+    def start(self, camera: str, after_s: float = 0.0) -> None:
+        self.sources[camera].start(after_s)
 
     def forget(self, camera: str) -> None:
         del self.sources[camera], self.stats[camera]
@@ -88,3 +89,11 @@ class Cameras:
                 self.start(camera)
         else:
             self.ended[camera] = reason
+
+
+def start_phases(cameras: dict[str, CameraConfig], stride_of: Callable[[str], float]) -> dict[str, float]:
+    """When each camera starts, in seconds from now. Cameras paced in real time (live ones, and
+    files replayed in real time) are spread evenly over their stride, so that their windows do not
+    all close at once and reach the scene stage in one burst; fast replays start at once."""
+    paced = [cam for cam, c in cameras.items() if c.live or c.replay == "realtime"]
+    return {cam: paced.index(cam) / len(paced) * stride_of(cam) if cam in paced else 0.0 for cam in cameras}

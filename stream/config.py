@@ -682,6 +682,11 @@ class RuntimeConfig(_Strict):
                                     description="ray: each camera's actor (ingest and scene stage).")
     models: ModelPoolConfig = Field(default_factory=ModelPoolConfig,
                                     description="ray: the pool of model actors.")
+    scene_workers: int = Field(
+        1, ge=1, le=64, description="local: threads that build scene graphs, each camera on one of them, each "
+                                    "with its own copy of the scene models. ONNX Runtime and OpenCV release the "
+                                    "GIL, so more workers use more cores; keep scene_workers x models.threads near "
+                                    "the machine's cores.")
     in_flight: int = Field(4, ge=1, le=1000,
                            description="ray: most windows of one camera between its actor and the model pool; a live "
                                        "camera then drops its oldest (counted), a file waits.")

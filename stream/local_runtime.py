@@ -32,12 +32,13 @@ class LocalCamera:
         self._thread: threading.Thread | None = None
         self.ingest: CameraIngest | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.camera}", daemon=True)
+    def start(self, after_s: float = 0.0) -> None:
+        self._thread = threading.Thread(target=self._run, args=(after_s,), name=f"source-{self.camera}", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, after_s: float) -> None:
         host, policy = self.host, self.policy
+        self.source.stop.wait(after_s)
         ingest = self.ingest = CameraIngest(self.source, self.windows, host.stats_of(self.camera), host.ring_of(self.camera))
         reason = ingest.run(lambda window: host.emit_window(window, policy))
         host.emit_window(EndOfStream(self.camera, reason), policy)

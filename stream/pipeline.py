@@ -26,7 +26,7 @@ from stream.alerts.chat import ChatService
 from stream.alerts.delivery import Delivery
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher
-from stream.cameras import Cameras
+from stream.cameras import Cameras, start_phases
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig, reloaded
 from stream.detection.normal import NormalMemories
 from stream.detection.registry import Detector
@@ -38,7 +38,7 @@ from stream.queues import StageQueue
 from stream.redact import redact
 from stream.runtime import Runtime
 from stream.scene.graph import SceneBuilder, person_scores_of
-from stream.scene.stage import scene_stage
+from stream.scene.stage import ScenePool
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,18 @@ log = logging.getLogger(__name__)
 
 class Pipeline:
     def __init__(self, cfg: HawkwatchConfig, make_source: Callable[[str, CameraConfig, Callable], VideoSource] | None,
-                 scene: SceneBuilder | None, detector: Detector | Scorer, publisher: Publisher,
+                 scene: SceneBuilder | list[SceneBuilder] | None, detector: Detector | Scorer, publisher: Publisher,
                  stop: threading.Event, evidence: EvidenceWriter | None = None, chat: ChatService | None = None,
                  *, runtime: Runtime | None = None, parts: ExitStack | None = None):
-        """`parts`: what the run closes when it ends, last first (stream/app.py's composition root
+        """`scene`: the local scene stage's builders, one a worker (None where the runtime builds
+        scene graphs elsewhere). `parts`: what the run closes when it ends, last first (stream/app.py's composition root
         hands its own); by default the runtime, the evidence writer, the publisher and the chat."""
         self.runtime = runtime or LocalRuntime(make_source)
-        self.cfg, self.scene, self.publisher, self.stop = cfg, scene, publisher, stop
-        self.scorer: Scorer = detector if hasattr(detector, "submit") else InlineScorer(detector)
+        self.cfg, self.publisher, self.stop = cfg, publisher, stop
+        self.scorer: Scorer = detector if isinstance(detector, Scorer) else InlineScorer(detector)
         self.evidence, self.chat = evidence, chat
         self.cameras = Cameras(self.runtime, self)      # runners, stats, zones, latest health and scene
-        c = self.cameras                                  # (the HTTP API reads these)
+        c = self.cameras                                  # (the HTTP read model reads these)
         self.sources, self.stats, self.zones, self.ended = c.sources, c.stats, c.zones, c.ended
         self.last_health, self.last_scene = c.last_health, c.last_scene
         self._changes: queue.SimpleQueue = queue.SimpleQueue()   # (camera, state, detail) from source threads
@@ -67,13 +68,14 @@ class Pipeline:
         self.failure: str | None = None          # after run(): the one-line reason for a non-zero exit
         self._emitted_at: dict[tuple[str, int], float] = {}   # (camera, window id) -> when ingest emitted it
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
-        self.normal = NormalMemories(lambda: self.cfg)   # camera -> its own normal (stream/detection/normal.py)
+        self.normal = NormalMemories(self._config)     # camera -> its own normal (stream/detection/normal.py)
         self.services: list = []                 # started with the run (the HTTP server, stream/http/)
         self.detector_stage = DetectorStage(self.scorer, self._events_of, self._publish, scored=self._scored,
                                             zones=self.zones, normal=self.normal, evidence=evidence)
         self.delivery = Delivery(publisher, self.stats, cfg.alerts.publish_verdicts, self.observers, self._ended)
         # only the windows queue ever drops (live sources); later queues block, so nothing accepted is lost
-        self.windows = StageQueue(cfg.queues.windows, on_drop=self._dropped)
+        builders = [] if scene is None else scene if isinstance(scene, list) else [scene]
+        self.windows = ScenePool(builders, cfg.queues.windows, on_drop=self._dropped)
         self.scenes = StageQueue(cfg.queues.scenes)
         self.to_publish = StageQueue(cfg.queues.publish)
         for cam, c in cfg.cameras.items():
@@ -116,8 +118,8 @@ class Pipeline:
         old = {c: cc for c, cc in self.cfg.cameras.items() if cc.enabled}
         want = {c: cc for c, cc in new.cameras.items() if cc.enabled}
         self.cameras.reload(old, want)
-        if self.scene is not None:                  # the local scene stage: cameras' person scores apply now
-            for cam in self.scene.person_scores(*person_scores_of(new)):
+        if self.windows.builders:                   # the local scene stage: cameras' person scores apply now
+            for cam in self.windows.person_scores(*person_scores_of(new)):
                 log.warning("reload: cameras.%s.person_score_threshold is below what the models were started "
                             "with; people that faint are found only after a restart", cam)
         self.cfg, ignored = reloaded(self.cfg, new)
@@ -138,6 +140,12 @@ class Pipeline:
         if isinstance(scene, SceneGraph):
             self._emitted_at[(scene.camera, scene.window_id)] = time.monotonic() - waited_ms / 1000.0
         return self.scenes.put(scene, abort=self._abort)
+
+    def _stride_of(self, camera: str) -> float:
+        return self.cfg.windows_of(camera).stride_s
+
+    def _config(self) -> HawkwatchConfig:
+        return self.cfg
 
     def _events_of(self, camera: str):
         return self.cfg.events_of(camera)
@@ -233,18 +241,17 @@ class Pipeline:
             self.publisher.await_subscriber(self.cfg.alerts.wait_for_subscriber_s, self.stop)
         stages = [threading.Thread(target=self._guarded, name="detector", daemon=True,
                                    args=("detector", self.detector_stage.run, self._next_scene, self._going))]
-        if self.runtime.scenes_built_here:
-            m = self.cfg.models
-            stages.append(threading.Thread(target=self._guarded, name="scene", daemon=True, args=(
-                "scene", scene_stage, self.scene, self.windows, self._to_detector, m.max_batch, m.max_wait_ms / 1000,
-                self._going)))
+        m, workers = self.cfg.models, range(len(self.windows.builders) if self.runtime.scenes_built_here else 0)
+        stages += [threading.Thread(target=self._guarded, name=f"scene{i or ''}", daemon=True, args=(
+            "scene", self.windows.run, i, self._to_detector, m.max_batch, m.max_wait_ms / 1000, self._going))
+            for i in workers]
         if self.detector_stage.explain_jobs is not None:
             stages.append(threading.Thread(target=self.detector_stage.run_explainer, name="explainer", daemon=True,
                                            args=(self._going,)))
         for t in stages:
             t.start()
-        for cam in list(self.sources):
-            self.cameras.start(cam)
+        for cam, after in start_phases({c: self.cfg.cameras[c] for c in self.sources}, self._stride_of).items():
+            self.cameras.start(cam, after)
         interval = self.cfg.alerts.health_interval_s
         next_health = time.monotonic() + interval
         while self._running():

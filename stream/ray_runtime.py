@@ -361,8 +361,8 @@ class RayCamera:
         self._delivered = threading.Event()  # ... until the pipeline has published that end
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.camera}", daemon=True)
+    def start(self, after_s: float = 0.0) -> None:
+        self._thread = threading.Thread(target=self._run, args=(after_s,), name=f"camera-{self.camera}", daemon=True)
         self._thread.start()
 
     def _start_worker(self) -> None:
@@ -374,9 +374,10 @@ class RayCamera:
         mine = ", ".join(f"{k}={v}" for k, v in labels.items() if not k.startswith("ray.io/"))
         log.info("camera %s: its worker runs on ray node %s (%s)", self.camera, self.node[:8], mine or "no labels")
 
-    def _run(self) -> None:
+    def _run(self, after_s: float) -> None:
         ray = self.runtime.ray
         p = self.host
+        self._stopping.wait(after_s)
         stats = p.stats_of(self.camera)
         unreachable_since: float | None = None
         try:

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, runtime_checkable
 
 from stream.config import EventsConfig
 from stream.detection.events import EventTracker
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Scorer(Protocol):
     """Runs the detector's batches: on the calling thread (stream/local_runtime.py: `InlineScorer`)
     or on a pool of actors (stream/ray_runtime.py), up to `parallel` batches at once; results are

@@ -2,7 +2,9 @@
 its old instance has flushed, and never touches the others."""
 from __future__ import annotations
 
-from stream.cameras import Cameras
+from pathlib import Path
+
+from stream.cameras import Cameras, start_phases
 from stream.config import CameraConfig
 
 
@@ -12,7 +14,7 @@ class Runner:
     def __init__(self, cfg: CameraConfig):
         self.cfg, self.started, self.stopped = cfg, False, False
 
-    def start(self):
+    def start(self, after_s: float = 0.0):
         self.started = True
 
     def stop(self):
@@ -77,3 +79,11 @@ def test_a_failed_camera_is_forgotten_or_restarted_at_once_and_one_readded_while
     flushing = cams.sources["c1"]
     cams.finished("c1", "stopped")
     assert cams.sources["c1"] is not flushing and cams.sources["c1"].started and cams.running()
+
+
+def test_cameras_paced_in_real_time_start_spread_over_their_stride_and_fast_replays_at_once():
+    cams = {"a": CameraConfig(url="rtsp://cam/1"), "b": CameraConfig(url="rtsp://cam/2"),
+            "c": CameraConfig(url="rtsp://cam/3"), "d": CameraConfig(url="rtsp://cam/4"),
+            "quick": CameraConfig(path=Path(__file__), replay="fast")}
+    phases = start_phases(cams, lambda camera: 2.0)
+    assert phases == {"a": 0.0, "b": 0.5, "c": 1.0, "d": 1.5, "quick": 0.0}

@@ -65,7 +65,8 @@ def test_reload_adds_removes_and_restarts_cameras_without_touching_the_others(cl
         sub.close()
     assert pipeline.code == 0
     # `keep` never noticed: one connection, windows 0, 1, 2... without a break
-    assert states("keep")[0] == "connecting" and "stopped" not in states("keep")[:-1]
+    # (it may say "starting" first: the cameras' starts are spread over a stride, so their windows do not close together)
+    assert [s for s in states("keep") if s != "starting"][0] == "connecting" and "stopped" not in states("keep")[:-1]
     assert verdicts("keep") == list(range(len(verdicts("keep"))))
     # `a` flushed its old instance and started again from window 0 and stream time 0
     a = verdicts("a")

@@ -93,6 +93,37 @@ def test_scene_stage_gathers_windows_of_all_cameras_into_batches(clip12, free_en
     assert len(scene.batches) < len(done)
 
 
+def test_two_scene_workers_share_the_cameras_each_camera_on_one_of_them_in_order(clip12, free_endpoint, tmp_path):
+    """`runtime.scene_workers: 2`: each worker builds whole cameras (its tracks stay with it), the
+    cameras are shared out evenly, and every camera's windows are built once each, in order, and
+    published in order."""
+    cfg = parse_config({
+        "replay": "fast",
+        "cameras": {c: {"path": str(clip12)} for c in ("a", "b", "c", "d")},
+        "windows": {"length_s": 2.0, "stride_s": 1.0, "sample_fps": 2.0},
+        "models": {"max_batch": 8, "max_wait_ms": 50, "person_detector": {"path": "x.onnx"}, "pose": {"path": "y.onnx"}},
+        "alerts": {"endpoint": free_endpoint, "publish_verdicts": True},
+        "runtime": {"scene_workers": 2},
+    }, check_files=False)
+    workers = [StubScene(seconds=0.02), StubScene(seconds=0.02)]
+    seen: list = []
+
+    def make_source(camera, c, on_state):
+        return VideoSource(camera, c.target, is_file=True, replay="fast", ingest=c.ingest, on_state=on_state)
+    pipeline = Pipeline(cfg, make_source, workers, BaselineDetector(cfg.detector.baseline),
+                        Publisher(free_endpoint, outbox=tmp_path / "outbox.sqlite"), threading.Event())
+    pipeline.observers.append(seen.append)
+    assert pipeline.run() == 0
+    built = [{c for b in w.batches for c, _ in b} for w in workers]
+    assert len(built[0]) == len(built[1]) == 2 and not built[0] & built[1]     # two cameras each, none shared
+    for w in workers:
+        done = [x for b in w.batches for x in b]
+        for cam in {c for c, _ in done}:
+            assert [i for c, i in done if c == cam] == list(range(12))
+    for cam in ("a", "b", "c", "d"):
+        assert [v.window_id for v in seen if v.camera == cam and not hasattr(v, "alert_id")] == list(range(12))
+
+
 def test_each_camera_keeps_the_people_above_its_own_score_in_one_shared_batch(models_dir, vtest_frames):
     """Cameras with their own person_score_threshold share the detector's batch (run down to the
     lowest of them); each keeps exactly what a detector at its own threshold finds."""
