@@ -10,7 +10,6 @@ ratio of the p95s (target: within 10 %), and how long the answers took.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -20,18 +19,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port  # noqa: E402
 from stream.alerts.query import QueryClient  # noqa: E402
 from stream.config import load_config, parse_config, with_overrides  # noqa: E402
 from stream.app import build_pipeline  # noqa: E402
 
 QUESTIONS = ["Is anyone running?", "How many people are there?", "Is anyone lying on the ground?",
              "Was a bag left behind?", "What happened in the last seconds?"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cfg_data: dict, video: Path, seconds: float, ask_every: float | None) -> tuple[list[float], list[float]]:

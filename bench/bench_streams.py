@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,10 @@ import yaml
 import zmq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.common import free_port  # noqa: E402
+from engines.cli import Parser, set_dotted  # noqa: E402
 
 
 def config(n: int, detector: str, sets: list[str], folder: Path) -> Path:
@@ -65,12 +62,7 @@ def config(n: int, detector: str, sets: list[str], folder: Path) -> Path:
     cfg.pop("http", None)
     cfg.pop("normal", None)
     for item in sets:
-        key, _, value = item.partition("=")
-        *path, last = key.split(".")
-        node = cfg
-        for part in path:
-            node = node.setdefault(part, {})
-        node[last] = yaml.safe_load(value)
+        set_dotted(cfg, *item.split("=", 1))
     out = folder / f"streams{n}.yaml"
     out.write_text(yaml.safe_dump(cfg))
     return out
@@ -151,8 +143,6 @@ def run(n: int, args: argparse.Namespace, folder: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(ROOT))
-    from engines.cli import Parser
     p = Parser("python bench/bench_streams.py", __doc__)
     p.add_argument("--streams", default="1,2,4,8,12", help="the camera counts, comma-separated")
     p.add_argument("--seconds", type=float, default=60.0, help="stream seconds measured per run, after the warmup")

@@ -27,3 +27,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def set_dotted(data: dict, key: str, value: object) -> None:
+    """`key` (dotted: `events.open_threshold`) set to `value` in nested mappings, made where
+    missing; a string value is read as YAML (`0.3` a number, `[1, 2]` a list). What every
+    `--set KEY=VALUE` flag does."""
+    import yaml
+
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = yaml.safe_load(value) if isinstance(value, str) else value

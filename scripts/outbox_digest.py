@@ -22,6 +22,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from engines.cli import set_dotted  # noqa: E402
+
 VOLATILE = ("wall_start", "wall_end", "latency_ms", "sent_at", "outbox")   # clocks, and the outbox's own id
 
 
@@ -29,12 +32,7 @@ def with_overrides(config: Path, sets: list[str], var: Path) -> dict:
     """The config with `--set` applied, its paths made absolute, and every file it writes under `var`."""
     raw = yaml.safe_load(config.read_text())
     for item in sets:
-        key, _, value = item.partition("=")
-        node = raw
-        *path, last = key.split(".")
-        for k in path:
-            node = node.setdefault(k, {})
-        node[last] = yaml.safe_load(value)
+        set_dotted(raw, *item.split("=", 1))
     base = config.resolve().parent
 
     def absolute(node):

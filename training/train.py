@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm import tqdm
 
-from engines.cli import Parser
+from engines.cli import Parser, set_dotted
 from stream.llm.features import collate
 from stream.llm.hawkeye import CategoryHead, HawkeyeConfig, HawkeyeModel, add_lora, load_model, resolve_device
 from stream.llm.lm import new_model
@@ -162,11 +162,7 @@ def load_recipe(path: Path, overrides: dict | None = None) -> Recipe:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a mapping")
     for key, value in (overrides or {}).items():      # dotted keys: optim.epochs=0.1
-        node = raw
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = yaml.safe_load(value) if isinstance(value, str) else value
+        set_dotted(raw, key, value)
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:

@@ -1,0 +1,10 @@
+"""What the benchmarks share: a free loopback port for the pipeline each one starts."""
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
