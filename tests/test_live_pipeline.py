@@ -70,7 +70,8 @@ def test_a_failing_camera_leaves_the_others_at_full_rate_and_sighup_adds_and_rem
     err = proc.stderr.read()
     lobby = health(sub, "lobby")
     # the healthy camera never noticed: one connection, its declared rate, every window through
-    assert transitions(lobby) == ["connecting", "streaming", "stopped"]
+    # (it may say "starting" first: the cameras' starts are spread over a stride)
+    assert transitions([m for m in lobby if m["state"] != "starting"]) == ["connecting", "streaming", "stopped"]
     rates = [m["measured_fps"] for m in lobby if m["state"] == "streaming" and m["measured_fps"]]
     assert np.median(rates) == pytest.approx(10.0, rel=0.05) and lobby[-1]["declared_fps"] == 10.0
     assert lobby[-1]["frames_decoded"] >= 0.95 * 10 * lobby[-1]["stream_time"]
