@@ -12,7 +12,8 @@ settled) it measures, per N:
     p50 / p95     window close -> verdict (`latency_ms.window_to_verdict`), over every camera
     x real time   stream seconds scored per wall second, per camera (1.00: keeps up)
     CPU/stream    the process tree's CPU time per wall second per camera, in % of one core
-    RSS           the process tree's peak resident memory
+    RSS           the process tree's peak resident memory, and its growth over the measured span
+                  (the last 10 % of the samples against the first 10 %: a leak shows here)
     load          the 1-minute load average at the end (how busy the machine was)
     stage p95     each stage's p95 from the cameras' health (the median camera), in ms
 
@@ -139,7 +140,16 @@ def run(n: int, args: argparse.Namespace, folder: Path) -> dict:
     return {"n": n, "verdicts": len(steady), "p50": q(0.5), "p95": q(0.95),
             "rt": statistics.mean(rates) if rates else float("nan"), "cpu_per_stream": 100.0 * cpu / n,
             "rss_mb": max(s[2] for s in samples) / 2**20 if samples else float("nan"),
+            "rss_growth": growth([s[2] for s in window]),
             "load": os.getloadavg()[0], "stages": {k: statistics.median(v) for k, v in sorted(stages.items())}}
+
+
+def growth(rss: list[int]) -> float:
+    """% growth of the last tenth of the samples' mean over the first tenth's."""
+    if len(rss) < 10:
+        return float("nan")
+    k = len(rss) // 10
+    return 100.0 * (sum(rss[-k:]) / sum(rss[:k]) - 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(x) for x in args.streams.split(",")]
     print(f"streams curve: vtest.avi looped in real time, detector {args.detector}, {os.cpu_count()} CPUs, "
           f"{args.seconds:.0f} s measured after {args.warmup:.0f} s" + (f", {' '.join(args.set)}" if args.set else ""))
-    print(f"{'N':>3} {'verdicts':>8} {'p50 s':>6} {'p95 s':>6} {'x rt':>5} {'CPU/stream':>10} {'RSS MB':>7} "
+    print(f"{'N':>3} {'verdicts':>8} {'p50 s':>6} {'p95 s':>6} {'x rt':>5} {'CPU/stream':>10} {'RSS MB':>7} {'growth':>6} "
           f"{'load':>5}  stage p95 ms")
     with tempfile.TemporaryDirectory() as tmp:
         for n in counts:
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stages"].items())
             note = "" if r["rt"] >= 0.95 else "  behind"
             print(f"{n:>3} {r['verdicts']:>8} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['rt']:>5.2f} "
-                  f"{r['cpu_per_stream']:>9.0f}% {r['rss_mb']:>7.0f} {r['load']:>5.1f}  {stages}{note}")
+                  f"{r['cpu_per_stream']:>9.0f}% {r['rss_mb']:>7.0f} {r['rss_growth']:>5.1f}% {r['load']:>5.1f}  {stages}{note}")
     return 0
 
 
