@@ -32,18 +32,18 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None)
             from stream.ray_runtime import RayRuntime
             runtime = RayRuntime(cfg)                 # joins the cluster, starts the model pool
             parts.callback(runtime.close)
-            scene, models, evidence = None, runtime.scorer, runtime.evidence
+            scene, detector, evidence = None, runtime.scorer, runtime.evidence
         else:
             runtime = LocalRuntime(open_source)
             parts.callback(runtime.close)
             scene = [scene_from_config(cfg) for _ in range(cfg.runtime.scene_workers)]
-            models = build_detector(cfg)
+            detector = build_detector(cfg)
             evidence = EvidenceWriter(cfg.alerts.evidence) if cfg.alerts.evidence.enabled else None
         if evidence is not None:
             parts.callback(evidence.close)
         publisher = Publisher.from_config(cfg.alerts)
         parts.callback(publisher.close)
-        chat = ChatService(models) if cfg.alerts.chat_endpoint is not None or cfg.http is not None else None
+        chat = ChatService(detector) if cfg.alerts.chat_endpoint is not None or cfg.http is not None else None
         if cfg.alerts.chat_endpoint is not None:
             try:
                 chat.serve(cfg.alerts.chat_endpoint, publisher.configure)
@@ -51,7 +51,7 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None)
                 raise ConfigError(f"alerts.chat_endpoint: {e}") from None
         if chat is not None:
             parts.callback(chat.close)
-        pipeline = Pipeline(cfg, None, scene, models, publisher, stop or threading.Event(), evidence, chat,
+        pipeline = Pipeline(cfg, None, scene, detector, publisher, stop or threading.Event(), evidence, chat,
                             runtime=runtime, parts=ExitStack())
         if cfg.http is not None:
             from stream.http import HttpServer
