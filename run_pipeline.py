@@ -30,8 +30,17 @@ def _stream_seconds(text: str) -> float:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from engines.cli import Parser
+    from importlib.metadata import PackageNotFoundError, version
     p = Parser("hawkwatch", "Watch camera and drone streams for implicit anomalous behaviour and publish grounded "
-                            "alerts over ZeroMQ.")
+                            "alerts over ZeroMQ.",
+               epilog="Other commands: `hawkwatch check CONFIG` validates a config and loads its models without "
+                      "running it; `hawkwatch build-engines CONFIG` builds its TensorRT plans ahead of time. Each "
+                      "takes --help.")
+    try:
+        release = version("hawkwatch")
+    except PackageNotFoundError:          # run from a checkout that was never installed
+        release = "(not installed)"
+    p.add_argument("--version", action="version", version=f"hawkwatch {release}", help="print the version and exit")
     p.add_argument("--config", required=True, help="YAML config (see configs/demo.yaml)")
     p.add_argument("--replay", choices=["realtime", "fast"],
                    help="override every file camera's replay mode (default: each camera's `replay`)")

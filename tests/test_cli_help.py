@@ -2,6 +2,7 @@
 description is whole sentences (not a docstring's first line cut mid-sentence)."""
 from __future__ import annotations
 
+import argparse
 import importlib
 
 import pytest
@@ -35,7 +36,19 @@ def test_every_flag_has_help_with_its_default_and_the_description_is_whole(modul
         if action.dest == "help":
             continue
         assert action.help and len(action.help) > 8, (module, action.dest)
-        if action.option_strings and action.default not in (None, False):
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
             rendered = parser._get_formatter()._get_help_string(action) % vars(action)
             assert "default" in rendered, (module, action.dest, rendered)
     assert "(default: None)" not in help_text and "(default: False)" not in help_text
+
+
+def test_hawkwatch_names_its_other_commands_and_its_version():
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+    shown = subprocess.run([sys.executable, "run_pipeline.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert shown.returncode == 0 and "hawkwatch check CONFIG" in shown.stdout and "hawkwatch build-engines CONFIG" in \
+        shown.stdout
+    version = subprocess.run([sys.executable, "run_pipeline.py", "--version"], cwd=ROOT, capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("hawkwatch 0.") and "--config" not in version.stderr
