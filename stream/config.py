@@ -836,12 +836,45 @@ def summary(cfg: HawkwatchConfig, source: str) -> str:
             f"runtime {runtime}; {alerts}{' (CURVE)' if a.curve else ''}; {where}{console}")
 
 
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys the schema accepts beside the last element of `loc` (for a "did you mean")."""
+    import typing
+
+    node: object = HawkwatchConfig
+    steps = list(loc[:-1])
+    while steps:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(steps.pop(0)))
+            if field is None:
+                return []
+            node = field.annotation
+        elif typing.get_origin(node) is dict:
+            steps.pop(0)                                 # a camera id, a zone name...
+            node = typing.get_args(node)[1]
+        else:                                            # X | None: the model in it
+            node = next((a for a in typing.get_args(node) if isinstance(a, type) and issubclass(a, BaseModel)
+                         or typing.get_origin(a) is dict), None)
+            if node is None:
+                return []
+    while not (isinstance(node, type) and issubclass(node, BaseModel)):
+        node = next((a for a in typing.get_args(node) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if node is None:
+            return []
+    return list(node.model_fields)
+
+
 def _format(err: ValidationError, source: str) -> str:
-    e = err.errors()[0]
+    """The first error, as one line: an unknown key (a typo, with the key it may have meant) comes
+    before what it leaves missing."""
+    import difflib
+
+    errors = err.errors()
+    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     where = ".".join(str(p) for p in e["loc"]) or "(top level)"
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
-        msg = "unknown key"
+        close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(e["loc"]), n=1)
+        msg = "unknown key" + (f" (did you mean {close[0]}?)" if close else "")
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{source}: {where}: {msg}{more}"
 

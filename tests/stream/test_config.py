@@ -58,7 +58,7 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder(demo):
      "normal: camera lobby learns its own normal, which needs the scene embeddings of detector hawkeye"),
     (lambda d: d["cameras"]["lobby"].update(normal={"radius": 3}), "cameras.lobby.normal.radius: Input should be less"),
     # a typo in the top-level defaults is named there, not at the first camera
-    (lambda d: d.update(ingest={"watchdg_s": 3}), r"^demo.yaml: ingest.watchdg_s: unknown key$"),
+    (lambda d: d.update(ingest={"watchdg_s": 3}), r"^demo.yaml: ingest.watchdg_s: unknown key \(did you mean watchdog_s\?\)$"),
     # endpoints that are one address once host names are resolved are refused at load, not at bind
     (lambda d: d["alerts"].update(endpoint="tcp://localhost:6100", query_endpoint="tcp://127.0.0.1:6100"),
      "alerts: query_endpoint tcp://127.0.0.1:6100 is the same address as endpoint tcp://localhost:6100"),
@@ -201,3 +201,12 @@ def test_the_command_lines_overrides_go_into_every_camera_of_the_config(demo):
     got = with_overrides(cfg, replay="fast", loop=True, duration_s=30.0)
     assert {(c.replay, c.loop, c.duration_s) for c in got.cameras.values()} == {("fast", True, 30.0)}
     assert {(c.replay, c.loop, c.duration_s) for c in cfg.cameras.values()} == {("realtime", False, None)}
+
+
+def test_a_mistyped_key_is_the_error_shown_with_the_key_it_may_have_meant(demo):
+    data = {**demo, "camreas": demo["cameras"]}
+    del data["cameras"]
+    assert _error(data).startswith("demo.yaml: camreas: unknown key (did you mean cameras?)")
+    data = copy.deepcopy(demo)
+    data["cameras"]["lobby"]["events"] = {"open_treshold": 0.5}
+    assert _error(data) == "demo.yaml: cameras.lobby.events.open_treshold: unknown key (did you mean open_threshold?)"
