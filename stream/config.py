@@ -15,6 +15,7 @@ from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
                       field_validator, model_validator)
 
 from stream.net import is_loopback
+from stream.redact import known_secret
 
 SCHEMA_VERSION = 1
 CameraId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -147,6 +148,21 @@ class ZoneConfig(_Strict):
         return self
 
 
+def _from_environment(text: str) -> str:
+    """`${NAME}` replaced by the environment variable NAME (a camera's password kept out of the
+    file: `rtsp://viewer:${GATE_PASSWORD}@gate/1`); a variable that is not set is an error naming it."""
+    import os
+    import re
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"the environment variable {name} (in ${{{name}}}) is not set")
+        known_secret(os.environ[name])
+        return os.environ[name]
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, text)
+
+
 def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) -> str:
     """file | device | rtsp | udp | srt | http | rtmp: what a source's target is, from its scheme."""
     if is_file:
@@ -159,7 +175,9 @@ def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) 
 
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
-    url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES))
+    url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES) +
+                                                ". `${NAME}` in it is the environment variable NAME (a password kept "
+                                                "out of the file).")
     device: str | None = Field(None, description="A local camera device, e.g. /dev/video0 (Video4Linux2).")
     ingest: IngestConfig = Field(default_factory=IngestConfig,
                                  description="Live sources: transport, timeouts, watchdog, backoff (merged over "
@@ -198,6 +216,8 @@ class CameraConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, v: str | None) -> str | None:
+        if v is not None:
+            v = _from_environment(v)
         if v is not None and not v.startswith(URL_SCHEMES):
             raise ValueError(f"URL must start with one of {', '.join(URL_SCHEMES)}")
         return v

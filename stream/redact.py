@@ -6,6 +6,9 @@ Camera URLs carry secrets in two places, and both are replaced by `***` for ever
 - query parameters whose name means a secret (`?password=`, `&token=`, SRT's `passphrase=`,
   `X-Amz-Signature=`...; see SECRET_PARAMS), matched case-insensitively inside the name.
 
+Secrets the config takes from the environment (`${NAME}` in a camera URL) are masked wherever
+they appear, whatever they hold.
+
 Every log line goes through it in `RedactingFormatter`, so a new log call that prints a target
 cannot forget to; so do source errors, health messages' `detail` and `target`, failure reasons
 and the command line's error lines. Alerts, evidence records and outbox rows name cameras by id
@@ -39,8 +42,21 @@ def _redact_url(m: re.Match) -> str:
                                else p.group(0), rest)
 
 
+_KNOWN: set[str] = set()      # secrets the config took from the environment: masked wherever they appear
+
+
+def known_secret(value: str) -> None:
+    """A secret to mask wherever it appears, whatever surrounds it (a camera password the config
+    took from the environment, which may hold a space or a quote that ends a URL early)."""
+    if len(value) >= 3:
+        _KNOWN.add(value)
+
+
 def redact(text: str) -> str:
-    """`text` with the credentials of every URL in it replaced by `***`."""
+    """`text` with the known secrets and the credentials of every URL in it replaced by `***`."""
+    for secret in sorted(_KNOWN, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
     if "://" not in text:
         return text
     return _URL.sub(_redact_url, text)

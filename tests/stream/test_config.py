@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from stream.config import ConfigError, load_config, parse_config, with_overrides
+from stream.redact import redact
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -210,3 +211,14 @@ def test_a_mistyped_key_is_the_error_shown_with_the_key_it_may_have_meant(demo):
     data = copy.deepcopy(demo)
     data["cameras"]["lobby"]["events"] = {"open_treshold": 0.5}
     assert _error(data) == "demo.yaml: cameras.lobby.events.open_treshold: unknown key (did you mean open_threshold?)"
+
+
+def test_a_camera_url_takes_its_secret_from_the_environment_and_an_unset_one_is_named(demo, monkeypatch):
+    data = copy.deepcopy(demo)
+    data["cameras"] = {"gate": {"url": "rtsp://viewer:${GATE_PASSWORD}@192.0.2.10/stream1"}}
+    monkeypatch.setenv("GATE_PASSWORD", "s3cr et")
+    assert parse_config(data, DEMO.parent).cameras["gate"].url == "rtsp://viewer:s3cr et@192.0.2.10/stream1"
+    assert redact(f"opening {parse_config(data, DEMO.parent).cameras['gate'].url}") == "opening rtsp://***@192.0.2.10/stream1"
+    monkeypatch.delenv("GATE_PASSWORD")
+    assert _error(data) == ("demo.yaml: cameras.gate.url: the environment variable GATE_PASSWORD (in "
+                            "${GATE_PASSWORD}) is not set")
