@@ -96,4 +96,6 @@ def start_phases(cameras: dict[str, CameraConfig], stride_of: Callable[[str], fl
     files replayed in real time) are spread evenly over their stride, so that their windows do not
     all close at once and reach the scene stage in one burst; fast replays start at once."""
     paced = [cam for cam, c in cameras.items() if c.live or c.replay == "realtime"]
-    return {cam: paced.index(cam) / len(paced) * stride_of(cam) if cam in paced else 0.0 for cam in cameras}
+    phases = dict.fromkeys(cameras, 0.0)
+    phases.update({cam: i / len(paced) * stride_of(cam) for i, cam in enumerate(paced)})
+    return phases

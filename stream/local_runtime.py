@@ -1,8 +1,8 @@
 """The local runtime (`runtime.engine: local`, the default): every stage in this process.
 
-One thread per camera runs its ingest stage (stream/ingest/camera.py) into the shared windows
-queue; one thread runs the scene stage over all cameras' windows (stream/scene/stage.py), and the models
-run on the coordinator's detector thread (`InlineScorer`). stream/ray_runtime.py runs the same
+One thread per camera runs its ingest stage (stream/ingest/camera.py) into the scene stage's
+queues; `runtime.scene_workers` threads build the cameras' scene graphs (stream/scene/stage.py's
+`ScenePool`, each camera on one of them), and the models run on the coordinator's detector thread (`InlineScorer`). stream/ray_runtime.py runs the same
 stages as actors.
 """
 from __future__ import annotations

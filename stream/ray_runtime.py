@@ -80,7 +80,7 @@ class CameraWorker:
             return self._identity()
         c: CameraConfig = self.cfg.cameras[self.camera]
         w = self.cfg.windows_of(self.camera)
-        live = c.path is None
+        live = c.live
         self.skip_through = -1 if live else resume_after        # windows already delivered (a file's)
         self.id_shift = resume_after + 1 if live else 0          # a live camera's new stream continues the ids
         self.t_shift = self.id_shift * w.stride_s

@@ -407,6 +407,6 @@ def open_source(camera: str, c: CameraConfig, on_state: Callable[[str, str | Non
                 fast_until_s: float = 0.0) -> VideoSource:
     """A camera's source as configured (the command line's overrides are in the config:
     stream/config.py's `with_overrides`)."""
-    return VideoSource(camera, c.target, is_file=c.path is not None, is_device=c.device is not None,
+    return VideoSource(camera, c.target, is_file=c.kind == "file", is_device=c.kind == "device",
                        replay=c.replay, loop=c.loop, ingest=c.ingest, stop=threading.Event(),
                        max_stream_s=c.duration_s, on_state=on_state, fast_until_s=fast_until_s)
