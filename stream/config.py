@@ -641,7 +641,7 @@ def _overlap(a: tuple, b: tuple) -> bool:
 
 
 class QueuesConfig(_Strict):
-    windows: int = Field(8, ge=1, le=10_000, description="Windows waiting for the scene stage.")
+    windows: int = Field(8, ge=1, le=10_000, description="Windows waiting for the scene stage, per scene worker.")
     windows_policy: Literal["auto", "block", "drop_oldest"] = Field(
         "auto", description="When the windows queue is full: `block` the source (lossless), `drop_oldest` "
                             "(latency never grows; drops are counted), or `auto`: block for files, drop for live.")
