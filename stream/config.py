@@ -201,6 +201,9 @@ class CameraConfig(_Strict):
         None, ge=0.0, le=1.0, description="This camera's minimum person score (default: models.person_detector's, "
                                           "or models.pose's for a bottom-up model): lower for a far or dim view, "
                                           "higher for a cluttered one.")
+    pose_every_frames: int | None = Field(
+        None, ge=1, le=100, description="How often this camera's tracked people get a new pose, in sampled frames "
+                                        "(default: models.pose.every_frames): 1 where posture matters most.")
     zones: dict[str, ZoneConfig] = Field(default_factory=dict,
                                          description="Where on the picture events may open (include) or never "
                                                      "open (exclude), by name (docs/operator-guide.md: Zones).")
@@ -282,6 +285,9 @@ class PoseConfig(_Strict):
     presence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="blazepose: minimum pose-present probability.")
     crop_scale: float = Field(1.25, ge=1.0, le=3.0, description="Top-down: crop size as a multiple of the person box.")
     min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="Top-down: people shorter than this (px) get no pose.")
+    every_frames: int = Field(1, ge=1, le=100, description=(
+        "Top-down: a tracked person gets a new pose at most every this many sampled frames, and sooner when their "
+        "box changes shape (falling, bending); between, their last pose follows their box. 1: every frame."))
     simcc_split_ratio: float = Field(2.0, gt=0.0, le=16.0, description="simcc: classification bins per input pixel.")
     score_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Bottom-up: minimum person score (yolo_pose).")
     nms_iou: float = Field(0.7, gt=0.0, le=1.0, description="yolo_pose: IoU above which overlapping people are merged.")

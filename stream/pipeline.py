@@ -37,7 +37,7 @@ from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
 from stream.runtime import Runtime
-from stream.scene.graph import SceneBuilder, person_scores_of
+from stream.scene.graph import SceneBuilder, person_scores_of, pose_every_of
 from stream.scene.stage import ScenePool
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
 
@@ -119,6 +119,7 @@ class Pipeline:
         want = {c: cc for c, cc in new.cameras.items() if cc.enabled}
         self.cameras.reload(old, want)
         if self.windows.builders:                   # the local scene stage: cameras' person scores apply now
+            self.windows.pose_every(self.cfg.models.pose.every_frames, pose_every_of(new)[1])   # models.*: at restart
             for cam in self.windows.person_scores(*person_scores_of(new)):
                 log.warning("reload: cameras.%s.person_score_threshold is below what the models were started "
                             "with; people that faint are found only after a restart", cam)

@@ -123,5 +123,8 @@ class StubScene:
     def person_scores(self, default: float, cameras: dict, floor: float | None = None) -> list[str]:
         return []                       # no models: every score applies
 
+    def pose_every(self, default: int, cameras: dict) -> None:
+        pass                            # no pose model
+
     def forget(self, camera: str) -> None:
         pass

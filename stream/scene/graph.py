@@ -19,7 +19,7 @@ from stream.scene.kinematics import KIN, PersonKinematics, feet
 from stream.scene.motion import MotionExtractor, PairMotion
 from stream.scene.named_objects import NamedObjectDetector
 from stream.scene.objects import LeftObjects
-from stream.scene.pose import PeopleFinder
+from stream.scene.pose import PeopleFinder, PoseRefresh, TopDown
 from stream.scene.relations import GeometricRelations
 from stream.scene.tracking import PersonTracker
 from stream.types import PersonTrack, SceneGraph, Window
@@ -54,8 +54,10 @@ class SceneBuilder:
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
                  thumb_size: tuple[int, int] | None = None, objects: Callable[[], LeftObjects] | None = None,
                  named: NamedObjectDetector | None = None, named_every_s: float = 0.0,
-                 appearance: AppearanceEncoder | None = None, appearance_crops: bool = True):
+                 appearance: AppearanceEncoder | None = None, appearance_crops: bool = True, pose_every: int = 1):
         self.people, self.motion, self.relations = people, motion, relations
+        # a top-down pose model runs on a tracked person at most every `pose_every` sampled frames (PoseRefresh)
+        self.refresh = PoseRefresh(pose_every) if isinstance(people, TopDown) else None
         self.appearance, self.appearance_crops = appearance, appearance_crops   # None: no pretrained features
         self.objects = objects          # makes a camera's left-object finder; None: no objects
         self.named, self.named_every_s = named, named_every_s    # the COCO detector; None: no named objects
@@ -65,7 +67,7 @@ class SceneBuilder:
         self._trackers: dict[str, PersonTracker] = {}
         self._finders: dict[str, LeftObjects] = {}
         self._kinematics: dict[str, PersonKinematics] = {}
-        self._last: dict[str, tuple[float, np.ndarray]] = {}      # per camera: the last analysed frame (ts, image)
+        self._last: dict[str, tuple[float, np.ndarray]] = {}      # per camera: the last analysed frame (ts, motion's grey copy)
         self._cache: dict[str, dict[int, FrameScene]] = {}
         self._person_default, self._person_floor, self._person_scores = 0.0, 0.0, {}   # see person_scores
 
@@ -77,6 +79,12 @@ class SceneBuilder:
             self._person_floor = floor
         self._person_default, self._person_scores = default, dict(cameras)
         return sorted(cam for cam, v in cameras.items() if v < self._person_floor)
+
+    def pose_every(self, default: int, cameras: dict[str, int]) -> None:
+        """How often a tracked person gets a new pose (in sampled frames): `default`, and each
+        camera's own in `cameras`. Applies from the next frame on."""
+        if self.refresh is not None:
+            self.refresh.every, self.refresh.cameras = default, dict(cameras)
 
     def _people_of(self, camera: str, found: People) -> People:
         threshold = self._person_scores.get(camera, self._person_default)
@@ -93,6 +101,8 @@ class SceneBuilder:
         self._kinematics.pop(camera, None)
         self._named_last.pop(camera, None)
         self._last.pop(camera, None)
+        if self.refresh is not None:
+            self.refresh.forget(camera)
 
     def new_frames(self, window: Window) -> int:
         """How many of the window's frames the models have not seen yet."""
@@ -107,11 +117,14 @@ class SceneBuilder:
             cache = self._cache.setdefault(w.camera, {})
             todo.update({(w.camera, f.seq): f for f in w.frames if f.seq not in cache})
         if todo:
-            found = [self._people_of(camera, p)
-                     for (camera, _), p in zip(todo, self.people.find([f.image for f in todo.values()]))]
+            keys, frames = list(todo), list(todo.values())     # a camera's frames come in time order
+            images = [f.image for f in frames]
+            people = self.people.find(images) if self.refresh is None else self.people.find(images, poses=False)
+            found = [self._people_of(camera, p) for (camera, _), p in zip(keys, people)]
             named = self._find_named(todo)
-            features = self._describe(list(todo.values()), found)
-            for ((camera, seq), f), p, a in zip(todo.items(), found, features):   # a camera's frames come in time order
+            features = self._describe(frames, found)
+            tracked = []
+            for (camera, _), f, p in zip(keys, frames, found):
                 tracker = self._trackers.setdefault(camera, PersonTracker(*self._tracker_args))
                 ids = tracker.update(p.boxes, f.ts, p.scores)
                 objects = None
@@ -119,7 +132,10 @@ class SceneBuilder:
                     if camera not in self._finders:
                         self._finders[camera] = self.objects()
                     objects = self._finders[camera].update(f.image, f.ts, p.boxes)
-                dwell = tracker.dwell()
+                tracked.append((ids, tracker.dwell(), objects))
+            if self.refresh is not None:
+                found = self._poses(keys, frames, found, [ids for ids, _, _ in tracked])
+            for (camera, seq), f, p, (ids, dwell, objects), a in zip(keys, frames, found, tracked, features):
                 kin = self._kinematics.setdefault(camera, PersonKinematics()).update(f.ts, ids, p.boxes, p.keypoints,
                                                                                      dwell)
                 self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, dwell, kin,
@@ -131,6 +147,17 @@ class SceneBuilder:
             cache = self._cache[camera]
             for seq in [s for s, fs in cache.items() if fs.ts < start]:
                 del cache[seq]       # later windows start later: they never need these frames again
+        return out
+
+    def _poses(self, keys: list, frames: list, found: list[People], ids: list[np.ndarray]) -> list[People]:
+        """The tracked people's keypoints (self.refresh): new poses for those due, in one batch."""
+        due = [self.refresh.plan(camera, i, p.boxes) for (camera, _), i, p in zip(keys, ids, found)]
+        posed = self.people.pose.estimate([f.image for f in frames], [p.boxes[d] for p, d in zip(found, due)])
+        out = []
+        for (camera, _), i, p, d, k in zip(keys, ids, found, due, posed):
+            full = np.zeros((len(p.boxes), 17, 3), np.float32)
+            full[d] = k
+            out.append(People(p.boxes, p.scores, self.refresh.fill(camera, i, p.boxes, d, full)))
         return out
 
     def _describe(self, frames: list, found: list) -> list:
@@ -162,8 +189,10 @@ class SceneBuilder:
         """What a frame's pixels give besides people: flow from the camera's previous sampled frame,
         and the model's thumbnails (Hawk's motion frame: the thumbnail where that flow moves)."""
         last = self._last.get(camera)
-        self._last[camera] = (ts, image)
-        flow = self.motion.pair(last[1], image, ts - last[0]) if self.motion and last and ts > last[0] else None
+        grey = self.motion.grey(image) if self.motion else None
+        self._last[camera] = (ts, grey)
+        flow = self.motion.pair_grey(last[1], grey, ts - last[0], image.shape[:2]) \
+            if self.motion and last and ts > last[0] else None
         if self.thumb_size is None:
             return {"flow": flow}
         thumb = cv2.resize(image, self.thumb_size, interpolation=cv2.INTER_AREA)
@@ -256,6 +285,12 @@ def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts
     return tuple(out)
 
 
+def pose_every_of(cfg) -> tuple[int, dict[str, int]]:
+    """How often a tracked person gets a new pose: for cameras that do not set it, and for each that does."""
+    return cfg.models.pose.every_frames, {cam: c.pose_every_frames for cam, c in cfg.cameras.items()
+                                          if c.pose_every_frames is not None}
+
+
 def person_scores_of(cfg) -> tuple[float, dict[str, float]]:
     """The minimum person score of cameras that do not set their own, and each one's that does."""
     p = cfg.models.pose
@@ -336,4 +371,5 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
                                                       max_batch=m.max_batch) if a else None,
                          appearance_crops=a.crops if a else True)
     scene.person_scores(default_score, person_scores, floor)
+    scene.pose_every(*pose_every_of(cfg))
     return scene

@@ -30,21 +30,25 @@ class MotionExtractor:
     def __init__(self, width: int = 160, min_speed: float = 0.02, winsize: int = 7):
         self.width, self.min_speed, self.winsize = width, min_speed, winsize
 
-    def _grey(self, image: np.ndarray) -> np.ndarray:
+    def grey(self, image: np.ndarray) -> np.ndarray:
+        """The small grey copy flow is computed on (`pair_grey` takes two of them)."""
         h, w = image.shape[:2]
         small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
     def pair(self, a: np.ndarray, b: np.ndarray, dt: float) -> PairMotion:
         """Flow from image a to image b, taken dt seconds apart."""
+        return self.pair_grey(self.grey(a), self.grey(b), dt, a.shape[:2])
+
+    def pair_grey(self, ga: np.ndarray, gb: np.ndarray, dt: float, frame_size: tuple[int, int]) -> PairMotion:
+        """`pair` from the frames' grey copies (`grey`) and their (height, width) in pixels."""
         if dt <= 0:
             raise ValueError(f"frames must be apart in time (dt={dt})")
-        ga, gb = self._grey(a), self._grey(b)
         flow = cv2.calcOpticalFlowFarneback(ga, gb, None, pyr_scale=0.5, levels=3, winsize=self.winsize, iterations=3,
                                             poly_n=5, poly_sigma=1.2, flags=0)
-        scale = a.shape[1] / ga.shape[1]                   # back to frame pixels
+        scale = frame_size[1] / ga.shape[1]                # back to frame pixels
         flow = flow * np.float32(scale / dt)
-        speed = np.linalg.norm(flow, axis=2) / a.shape[0]  # frame heights per second
+        speed = np.linalg.norm(flow, axis=2) / frame_size[0]  # frame heights per second
         return PairMotion(dt, flow, speed > self.min_speed)
 
     def summarise(self, pairs: list[PairMotion], frame_height: int) -> MotionSummary:

@@ -8,7 +8,10 @@ changed for `still_s` (it is not moving). Per camera, at the sampled frames:
 
 - the long-term background is the per-pixel median of one grey frame a second over `history_s`,
   with people (every detected box, widened) and the objects already found painted over with the
-  background before a frame joins, so neither a loiterer nor a left bag is ever absorbed into it;
+  background before a frame joins, so neither a loiterer nor a left bag is ever absorbed into it.
+  The median is taken again every `refresh_s` (every second while the history is short): over
+  a minute of history, a few seconds more or less changes little, and the median was the
+  finder's largest cost;
 - `still_s` is checked against the sampled frames of the last seconds, people masked;
 - blobs of such pixels, outside people, of a plausible size and no taller than wide (a person
   the detector missed is tall), whose edges are in the frame rather than in the background
@@ -55,8 +58,9 @@ class LeftObjects:
 
     def __init__(self, width: int = 320, history_s: float = 60.0, still_s: float = 2.0, threshold: int = 28,
                  min_area: float = 2.5e-4, max_area: float = 0.02, min_aspect: float = 0.8, max_unseen_s: float = 3.0,
-                 warmup_s: float = 4.0):
+                 warmup_s: float = 4.0, refresh_s: float = 5.0):
         self.width, self.history_s, self.still_s, self.threshold = width, history_s, still_s, threshold
+        self.refresh_s, self._refreshed = refresh_s, float("-inf")
         self.min_aspect = min_aspect
         self.min_area, self.max_area, self.max_unseen_s, self.warmup_s = min_area, max_area, max_unseen_s, warmup_s
         self._history: deque[tuple[float, np.ndarray]] = deque()    # one frame a second, people painted over
@@ -164,5 +168,8 @@ class LeftObjects:
         self._history.append((ts, frame))
         while ts - self._history[0][0] > self.history_s:
             self._history.popleft()
+        if len(self._history) >= 10 and 0.0 <= ts - self._refreshed < self.refresh_s - 1e-6:
+            return
+        self._refreshed = ts
         self._background = np.median(np.stack([g for _, g in self._history]), axis=0).astype(np.uint8)
         self._background_edges = _edges(self._background)

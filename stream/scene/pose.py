@@ -179,10 +179,89 @@ class TopDown:
     def __init__(self, detector: PersonDetector, pose: PoseEstimator):
         self.detector, self.pose = detector, pose
 
-    def find(self, images: list[np.ndarray]) -> list[People]:
+    def find(self, images: list[np.ndarray], *, poses: bool = True) -> list[People]:
+        """People per image; with `poses=False` their keypoints are left at 0 (a PoseRefresh gives
+        them, once the people are tracked)."""
         dets = self.detector.detect(images)
-        poses = self.pose.estimate(images, [d.boxes for d in dets])
-        return [People(d.boxes, d.scores, kp) for d, kp in zip(dets, poses)]
+        kps = self.pose.estimate(images, [d.boxes for d in dets]) if poses else \
+            [np.zeros((len(d.boxes), 17, 3), np.float32) for d in dets]
+        return [People(d.boxes, d.scores, kp) for d, kp in zip(dets, kps)]
+
+
+class PoseRefresh:
+    """Which tracked people need a new pose, and the keypoints of those who do not.
+
+    The pose model is most of a frame's cost (a crop each person), and at 2 sampled frames a
+    second a person's posture rarely changes between two of them. So a tracked person gets a new
+    pose at most every `every` sampled frames, or sooner when their box changes shape (its
+    height or its width/height by more than `max_change`: someone falling, bending, struggling),
+    and between the two their last keypoints follow their box (scaled and moved with it).
+    An untracked detection (track id 0) and a new track always get one. Per camera, each with
+    its own `every` where `cameras` gives one.
+
+    Used in two steps over a batch of frames in time order: `plan` for every frame (who needs a
+    new pose), then, once the new poses are estimated together, `fill` for every frame in the
+    same order."""
+
+    def __init__(self, every: int = 1, max_change: float = 0.3):
+        self.every, self.max_change = every, max_change
+        self.cameras: dict[str, int] = {}      # cameras with their own `every`
+        self._planned: dict[str, dict[int, list]] = {}     # track id -> [box posed, frames since, frames unseen]
+        self._posed: dict[str, dict[int, list]] = {}       # track id -> [box posed, keypoints, frames unseen]
+
+    def _changed(self, a: np.ndarray, b: np.ndarray) -> bool:
+        ha, hb = max(a[3] - a[1], 1.0), max(b[3] - b[1], 1.0)
+        ra, rb = max(a[2] - a[0], 1.0) / ha, max(b[2] - b[0], 1.0) / hb
+        return abs(hb / ha - 1.0) > self.max_change or abs(rb / ra - 1.0) > self.max_change
+
+    def _age(self, tracks: dict[int, list], here: np.ndarray, every: int) -> None:
+        """A track missed for a frame keeps its pose for as long as it would have been followed."""
+        seen = set(here.tolist())
+        for tid, record in list(tracks.items()):
+            record[-1] = 0 if tid in seen else record[-1] + 1
+            if record[-1] >= every:
+                del tracks[tid]
+
+    def plan(self, camera: str, ids: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(P,) True where the person needs a new pose."""
+        ids = np.asarray(ids).astype(int)
+        every = self.cameras.get(camera, self.every)
+        last = self._planned.setdefault(camera, {})
+        due = np.ones(len(ids), bool)
+        for p, tid in enumerate(ids):
+            seen = last.get(tid) if tid else None
+            if seen is not None and seen[1] + 1 < every and not self._changed(seen[0], boxes[p]):
+                due[p] = False
+                seen[1] += 1
+            elif tid:
+                last[tid] = [boxes[p].copy(), 0, 0]
+        self._age(last, ids, every)
+        return due
+
+    def fill(self, camera: str, ids: np.ndarray, boxes: np.ndarray, due: np.ndarray, posed: np.ndarray) -> np.ndarray:
+        """(P, 17, 3) keypoints: `posed`'s rows where `due`, the others' last pose moved with their box."""
+        ids = np.asarray(ids).astype(int)
+        last = self._posed.setdefault(camera, {})
+        out = np.array(posed, np.float32, copy=True).reshape(len(ids), 17, 3)
+        for p, tid in enumerate(ids):
+            if due[p]:
+                if tid:
+                    last[tid] = [boxes[p].copy(), out[p].copy(), 0]
+                continue
+            box, kp, _ = last[tid]
+            if not kp[:, 2].any():      # no pose was found: none follows
+                continue
+            b = boxes[p]
+            scale = np.array([max(b[2] - b[0], 1.0) / max(box[2] - box[0], 1.0),
+                              max(b[3] - b[1], 1.0) / max(box[3] - box[1], 1.0)], np.float32)
+            out[p, :, :2] = (kp[:, :2] - box[:2]) * scale + b[:2]
+            out[p, :, 2] = kp[:, 2]
+        self._age(last, ids, self.cameras.get(camera, self.every))
+        return out
+
+    def forget(self, camera: str) -> None:
+        self._planned.pop(camera, None)
+        self._posed.pop(camera, None)
 
 
 class BottomUp:

@@ -79,6 +79,11 @@ class ScenePool:
         """Each worker's SceneBuilder.person_scores; the cameras below the models' floor."""
         return sorted({cam for b in self.builders for cam in b.person_scores(default, cameras)})
 
+    def pose_every(self, default: int, cameras: dict[str, int]) -> None:
+        """Each worker's SceneBuilder.pose_every."""
+        for b in self.builders:
+            b.pose_every(default, cameras)
+
     def run(self, worker: int, put: Callable[[SceneGraph | EndOfStream], object], max_batch: int, max_wait_s: float,
             running: Callable[[], bool]) -> None:
         """Worker `worker`'s loop (on a thread of its own)."""

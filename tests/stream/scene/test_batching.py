@@ -140,8 +140,8 @@ def test_each_camera_keeps_the_people_above_its_own_score_in_one_shared_batch(mo
     pose = create_engine("onnxruntime", models_dir / "pose_landmark_full.onnx", threads=2)
 
     class Seen(TopDown):
-        def find(self, images):
-            self.last = super().find(images)
+        def find(self, images, *, poses=True):
+            self.last = super().find(images, poses=poses)
             return self.last
     shared = Seen(PersonDetector(det, score_threshold=0.1), PoseEstimator(pose))
     builder = SceneBuilder(shared)

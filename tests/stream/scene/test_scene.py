@@ -14,11 +14,15 @@ from stream.scene.tracking import PersonTracker, iou_matrix
 
 
 class CountingMotion(MotionExtractor):
-    pairs = 0
+    pairs = greys = 0
 
-    def pair(self, a, b, dt):
+    def pair_grey(self, ga, gb, dt, frame_size):
         self.pairs += 1
-        return super().pair(a, b, dt)
+        return super().pair_grey(ga, gb, dt, frame_size)
+
+    def grey(self, image):
+        self.greys += 1
+        return super().grey(image)
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +157,7 @@ def test_scene_graph_tracks_people_through_a_window_of_real_frames(detector, pos
     # motion: one flow per pair of consecutive sampled frames, shared by overlapping windows
     assert len(g.motion.energy) == 7 and g.motion.masks.shape[0] == 7 and 0 < g.motion.moving.max() < 0.5
     assert motion.pairs == 23                             # 24 sampled frames in 12 s: 23 pairs, each computed once
+    assert motion.greys == 24                             # and each frame made small and grey once
     # relations: every tracked person stands or walks on the ground in every frame they are seen
     assert len(g.relations) == 8
     for t, triples in enumerate(g.relations):
