@@ -82,6 +82,11 @@ def check(argv: list[str] | None) -> int:
         if args.runtime:
             cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"engine": args.runtime})})
         print(summary(cfg, args.config))
+        from stream.preflight import problems
+        found = problems(cfg)
+        if found:
+            raise ConfigError("; ".join(found))
+        print("host: every port it binds is free, every path it writes is writable")
         if cfg.runtime.engine == "ray":
             from stream.ray_runtime import check_reachable
             check_reachable(cfg.runtime.address)

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engines: running exported models, the shared command-line style", ("engines",)),
     ("base: types, config, metrics, queues, frames", (
         "=stream", "stream.types", "stream.config", "stream.metrics", "stream.queues", "stream.frames", "stream.net",
-        "stream.redact", "stream.logs")),
+        "stream.redact", "stream.logs", "stream.preflight")),
     ("ingest and scene", ("stream.ingest", "stream.scene")),
     ("the model", ("stream.llm",)),
     ("alerts: schema, outbox, sinks, evidence, reviews, request servers", ("stream.alerts",)),

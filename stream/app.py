@@ -20,6 +20,7 @@ from stream.detection.registry import build_detector, check_name as check_detect
 from stream.ingest.source import open_source
 from stream.local_runtime import LocalRuntime
 from stream.pipeline import Pipeline
+from stream.preflight import problems
 from stream.scene.graph import scene_from_config
 
 
@@ -27,6 +28,9 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None)
     """The config's pipeline, built and ready to run (models loaded, sockets bound); ConfigError
     names what the config asks for that cannot be had."""
     check_detector_name(cfg)                       # before a cluster is joined or a model loaded
+    found = problems(cfg)                          # ports taken, folders not writable
+    if found:
+        raise ConfigError("; ".join(found))
     with ExitStack() as parts:
         if cfg.runtime.engine == "ray":
             from stream.ray_runtime import RayRuntime

@@ -6,6 +6,8 @@ against the config file's folder, and an error is one line naming the field path
 """
 from __future__ import annotations
 
+import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,7 +17,7 @@ from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
                       field_validator, model_validator)
 
 from stream.net import is_loopback
-from stream.redact import known_secret
+from stream.redact import known_secret, secret_name
 
 SCHEMA_VERSION = 1
 CameraId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -148,19 +150,70 @@ class ZoneConfig(_Strict):
         return self
 
 
-def _from_environment(text: str) -> str:
-    """`${NAME}` replaced by the environment variable NAME (a camera's password kept out of the
-    file: `rtsp://viewer:${GATE_PASSWORD}@gate/1`); a variable that is not set is an error naming it."""
-    import os
-    import re
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def substitute(data, base_dir: Path | None = None, where: tuple = ()):
+    """The raw config with its references replaced, in every string value:
+
+    - `${NAME}`: the environment variable NAME (a variable that is not set is an error naming it);
+    - `${NAME:-default}`: NAME, or `default` where NAME is unset or empty;
+    - `${file:PATH}`: the contents of a file, without its final newline (a Docker or systemd
+      secret: `${file:/run/secrets/gate_password}`; relative to the config file);
+    - `$${` is a literal `${`.
+
+    A value from a file, from a variable whose name means a secret (PASSWORD, TOKEN, KEY...), for
+    a key that does, or in a URL's credentials is masked wherever it appears (stream/redact.py).
+    Raises ValueError naming the key."""
+    if isinstance(data, dict):
+        return {k: substitute(v, base_dir, (*where, k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [substitute(v, base_dir, (*where, i)) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+    key = ".".join(str(w) for w in where) or "(top level)"
 
     def value(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise ValueError(f"the environment variable {name} (in ${{{name}}}) is not set")
-        known_secret(os.environ[name])
-        return os.environ[name]
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, text)
+        if match.group(0) == "$${":
+            return "${"
+        ref = match.group(1)
+        if ref.startswith("file:"):
+            path = Path(ref[5:])
+            path = path if path.is_absolute() or base_dir is None else base_dir / path
+            try:
+                text = path.read_text().removesuffix("\n").removesuffix("\r")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"{key}: the file {path} (in ${{{ref}}}) cannot be read: "
+                                 f"{getattr(e, 'strerror', None) or e}") from None
+            known_secret(text)
+            return text
+        name, sep, default = ref.partition(":-")
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{key}: ${{{ref}}} is neither ${{NAME}}, ${{NAME:-default}} nor ${{file:PATH}} "
+                             f"(write $${{ for a literal ${{)")
+        text = os.environ.get(name)
+        if sep and not text:
+            return default
+        if text is None:
+            raise ValueError(f"{key}: the environment variable {name} (in ${{{ref}}}) is not set")
+        if secret_name(name) or secret_name(str(where[-1]) if where else "") or \
+                _in_credentials(data, match.start(), match.end()):
+            known_secret(text)
+        return text
+    return _REFERENCE.sub(value, data)
+
+
+def _in_credentials(url: str, start: int, end: int) -> bool:
+    """Whether url[start:end] is in a URL's userinfo (`rtsp://user:HERE@host`) or in the value of
+    a query parameter whose name means a secret (`?token=HERE`)."""
+    scheme = url.find("://")
+    if scheme < 0 or start < scheme:
+        return False
+    if "@" in url[end:] and "/" not in url[scheme + 3:start]:
+        return True
+    param = re.search(r"[?&;]([^=&;#]*)=[^&;#]*$", url[:start])
+    return bool(param and secret_name(param.group(1)))
 
 
 def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) -> str:
@@ -176,8 +229,8 @@ def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) 
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES) +
-                                                ". `${NAME}` in it is the environment variable NAME (a password kept "
-                                                "out of the file).")
+                                                ". A password is best kept out of the file: `${NAME}` (an environment "
+                                                "variable) or `${file:PATH}` (docs/configuration.md).")
     device: str | None = Field(None, description="A local camera device, e.g. /dev/video0 (Video4Linux2).")
     ingest: IngestConfig = Field(default_factory=IngestConfig,
                                  description="Live sources: transport, timeouts, watchdog, backoff (merged over "
@@ -201,6 +254,7 @@ class CameraConfig(_Strict):
         None, ge=0.0, le=1.0, description="This camera's minimum person score (default: models.person_detector's, "
                                           "or models.pose's for a bottom-up model): lower for a far or dim view, "
                                           "higher for a cluttered one.")
+    record: bool | None = Field(None, description="Record this camera (default: recordings.enabled).")
     pose_every_frames: int | None = Field(
         None, ge=1, le=100, description="How often this camera's tracked people get a new pose, in sampled frames "
                                         "(default: models.pose.every_frames): 1 where posture matters most.")
@@ -219,10 +273,17 @@ class CameraConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, v: str | None) -> str | None:
-        if v is not None:
-            v = _from_environment(v)
         if v is not None and not v.startswith(URL_SCHEMES):
             raise ValueError(f"URL must start with one of {', '.join(URL_SCHEMES)}")
+        if v is not None:
+            from urllib.parse import urlsplit
+            try:
+                parts = urlsplit(v)
+                parts.port                                  # noqa: B018 - raises on a port out of range
+            except ValueError as e:
+                raise ValueError(f"not a valid URL: {e}") from None
+            if not parts.hostname and parts.scheme not in ("udp", "srt"):       # udp://@:5000 listens
+                raise ValueError("the URL names no host")
         return v
 
     @field_validator("device")
@@ -285,9 +346,10 @@ class PoseConfig(_Strict):
     presence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="blazepose: minimum pose-present probability.")
     crop_scale: float = Field(1.25, ge=1.0, le=3.0, description="Top-down: crop size as a multiple of the person box.")
     min_box_height: float = Field(16.0, ge=0.0, le=10000.0, description="Top-down: people shorter than this (px) get no pose.")
-    every_frames: int = Field(1, ge=1, le=100, description=(
+    every_frames: int = Field(3, ge=1, le=100, description=(
         "Top-down: a tracked person gets a new pose at most every this many sampled frames, and sooner when their "
-        "box changes shape (falling, bending); between, their last pose follows their box. 1: every frame."))
+        "box changes shape (falling, bending); between, their last pose follows their box. 1: every frame "
+        "(a third more CPU a stream; the same figures on the real-clip set: docs/benchmarks.md)."))
     simcc_split_ratio: float = Field(2.0, gt=0.0, le=16.0, description="simcc: classification bins per input pixel.")
     score_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Bottom-up: minimum person score (yolo_pose).")
     nms_iou: float = Field(0.7, gt=0.0, le=1.0, description="yolo_pose: IoU above which overlapping people are merged.")
@@ -579,11 +641,11 @@ class MqttConfig(_Strict):
 class AlertsConfig(_Strict):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint to bind.")
     query_endpoint: str | None = Field(
-        "tcp://127.0.0.1:5557", description="ZeroMQ ROUTER endpoint where subscribers fetch missed alerts by "
-                                            "number (None: no catch-up).")
+        "auto", description="ZeroMQ ROUTER endpoint where subscribers fetch missed alerts by number. `auto`: "
+                            "`endpoint`'s host and port + 1, where subscribers look for it (None: no catch-up).")
     chat_endpoint: str | None = Field(
-        "tcp://127.0.0.1:5558", description="ZeroMQ ROUTER endpoint where users ask the model about a camera's "
-                                            "recent windows (python -m stream.alerts.chat; None: no chat).")
+        "auto", description="ZeroMQ ROUTER endpoint where users ask the model about a camera's recent windows "
+                            "(python -m stream.alerts.chat). `auto`: `endpoint`'s host and port + 2 (None: no chat).")
     health_interval_s: float = Field(5.0, gt=0.0, le=3600.0, description="Seconds between health messages.")
     publish_verdicts: bool = Field(True, description="Also publish every window's verdict on verdict/<camera>.")
     wait_for_subscriber_s: float = Field(
@@ -601,9 +663,26 @@ class AlertsConfig(_Strict):
     @field_validator("endpoint", "query_endpoint", "chat_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("tcp://", "ipc://", "inproc://")):
+        if v is not None and v != "auto" and not v.startswith(("tcp://", "ipc://", "inproc://")):
             raise ValueError("endpoint must be tcp://HOST:PORT, ipc://PATH or inproc://NAME")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _beside_endpoint(cls, data):
+        """`auto` endpoints: beside `endpoint` (tcp: its port + 1 for catch-up, + 2 for chat)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        main = data.get("endpoint", cls.model_fields["endpoint"].default)
+        for key, offset in (("query_endpoint", 1), ("chat_endpoint", 2)):
+            if data.get(key, "auto") == "auto" and isinstance(main, str) and main.startswith(("tcp://", "ipc://",
+                                                                                              "inproc://")):
+                data[key] = beside(main, offset)
+                if data[key] is None:
+                    raise ValueError(f"{key}: auto needs `endpoint` as tcp://HOST:PORT with a port below "
+                                     f"{65536 - offset}, ipc://PATH or inproc://NAME (it is {main}): give {key}")
+        return data
 
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> AlertsConfig:
@@ -620,6 +699,19 @@ class AlertsConfig(_Strict):
                     raise ValueError(f"{name} {ep} is the same address as {other} {other_ep}: endpoint, "
                                      "query_endpoint and chat_endpoint must differ")
         return self
+
+
+def beside(endpoint: str, offset: int) -> str | None:
+    """The endpoint `offset` places after a pipeline's alerts.endpoint, laid out as `auto` does:
+    tcp://HOST:PORT+offset, or the ipc path or inproc name with `.query` (1) or `.chat` (2)
+    added; None where there is none (no port, or past 65535)."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return f"{endpoint}.{ {1: 'query', 2: 'chat'}[offset] }"
+    head, _, port = endpoint.rpartition(":")
+    if scheme != "tcp" or not port.isdigit() or int(port) + offset > 65535:
+        return None
+    return f"{head}:{int(port) + offset}"
 
 
 def _bind_keys(endpoint: str) -> set[tuple]:
@@ -668,6 +760,12 @@ class HttpConfig(_Strict):
     keyfile: Path | None = Field(None, description="The certificate's PEM private key.")
     reviews: Path | None = Field(None, description="Where the console's event reviews are kept (SQLite); default: "
                                                    "reviews.sqlite beside the outbox.")
+    allowed_hosts: list[str] | None = Field(
+        None, description="Host names the server answers to (the Host header, any port); others get 400, which "
+                          "stops DNS rebinding. Default: on loopback, localhost and the loopback addresses; "
+                          "elsewhere any (the token guards it).")
+    max_body_kb: int = Field(1024, ge=1, le=1_048_576, description="Requests with a larger body get 413.")
+    session_hours: float = Field(12.0, gt=0.0, le=24 * 365, description="How long a console sign-in lasts.")
 
     _files = field_validator("certfile", "keyfile", "reviews", "token_file")(lambda v, info: None if v is None else _any_path(v, info))
 
@@ -723,6 +821,22 @@ class RuntimeConfig(_Strict):
                                                "models; then its camera fails (a model worker: the run does not start).")
 
 
+class RecordingsConfig(_Strict):
+    enabled: bool = Field(False, description="Record every camera continuously (a camera's `record` overrides it).")
+    folder: Path = Field(Path("var/recordings"), description="Where segments go, as <camera>/<date>/<start>-<end>.mp4.")
+    segment_s: float = Field(10.0, ge=1.0, le=600.0, description="Segment length: a new one at the first keyframe "
+                                                                  "after this long.")
+    keep_days: float = Field(7.0, gt=0.0, le=3650.0, description="Plain footage older than this is deleted.")
+    keep_event_days: float = Field(30.0, gt=0.0, le=3650.0,
+                                   description="Segments overlapping an event (in the outbox) are kept this long.")
+    max_gb: float | None = Field(None, gt=0.0, description="Beyond this much footage, the oldest goes first (plain "
+                                                           "footage before events'); None: only the days limit.")
+    min_free_gb: float = Field(1.0, ge=0.0, description="Below this much free disk, the oldest footage goes too, and "
+                                                        "health reports the disk as full.")
+
+    _folder = field_validator("folder")(_any_path)
+
+
 class HawkwatchConfig(_Strict):
     version: Literal[1] = Field(1, description="Config schema version.")
     replay: Literal["realtime", "fast"] = Field("realtime", description="Default replay mode for file cameras.")
@@ -748,6 +862,8 @@ class HawkwatchConfig(_Strict):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="What runs the stages (local or ray).")
     http: HttpConfig | None = Field(None, description="The web console, the HTTP API and Prometheus /metrics "
                                                       "(None: off).")
+    recordings: RecordingsConfig = Field(default_factory=RecordingsConfig,
+                                         description="Continuous recording by remux, with retention (off unless enabled).")
 
     @model_validator(mode="before")
     @classmethod
@@ -801,6 +917,11 @@ class HawkwatchConfig(_Strict):
         """What `camera` learns of its own normal: the top-level `normal`, switched or replaced by its own."""
         own = self.cameras[camera].normal if camera in self.cameras else None
         return own if own is not None else self.normal
+
+    def records(self, camera: str) -> bool:
+        """Whether `camera` is recorded: its own `record`, else recordings.enabled."""
+        own = self.cameras[camera].record if camera in self.cameras else None
+        return self.recordings.enabled if own is None else own
 
     def windows_of(self, camera: str) -> WindowConfig:
         """The windows `camera` is cut into: its own, or the top-level ones."""
@@ -907,6 +1028,10 @@ def _format(err: ValidationError, source: str) -> str:
 
 def parse_config(data: dict, base_dir: Path | None = None, source: str = "config",
                  check_files: bool = True) -> HawkwatchConfig:
+    try:
+        data = substitute(data, base_dir)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
     try:
         return HawkwatchConfig.model_validate(data, context={"base_dir": base_dir, "check_files": check_files})
     except ValidationError as e:

@@ -35,7 +35,7 @@ INGEST_COUNTERS = {   # a camera's ingest counters (its ingest stage's, wherever
     "windows_emitted": "Windows cut.",
     "windows_dropped": "Windows dropped because the stages behind fell behind (live cameras).",
     "windows_skipped": "Windows wholly inside a gap, never cut.", "gaps": "Stretches of stream time the camera sent nothing for.",
-    "reconnects": "Reconnections after the first.", "decode_errors": "Packets the decoder rejected.",
+    "reconnects": "Connection attempts after the first, refused ones too (a file's loops are none).", "decode_errors": "Packets the decoder rejected.",
 }
 COUNTERS = {**INGEST_COUNTERS, "windows_done": "Windows scored.", "alerts": "Alert messages published."}
 

@@ -6,8 +6,8 @@ Camera URLs carry secrets in two places, and both are replaced by `***` for ever
 - query parameters whose name means a secret (`?password=`, `&token=`, SRT's `passphrase=`,
   `X-Amz-Signature=`...; see SECRET_PARAMS), matched case-insensitively inside the name.
 
-Secrets the config takes from the environment (`${NAME}` in a camera URL) are masked wherever
-they appear, whatever they hold.
+Secrets the config takes from the environment or from files (`${NAME}`, `${file:PATH}`:
+stream/config.py `substitute`) are masked wherever they appear, whatever they hold.
 
 Every log line goes through it in `RedactingFormatter`, so a new log call that prints a target
 cannot forget to; so do source errors, health messages' `detail` and `target`, failure reasons
@@ -29,7 +29,7 @@ _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s'\"<>]*)")
 _PARAM = re.compile(r"([?&;])([^=&;#\s]*)=([^&;#\s]*)")
 
 
-def _secret_name(name: str) -> bool:
+def secret_name(name: str) -> bool:
     name = name.lower()
     return any(part in name for part in SECRET_PARAMS)
 
@@ -38,7 +38,7 @@ def _redact_url(m: re.Match) -> str:
     scheme, rest = m.group(1), m.group(2)
     if "@" in rest:       # userinfo: up to the last @, whatever it holds (a path with @ loses its head too)
         rest = MASK + rest[rest.rindex("@"):]
-    return scheme + _PARAM.sub(lambda p: f"{p.group(1)}{p.group(2)}={MASK}" if _secret_name(p.group(2))
+    return scheme + _PARAM.sub(lambda p: f"{p.group(1)}{p.group(2)}={MASK}" if secret_name(p.group(2))
                                else p.group(0), rest)
 
 

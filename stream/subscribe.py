@@ -20,6 +20,7 @@ from pathlib import Path
 from engines.cli import Parser
 from stream.alerts.security import add_client_arguments, client_from_arguments
 from stream.alerts.subscriber import AlertSubscriber
+from stream.config import beside
 
 
 def _clock(t: float) -> str:
@@ -57,15 +58,6 @@ def format_message(topic: str, msg: dict) -> str:
     return f"{head} {json.dumps(msg)}"
 
 
-def query_beside(endpoint: str) -> str | None:
-    """The query endpoint of a pipeline whose PUB endpoint this is, laid out as the defaults are
-    (tcp://HOST:P and tcp://HOST:P+1); None when the endpoint is not tcp://HOST:PORT."""
-    head, _, port = endpoint.rpartition(":")
-    if not endpoint.startswith("tcp://") or not port.isdigit() or int(port) >= 65535:
-        return None
-    return f"{head}:{int(port) + 1}"
-
-
 def read_positions(path: Path) -> dict[str, tuple[str, int]]:
     """Each camera's last alert in an --out file; a torn last line (killed mid-write) is cut off."""
     if not path.exists():
@@ -97,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Parser("python -m stream.subscribe", __doc__)
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the pipeline's PUB endpoint")
     p.add_argument("--query", help="its query endpoint, where missed alerts are fetched by number (default: "
-                                   "--endpoint's host and port + 1, as the pipeline's default endpoints are laid out)")
+                                   "--endpoint's host and port + 1, where the pipeline's alerts.query_endpoint: auto puts it)")
     p.add_argument("--topic", action="append", help="topic prefix to subscribe to (repeatable; default: all)")
     p.add_argument("--camera", action="append", help="only these cameras' alerts (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print each message as one JSON line")
@@ -110,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, help="exit (status 1) after this many seconds without a message, "
                                                  "counted from the start")
     args = p.parse_args(argv)
-    query = args.query or query_beside(args.endpoint)
+    query = args.query or beside(args.endpoint, 1)
     if query is None:
         p.error(f"--query is needed with --endpoint {args.endpoint}: give the pipeline's alerts.query_endpoint")
     configure = client_from_arguments(p, args)

@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 import zmq
 
-from stream.subscribe import query_beside
+from stream.config import beside
 from stream.types import SceneGraph, Window
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def next_port(endpoint: str) -> str:
     """The port after a tcp endpoint's (the query endpoint beside a free PUB endpoint)."""
-    return query_beside(endpoint)
+    return beside(endpoint, 1)
 
 
 def write_config(tmp_path: Path, cameras: dict, endpoint: str, models_dir: Path, replay="fast", **sections) -> Path:

@@ -88,3 +88,25 @@ def test_the_systemd_unit_verifies(tmp_path):
     out = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "hawkwatch.service")], capture_output=True,
                          text=True)
     assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_systemd_unit_scores_under_4_in_systemd_analyze_security(tmp_path):
+    unit = tmp_path / "hawkwatch.service"
+    unit.write_text((DEPLOY / "systemd/hawkwatch.service").read_text().replace("/opt/hawkwatch", str(ROOT)))
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True)
+    score = float(re.search(r"Overall exposure level for hawkwatch.service: ([0-9.]+)", out.stdout).group(1))
+    assert score < 4.0, out.stdout
+    assert "LimitNOFILE=65536" in unit.read_text()
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="needs systemd-sysusers")
+def test_the_sysusers_file_creates_the_units_user(tmp_path):
+    (tmp_path / "etc").mkdir()
+    out = subprocess.run(["systemd-sysusers", f"--root={tmp_path}", str(DEPLOY / "systemd/hawkwatch.sysusers")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    user = next(line for line in (tmp_path / "etc/passwd").read_text().splitlines() if line.startswith("hawkwatch:"))
+    assert user.split(":")[5] == "/var/lib/hawkwatch"
+    unit = (DEPLOY / "systemd/hawkwatch.service").read_text()
+    assert "User=hawkwatch" in unit and "StateDirectory=hawkwatch" in unit

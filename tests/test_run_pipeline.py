@@ -262,6 +262,11 @@ def test_the_http_api_serves_cameras_and_prometheus_metrics_behind_its_token(tmp
         buckets = [s for s in families["hawkwatch_stage_latency_seconds"].samples
                    if s.name.endswith("_bucket") and s.labels["stage"] == "scene"]
         assert buckets and buckets[-1].labels["le"] == "+Inf" and buckets[-1].value >= 2
+        assert [s.labels for s in families["hawkwatch_camera_up"].samples] == [{"camera": "lobby"}]  # one series
+        states = {s.labels["hawkwatch_camera_state"]: s.value for s in families["hawkwatch_camera_state"].samples}
+        assert set(states) >= {"streaming", "reconnecting", "stopped"} and sum(states.values()) == 1
+        assert families["process_resident_memory_bytes"].samples[0].value > 50e6       # the process's own metrics
+        assert "process_open_fds" in families and "process_max_fds" in families
         assert get("/openapi.json")[2].count("/api/cameras") >= 1
         dashboard = json.loads((ROOT / "deploy/grafana/hawkwatch.json").read_text())
         queried = {re.sub(r"_(total|bucket|sum|count)$", "", name) for panel in dashboard["panels"]
@@ -292,4 +297,4 @@ def test_an_http_port_already_taken_is_a_config_error_at_start(tmp_path, clip12,
                               http={"endpoint": f"127.0.0.1:{port}"})
         proc = start(config)
         code, err = proc.wait(timeout=120), proc.stderr.read()
-    assert code == 2 and f"config error: http.endpoint 127.0.0.1:{port}: Address already in use" in err, err
+    assert code == 2 and f"config error: http.endpoint: 127.0.0.1:{port}: port {port} is already in use" in err, err

@@ -18,7 +18,8 @@ a thread of its own). One router per resource, all reading one read model (readm
 
 In the pipeline's process because that is where the state is: the health it publishes, its
 counters and its outbox; a second process would have to rebuild all of it from the topics.
-Who may ask is auth.py's. HTTPS when a certificate is configured. A new resource is a module with
+Who may ask is auth.py's; what no request may do (a foreign Host or Origin, an oversized body)
+guard.py's. HTTPS when a certificate is configured. A new resource is a module with
 a `router` and its line in ROUTERS.
 """
 from __future__ import annotations
@@ -28,12 +29,16 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
 
 from stream.alerts.reviews import ReviewStore
 from stream.config import ConfigError, HttpConfig
 from stream.http import cameras, console, events, operations
-from stream.http.auth import authorised, token_of
+from stream.http.auth import SignInLimiter, authorised, token_of
+from stream.http.guard import Guard
 from stream.http.readmodel import ReadModel
 
 if TYPE_CHECKING:
@@ -44,15 +49,34 @@ log = logging.getLogger(__name__)
 ROUTERS = (cameras.router, events.router, operations.router)
 
 
-def create_app(read: ReadModel, token: str | None) -> FastAPI:
+def create_app(read: ReadModel, token: str | None, cfg: HttpConfig | None = None) -> FastAPI:
+    cfg = cfg or HttpConfig()
     app = FastAPI(title="Hawkwatch", description="Cameras, events, chat and metrics of a running Hawkwatch pipeline, "
-                  "and its web console (/).", dependencies=[Depends(authorised)])
-    app.state.read, app.state.token = read, token
+                  "and its web console (/).", dependencies=[Depends(authorised)], docs_url=None, openapi_url=None)
+    app.state.read, app.state.token, app.state.session_hours = read, token, cfg.session_hours
+    app.state.sign_in = SignInLimiter()
     app.state.metrics = operations.metrics_registry(read)
     for router in ROUTERS:
         app.include_router(router)
     console.install(app)
+
+    @app.get("/openapi.json", include_in_schema=False)     # behind the token, as every route is
+    def openapi() -> dict:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Hawkwatch API")
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_middleware(Guard, cfg=cfg)
     return app
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming what is wrong and where, without echoing the input (which may not even be JSON:
+    NaN, a huge number)."""
+    return JSONResponse({"detail": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                                    for e in exc.errors()]}, status_code=422)
 
 
 class HttpServer:
@@ -74,7 +98,7 @@ class HttpServer:
         self.url = f"{'https' if cfg.certfile else 'http'}://{cfg.endpoint}"
         self.reviews = ReviewStore(cfg.reviews or pipeline.publisher.outbox.path.with_name("reviews.sqlite"))
         self.read = ReadModel(pipeline, self.reviews)
-        config = uvicorn.Config(create_app(self.read, token), log_level="warning", access_log=False,
+        config = uvicorn.Config(create_app(self.read, token, cfg), log_level="warning", access_log=False,
                                 ssl_certfile=str(cfg.certfile) if cfg.certfile else None,
                                 ssl_keyfile=str(cfg.keyfile) if cfg.keyfile else None)
         self.server = uvicorn.Server(config)

@@ -40,7 +40,8 @@ def snapshot(camera: str = Depends(known), overlay: bool = True, read: ReadModel
 
 @router.get("/{camera}/scores", summary="Recent windows' scores, per second (the last hour)")
 def scores(camera: str = Depends(known), read: ReadModel = Depends(read_model),
-           since: float | None = Query(None, description="epoch seconds: windows ending then or later")) -> list[dict]:
+           since: float | None = Query(None, allow_inf_nan=False,
+                                       description="epoch seconds: windows ending then or later")) -> list[dict]:
     return read.scores(camera, since)
 
 

@@ -30,9 +30,11 @@ def event_of(alert_id: str, read: ReadModel = Depends(read_model)) -> dict:
 
 @router.get("/api/events", summary="Events, newest first: each one's latest message (open, update or close)")
 def events(camera: str | None = None, category: str | None = None,
-           since: float | None = Query(None, description="epoch seconds: events whose span starts then or later"),
-           until: float | None = Query(None, description="epoch seconds: events whose span starts before"),
-           limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0),
+           since: float | None = Query(None, allow_inf_nan=False,
+                                       description="epoch seconds: events whose span starts then or later"),
+           until: float | None = Query(None, allow_inf_nan=False,
+                                       description="epoch seconds: events whose span starts before"),
+           limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=2**31),
            read: ReadModel = Depends(read_model)) -> dict:
     found = read.events(camera=camera, category=category, since=since, until=until, limit=limit, offset=offset)
     return {"events": found, "next_offset": offset + len(found) if len(found) == limit else None}

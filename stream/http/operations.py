@@ -1,17 +1,20 @@
-"""/healthz (liveness, no token) and /metrics (Prometheus): per camera counters, the camera's
-state, per-stage latency histograms, alerts by category and state, queue depths, the outbox and
-catch-up requests, read at each scrape."""
+"""/healthz (liveness, no token) and /metrics (Prometheus): per camera counters, whether it is up
+and its state (a state set, so `hawkwatch_camera_up` keeps one series whatever the state),
+per-stage latency histograms, alerts by category and state, queue depths, the outbox, catch-up
+requests and the process itself, read at each scrape."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, StateSetMetricFamily
 
 from stream.http.readmodel import ReadModel
+from stream.ingest.lifecycle import STATES
 from stream.metrics import COUNTERS, LATENCY_BUCKETS_S
 
 router = APIRouter(tags=["operations"])
+CAMERA_STATES = ("starting", *STATES)        # "starting": paced cameras waiting for their phase (stream/cameras.py)
 
 
 class PipelineCollector:
@@ -29,10 +32,14 @@ class PipelineCollector:
             for cam, t in totals.items():
                 family.add_metric([cam], t["counts"].get(name, 0))
             yield family
-        up = GaugeMetricFamily("hawkwatch_camera_up", "1 while the camera streams, 0 otherwise.", labels=["camera", "state"])
+        up = GaugeMetricFamily("hawkwatch_camera_up", "1 while the camera streams, 0 otherwise.", labels=["camera"])
+        state = StateSetMetricFamily("hawkwatch_camera_state", "The camera's state: one series per state, 1 for the "
+                                                               "current one.", labels=["camera"])
         for cam, t in totals.items():
-            up.add_metric([cam, t["state"]], 1.0 if t["state"] == "streaming" else 0.0)
+            up.add_metric([cam], 1.0 if t["state"] == "streaming" else 0.0)
+            state.add_metric([cam], {s: s == t["state"] for s in CAMERA_STATES})
         yield up
+        yield state
         alerts = CounterMetricFamily("hawkwatch_alerts", COUNTERS["alerts"], labels=["camera", "category", "state"])
         for cam, t in totals.items():
             for (category, state), n in t["alerts"].items():
@@ -64,8 +71,12 @@ class PipelineCollector:
 
 
 def metrics_registry(read: ReadModel) -> CollectorRegistry:
+    """The pipeline's metrics, and the process's own (CPU seconds, resident memory, open files,
+    their limit, threads: `process_*`; the Python version: `python_info`)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(read))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
     return registry
 
 

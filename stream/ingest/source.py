@@ -80,7 +80,7 @@ class VideoSource:
         self.state: str | None = None        # lifecycle.STATES once frames() runs
         self.detail: str | None = None       # why the source is in its state (redacted)
         self.end_reason = "finished"
-        self.reconnects = 0                  # connections after the first
+        self.reconnects = 0                  # a live source's connection attempts after the first (a file's loops are none)
         self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
         self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
         self._best_effort = BestEffortTimestamp()
@@ -211,13 +211,16 @@ class VideoSource:
             self._deadline = self._clock() + self.max_stream_s
         backoff = Backoff(self.ingest.backoff_initial_s, self.ingest.backoff_max_s, self.ingest.backoff_jitter)
         t0_clock: float | None = None          # realtime replay: the clock reading at stream time 0
-        connected_once = False
+        connected_once = attempted = False
         try:
             while not self.stop.is_set():
                 if self._out_of_time():
                     return
                 if self.live or not connected_once:     # a file's next loop is not a new connection
                     self._set_state(CONNECTING)
+                if self.live and attempted:
+                    self.reconnects += 1                # every try after the first, refused ones too
+                attempted = True
                 try:
                     container, stream = self._open()
                 except SourceError as e:
@@ -225,8 +228,6 @@ class VideoSource:
                         raise
                     self._wait_to_reconnect(backoff, str(e))
                     continue
-                if connected_once:
-                    self.reconnects += 1
                 connected_once = True
                 self.stamps.new_segment()
                 self._best_effort.reset()

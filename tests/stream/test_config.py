@@ -18,9 +18,9 @@ def demo(vtest, models_dir) -> dict:
     return yaml.safe_load(DEMO.read_text())
 
 
-def _error(data: dict) -> str:
+def _error(data: dict, base_dir: Path = DEMO.parent) -> str:
     with pytest.raises(ConfigError) as e:
-        parse_config(data, DEMO.parent, "demo.yaml")
+        parse_config(data, base_dir, "demo.yaml")
     return str(e.value)
 
 
@@ -222,3 +222,54 @@ def test_a_camera_url_takes_its_secret_from_the_environment_and_an_unset_one_is_
     monkeypatch.delenv("GATE_PASSWORD")
     assert _error(data) == ("demo.yaml: cameras.gate.url: the environment variable GATE_PASSWORD (in "
                             "${GATE_PASSWORD}) is not set")
+
+
+def test_any_value_takes_a_variable_a_default_or_a_file_and_masks_what_is_secret(demo, monkeypatch, tmp_path):
+    data = copy.deepcopy(demo)
+    (tmp_path / "gate_password").write_text("from a file\n")
+    data["cameras"] = {"gate": {"url": "rtsp://viewer:${file:gate_password}@${GATE_HOST:-192.0.2.10}/stream1"},
+                       "hall": {"url": "rtsp://192.0.2.11/s?token=${HALL_TOKEN}"}}
+    data["alerts"] = {**data.get("alerts", {}), "endpoint": "tcp://127.0.0.1:${ALERT_PORT:-5556}"}
+    data["cameras"]["hall"]["labels"] = {"site": "${SITE_KEY}"}          # a variable whose name means a secret
+    monkeypatch.delenv("GATE_HOST", raising=False)
+    monkeypatch.delenv("ALERT_PORT", raising=False)
+    monkeypatch.setenv("HALL_TOKEN", "hall-secret-1")
+    monkeypatch.setenv("SITE_KEY", "console-secret-2")
+    cfg = parse_config(data, tmp_path, check_files=False)       # ${file:...} is relative to the config file
+    assert cfg.cameras["gate"].url == "rtsp://viewer:from a file@192.0.2.10/stream1"
+    assert cfg.alerts.endpoint == "tcp://127.0.0.1:5556"
+    assert cfg.cameras["hall"].labels == {"site": "console-secret-2"}
+    assert redact("from a file / hall-secret-1 / console-secret-2 / 5556") == "*** / *** / *** / 5556"
+    monkeypatch.setenv("ALERT_PORT", "6000")
+    monkeypatch.setenv("GATE_HOST", "")                       # set but empty: the default, as in a shell
+    cfg = parse_config(data, tmp_path, check_files=False)
+    assert cfg.alerts.endpoint == "tcp://127.0.0.1:6000" and "@192.0.2.10/" in cfg.cameras["gate"].url
+    assert redact("port 6000") == "port 6000"                 # a port is no secret
+
+
+def test_a_reference_that_cannot_be_resolved_is_named_with_its_key(demo, monkeypatch, tmp_path):
+    data = copy.deepcopy(demo)
+    data["cameras"] = {"gate": {"url": "rtsp://viewer:${file:missing}@192.0.2.10/"}}
+    assert _error(data, tmp_path).startswith("demo.yaml: cameras.gate.url: the file ")
+    assert "missing (in ${file:missing}) cannot be read: No such file or directory" in _error(data, tmp_path)
+    data["cameras"] = {"gate": {"url": "rtsp://192.0.2.10/${not a name}"}}
+    assert _error(data, tmp_path) == ("demo.yaml: cameras.gate.url: ${not a name} is neither ${NAME}, "
+                                      "${NAME:-default} nor ${file:PATH} (write $${ for a literal ${)")
+    data["cameras"] = {"gate": {"url": "rtsp://192.0.2.10/$${literal}"}}
+    assert parse_config(data, DEMO.parent).cameras["gate"].url == "rtsp://192.0.2.10/${literal}"
+
+
+def test_catch_up_and_chat_sit_beside_the_alerts_endpoint_unless_given(demo):
+    data = copy.deepcopy(demo)
+    data["alerts"] = {"endpoint": "tcp://127.0.0.1:6100"}
+    a = parse_config(data, DEMO.parent).alerts
+    assert (a.query_endpoint, a.chat_endpoint) == ("tcp://127.0.0.1:6101", "tcp://127.0.0.1:6102")
+    data["alerts"] = {"endpoint": "ipc:///run/hawkwatch/alerts", "chat_endpoint": None}
+    a = parse_config(data, DEMO.parent).alerts
+    assert (a.query_endpoint, a.chat_endpoint) == ("ipc:///run/hawkwatch/alerts.query", None)
+    data["alerts"] = {"endpoint": "tcp://127.0.0.1:6100", "query_endpoint": "tcp://127.0.0.1:7000"}
+    assert parse_config(data, DEMO.parent).alerts.query_endpoint == "tcp://127.0.0.1:7000"
+    data["alerts"] = {"endpoint": "tcp://127.0.0.1:65535"}
+    assert _error(data).startswith("demo.yaml: alerts: Value error, query_endpoint: auto needs `endpoint` as "
+                                   "tcp://HOST:PORT with a port below 65535") or \
+        _error(data).startswith("demo.yaml: alerts: query_endpoint: auto needs")

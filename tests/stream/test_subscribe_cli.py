@@ -7,7 +7,8 @@ import sys
 import time
 
 from stream.alerts.publisher import Publisher
-from stream.subscribe import format_message, query_beside
+from stream.config import beside
+from stream.subscribe import format_message
 from tests.harness import ROOT, next_port
 from tests.stream.alerts.test_alerts import alert
 
@@ -36,7 +37,9 @@ def test_no_query_endpoint_is_named_and_the_timeout_counts_from_the_start(free_e
     assert done.returncode == 1 and took < 10, (took, done.stderr)
     assert f"no answer from the query endpoint {next_port(free_endpoint)} (--endpoint's port + 1)" in done.stderr
     assert "Pass --query" in done.stderr
-    done, _ = subscribe("--endpoint", "ipc:///tmp/hawkwatch-nowhere")
+    done, _ = subscribe("--endpoint", "ipc:///tmp/hawkwatch-nowhere", "--timeout", "1.5")   # beside it, as `auto`
+    assert done.returncode == 1 and "the query endpoint ipc:///tmp/hawkwatch-nowhere.query" in done.stderr
+    done, _ = subscribe("--endpoint", "tcp://127.0.0.1:65535")
     assert done.returncode == 2 and "--query is needed" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
@@ -46,7 +49,8 @@ def test_readable_alerts_show_their_evidence_files():
            "evidence": [{"kind": "keyframe", "path": "/var/ev/lobby/a.jpg"}, {"kind": "clip", "path": "/var/ev/a.mp4"}]}
     line = format_message("alert/lobby", msg)
     assert line.endswith("keyframe /var/ev/lobby/a.jpg  clip /var/ev/a.mp4")
-    assert query_beside("tcp://10.0.0.5:5556") == "tcp://10.0.0.5:5557" and query_beside("ipc:///x") is None
+    assert beside("tcp://10.0.0.5:5556", 1) == "tcp://10.0.0.5:5557" and beside("ipc:///x", 1) == "ipc:///x.query"
+    assert beside("tcp://10.0.0.5:65535", 1) is None
 
 
 def test_sigint_ends_the_subscriber_even_when_its_launcher_blocked_and_ignored_it(tmp_path):

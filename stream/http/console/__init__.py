@@ -19,14 +19,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from stream.alerts.reviews import ReviewError
-from stream.http.auth import COOKIE, token_matches
+from stream.http.auth import COOKIE, session, token_matches
 from stream.http.readmodel import ReadModel
 from stream.http.state import read_model
 
@@ -108,7 +108,8 @@ def grid(request: Request, read: ReadModel = Depends(read_model)):
 
 
 @router.get("/cameras/{camera}", response_class=HTMLResponse)
-def camera_page(request: Request, camera: str, minutes: float = 10.0, read: ReadModel = Depends(read_model)):
+def camera_page(request: Request, camera: str, minutes: float = Query(10.0, gt=0.0, le=60.0, allow_inf_nan=False),
+                read: ReadModel = Depends(read_model)):
     found = next((c for c in cameras(read) if c["id"] == camera), None)
     if found is None:
         raise HTTPException(404, f"no camera {camera!r}")
@@ -128,7 +129,8 @@ def normal_reset(camera: str, read: ReadModel = Depends(read_model)):
 
 
 @router.get("/cameras/{camera}/timeline.svg")
-def timeline(camera: str, minutes: float = 10.0, end: float | None = None, read: ReadModel = Depends(read_model)):
+def timeline(camera: str, minutes: float = Query(10.0, gt=0.0, le=60.0, allow_inf_nan=False),
+             end: float | None = Query(None, ge=0.0, allow_inf_nan=False), read: ReadModel = Depends(read_model)):
     end = end or time.time()
     start = end - max(0.5, min(minutes, 60.0)) * 60.0
     rows = read.scores(camera, since=start)
@@ -143,7 +145,8 @@ def timeline(camera: str, minutes: float = 10.0, end: float | None = None, read:
 
 
 @router.get("/events", response_class=HTMLResponse)
-def events_page(request: Request, camera: str | None = None, category: str | None = None, offset: int = 0,
+def events_page(request: Request, camera: str | None = None, category: str | None = None,
+                offset: int = Query(0, ge=0, le=2**31),
                 read: ReadModel = Depends(read_model)):
     limit = 50
     found = read.events(camera=camera or None, category=category or None, limit=limit + 1, offset=max(0, offset))
@@ -181,11 +184,21 @@ def login(request: Request, next: str = "/"):
 
 @router.post("/login")
 def login_post(request: Request, token: str = Form(...), next: str = Form("/")):
+    address = request.client.host if request.client else ""
+    limiter = request.app.state.sign_in
+    wait = limiter.wait_s(address)
+    if wait > 0:
+        raise HTTPException(429, f"too many wrong tokens from {address}: try again in {wait:.0f} s",
+                            headers={"Retry-After": str(int(wait) + 1)})
     if token_matches(request, token):
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        expected, hours = request.app.state.token, request.app.state.session_hours
+        if expected is not None:
+            response.set_cookie(COOKIE, session(expected, hours), max_age=int(hours * 3600), httponly=True,
+                                samesite="strict", secure=request.url.scheme == "https")
         return response
+    limiter.failed(address)
     return templates.TemplateResponse(request, "login.html", {"next": next, "page": "", "wrong": True},
                                       status_code=401)
 

@@ -213,6 +213,7 @@ def test_refused_connection_retries_with_backoff_then_gives_up_when_told(caplog)
     assert "Connection refused" in str(rec.error) and "pw" not in str(rec.error)
     names = rec.state_names()
     assert names.count("reconnecting") == 5 and names[-1] == "failed"
+    assert src.reconnects == 5                   # refused attempts count: a dead camera's counter moves
     # one log line, not one per attempt
     assert len([r for r in caplog.records if "reconnecting in" in r.getMessage()]) == 1
     assert all("pw@" not in r.getMessage() for r in caplog.records)

@@ -43,6 +43,7 @@ def test_looping_continues_stream_time_and_duration_stops_it(clip12):
     ts = np.array([f.ts for f in src.frames()])
     assert len(ts) == 300 and np.all(np.diff(ts) > 0) and np.allclose(np.diff(ts), 0.1)
     assert src.end_reason == "duration"
+    assert src.reconnects == 0                   # two loops of a file are no reconnection
 
 
 def test_stop_event_ends_the_source(clip12):
