@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from stream.alerts.chat import ChatService
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher
+from stream.alerts.recordings import Recordings
 from stream.config import ConfigError, HawkwatchConfig
 from stream.detection.registry import build_detector, check_name as check_detector_name
 from stream.ingest.source import open_source
@@ -57,6 +58,11 @@ def build_pipeline(cfg: HawkwatchConfig, *, stop: threading.Event | None = None)
             parts.callback(chat.close)
         pipeline = Pipeline(cfg, None, scene, detector, publisher, stop or threading.Event(), evidence, chat,
                             runtime=runtime, parts=ExitStack())
+        recorded = [c for c in cfg.cameras if cfg.records(c)]
+        if recorded:
+            pipeline.recordings = Recordings(cfg.recordings, recorded, cfg.alerts.outbox.path)
+            parts.callback(pipeline.recordings.close)
+            pipeline.services.append(pipeline.recordings)
         if cfg.http is not None:
             from stream.http import HttpServer
             server = HttpServer(pipeline, cfg.http)

@@ -71,7 +71,8 @@ class LocalRuntime:
     def camera(self, host: CameraHost, camera: str, cfg: CameraConfig) -> LocalCamera:
         def on_state(state: str, detail: str | None) -> None:
             host.state_changed(camera, state, detail)
-        source = self.make_source(camera, cfg, on_state)
+        source = self.make_source(camera, cfg, on_state, **({"record": host.cfg.recordings}
+                                                           if host.cfg.records(camera) else {}))
         return LocalCamera(host, camera, source, cfg.windows or host.cfg.windows, host.cfg.windows_policy_of(cfg))
 
     def close(self) -> None:

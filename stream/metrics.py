@@ -36,6 +36,8 @@ INGEST_COUNTERS = {   # a camera's ingest counters (its ingest stage's, wherever
     "windows_dropped": "Windows dropped because the stages behind fell behind (live cameras).",
     "windows_skipped": "Windows wholly inside a gap, never cut.", "gaps": "Stretches of stream time the camera sent nothing for.",
     "reconnects": "Connection attempts after the first, refused ones too (a file's loops are none).", "decode_errors": "Packets the decoder rejected.",
+    "segments_recorded": "Recording segments written (recordings).",
+    "recording_faults": "Recording faults: a full disk, a folder gone (detection goes on).",
 }
 COUNTERS = {**INGEST_COUNTERS, "windows_done": "Windows scored.", "alerts": "Alert messages published."}
 

@@ -26,6 +26,7 @@ from stream.alerts.chat import ChatService
 from stream.alerts.delivery import Delivery
 from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher
+from stream.alerts.recordings import Recordings
 from stream.cameras import Cameras, start_phases
 from stream.config import CameraConfig, ConfigError, HawkwatchConfig, reloaded
 from stream.detection.normal import NormalMemories
@@ -70,6 +71,7 @@ class Pipeline:
         self.observers: list[Callable[[Verdict | Alert], None]] = []   # see each verdict and alert as published
         self.normal = NormalMemories(self._config)     # camera -> its own normal (stream/detection/normal.py)
         self.services: list = []                 # started with the run (the HTTP server, stream/http/)
+        self.recordings: Recordings | None = None   # recorded cameras' footage on disk (stream/app.py sets it)
         self.detector_stage = DetectorStage(self.scorer, self._events_of, self._publish, scored=self._scored,
                                             zones=self.zones, normal=self.normal, evidence=evidence)
         self.delivery = Delivery(publisher, self.stats, cfg.alerts.publish_verdicts, self.observers, self._ended)
@@ -200,6 +202,8 @@ class Pipeline:
                           "publish": self.to_publish.qsize()}
         snap["endpoints"] = {s.name: s.status() for s in self._request_servers()}
         snap["normal"] = self.normal.of(camera).status()
+        if self.recordings is not None and camera in self.recordings.cameras:
+            snap["recording"] = self.recordings.status(camera)
         snap["runtime"] = {"engine": self.runtime.engine, "node": getattr(runner, "node", None),
                            "restarts": restarts, "model_restarts": self.scorer.restarts,
                            "duplicates": self.detector_stage.duplicates}

@@ -91,7 +91,8 @@ class CameraWorker:
             with self._lock:
                 self._states.append((state, detail))
         fast_until = (resume_after + 1) * w.stride_s + w.length_s if resume_after >= 0 and not live else 0.0
-        self.source = open_source(self.camera, c, on_state=on_state, fast_until_s=fast_until)
+        self.source = open_source(self.camera, c, on_state=on_state, fast_until_s=fast_until,
+                                  record=self.cfg.recordings if self.cfg.records(self.camera) else None)
         self.stats = CameraStats(self.camera, self.source.kind, self.source.name)
         self.policy = self.cfg.windows_policy_of(c)
 

@@ -57,8 +57,8 @@ class Recordings:
         return (self.free_bytes() if free is None else free) < self.cfg.min_free_gb * GB
 
     def status(self, camera: str) -> dict:
-        """The camera's footage as of the last sweep: segments, bytes, oldest and newest times,
-        the disk's free space and whether it is full, and the last problem."""
+        """The camera's footage as of the last sweep (`swept_at`; every minute): segments, bytes,
+        oldest and newest times, the disk's free space and whether it is full, and the last problem."""
         with self._lock:
             return dict(self._status.get(camera, {}))
 
@@ -130,12 +130,24 @@ class Recordings:
             out[camera] = {"segments": len(found), "bytes": sum(_size(s.path) for s in found),
                            "oldest": found[0].start if found else None,
                            "newest": (found[-1].end or time.time()) if found else None,
-                           "free_gb": round(free / GB, 2), "disk_full": full, "problem": self.problem}
+                           "free_gb": round(free / GB, 2), "disk_full": full, "problem": self.problem,
+                           "swept_at": round(time.time(), 3)}
         with self._lock:
             self._status = out
         if full:
             log.warning("recordings: under %.1f GB free on %s: the oldest footage goes first", self.cfg.min_free_gb,
                         self.folder)
+
+    def start(self) -> None:
+        """Sweep on a thread of its own until `close` (a pipeline service)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="recordings", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if getattr(self, "_thread", None) is not None:
+            self._stop.set()
+            self._thread.join(timeout=10.0)
 
     def run(self, stop: threading.Event, every_s: float = 60.0) -> None:
         """Sweep now and every `every_s` until `stop` (the pipeline's recordings thread)."""

@@ -1,8 +1,15 @@
-"""/api/cameras: every camera's health, and per camera its snapshot, scores, zones, chat and normal."""
+"""/api/cameras: every camera's health, and per camera its snapshot, scores, recordings (segments and
+exports), zones, chat and normal."""
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
 from pydantic import BaseModel, Field
 
 from stream.config import ZoneConfig
@@ -43,6 +50,48 @@ def scores(camera: str = Depends(known), read: ReadModel = Depends(read_model),
            since: float | None = Query(None, allow_inf_nan=False,
                                        description="epoch seconds: windows ending then or later")) -> list[dict]:
     return read.scores(camera, since)
+
+
+@router.get("/{camera}/recordings", summary="The camera's recorded segments overlapping [start, end], oldest first")
+def recordings(camera: str = Depends(known), read: ReadModel = Depends(read_model),
+               start: float | None = Query(None, allow_inf_nan=False, description="epoch seconds"),
+               end: float | None = Query(None, allow_inf_nan=False, description="epoch seconds")) -> list[dict]:
+    try:
+        return read.recordings(camera, start, end)
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from None
+
+
+@router.get("/{camera}/recordings/{name}", summary="One recorded segment (MP4)", response_class=FileResponse)
+def segment(name: str, camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> FileResponse:
+    try:
+        path = read.segment_file(camera, name)
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from None
+    if path is None:
+        raise HTTPException(404, f"no segment {name!r} of camera {camera!r} (retention may have removed it)")
+    return FileResponse(path, media_type="video/mp4")
+
+
+@router.get("/{camera}/export.mp4", summary="[start, end] of the camera's footage as one MP4, remuxed (at most 6 h)",
+            response_class=FileResponse)
+def export(camera: str = Depends(known), read: ReadModel = Depends(read_model),
+           start: float = Query(allow_inf_nan=False, description="epoch seconds"),
+           end: float = Query(allow_inf_nan=False, description="epoch seconds")) -> FileResponse:
+    if not 0 < end - start <= 6 * 3600:
+        raise HTTPException(422, "end must be after start, and at most 6 h after it")
+    folder = Path(tempfile.mkdtemp(prefix="hawkwatch-export-"))
+    name = f"{camera}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(start))}.mp4"
+    try:
+        path = read.export(camera, start, end, folder / name)
+    except LookupError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise HTTPException(404, str(e)) from None
+    except ValueError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise HTTPException(404, str(e)) from None
+    return FileResponse(path, media_type="video/mp4", filename=name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 
 
 @router.get("/{camera}/zones", summary="The camera's zones (points relative to the picture)")

@@ -180,6 +180,26 @@ class ReadModel:
         """The chat service's answer (RequestError when it cannot give one)."""
         return self._pipeline.chat.handle({"op": "chat", "camera": camera, "question": question, "windows": windows})
 
+    # -- recordings ------------------------------------------------------------------------------
+    def _footage(self, camera: str):
+        """The pipeline's recordings where `camera` is recorded, else LookupError saying why."""
+        rec = self._pipeline.recordings
+        if rec is None or camera not in rec.cameras:
+            raise LookupError(f"camera {camera!r} is not recorded (recordings.enabled, cameras.{camera}.record)")
+        return rec
+
+    def recordings(self, camera: str, start: float | None, end: float | None) -> list[dict]:
+        """The camera's segments overlapping [start, end], oldest first: their wall-clock span and URL."""
+        return [{"start": s.start, "end": s.end, "url": f"/api/cameras/{camera}/recordings/{s.name}"}
+                for s in self._footage(camera).segments(camera, start, end)]
+
+    def segment_file(self, camera: str, name: str) -> Path | None:
+        return next((s.path for s in self._footage(camera).segments(camera) if s.name == name), None)
+
+    def export(self, camera: str, start: float, end: float, out: Path) -> Path:
+        """[start, end] of the camera's footage as one MP4 at `out` (ValueError: no footage there)."""
+        return self._footage(camera).export(camera, start, end, out)
+
     # -- events ----------------------------------------------------------------------------------
     def event(self, alert_id: str) -> dict | None:
         """An event's latest message, with its `review` (or None); None when the outbox has no such

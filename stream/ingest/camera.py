@@ -97,7 +97,9 @@ class CameraIngest:
 
     def counters(self) -> dict[str, int]:
         """The source's own counters, for health."""
-        return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors}
+        rec = self.source.recorder
+        return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors,
+                "segments_recorded": rec.segments_written if rec else 0, "recording_faults": rec.faults if rec else 0}
 
 
 def _once(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:

@@ -28,9 +28,10 @@ import av
 import cv2
 import numpy as np
 
-from stream.config import CameraConfig, IngestConfig, source_kind
+from stream.config import CameraConfig, IngestConfig, RecordingsConfig, source_kind
 from stream.ingest.clock import BestEffortTimestamp, StreamClock
 from stream.ingest.lifecycle import CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff
+from stream.ingest.recorder import Recorder
 from stream.logs import RateLimitedLog
 from stream.redact import redact
 
@@ -81,6 +82,7 @@ class VideoSource:
         self.detail: str | None = None       # why the source is in its state (redacted)
         self.end_reason = "finished"
         self.reconnects = 0                  # a live source's connection attempts after the first (a file's loops are none)
+        self.recorder: Recorder | None = None   # continuous recording of the packets (open_source sets it)
         self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
         self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
         self._best_effort = BestEffortTimestamp()
@@ -176,6 +178,8 @@ class VideoSource:
                     self._log(logging.WARNING, "decode", "camera %s: skipping corrupt data in %s: %s",
                               self.camera, self.name, e)
                     frames = []
+                if self.recorder is not None:
+                    self.recorder.packet(packet)      # after decoding: the recorder rebases its timestamps
                 if frames and self.live:
                     last_frame = self._clock()
                 yield from frames
@@ -229,6 +233,8 @@ class VideoSource:
                     self._wait_to_reconnect(backoff, str(e))
                     continue
                 connected_once = True
+                if self.recorder is not None:
+                    self.recorder.connected(stream)
                 self.stamps.new_segment()
                 self._best_effort.reset()
                 streamed = False
@@ -286,6 +292,8 @@ class VideoSource:
             self._set_state(FAILED, str(e))
             raise
         finally:
+            if self.recorder is not None:
+                self.recorder.close()
             if self.state != FAILED:
                 self._set_state(STOPPED, self.end_reason)
 
@@ -405,9 +413,12 @@ def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
 
 
 def open_source(camera: str, c: CameraConfig, on_state: Callable[[str, str | None], None] | None = None, *,
-                fast_until_s: float = 0.0) -> VideoSource:
+                fast_until_s: float = 0.0, record: RecordingsConfig | None = None) -> VideoSource:
     """A camera's source as configured (the command line's overrides are in the config:
-    stream/config.py's `with_overrides`)."""
-    return VideoSource(camera, c.target, is_file=c.kind == "file", is_device=c.kind == "device",
-                       replay=c.replay, loop=c.loop, ingest=c.ingest, stop=threading.Event(),
-                       max_stream_s=c.duration_s, on_state=on_state, fast_until_s=fast_until_s)
+    stream/config.py's `with_overrides`), recording into `record`'s folder where given."""
+    source = VideoSource(camera, c.target, is_file=c.kind == "file", is_device=c.kind == "device",
+                         replay=c.replay, loop=c.loop, ingest=c.ingest, stop=threading.Event(),
+                         max_stream_s=c.duration_s, on_state=on_state, fast_until_s=fast_until_s)
+    if record is not None:
+        source.recorder = Recorder(camera, record.folder, record.segment_s)
+    return source
