@@ -61,7 +61,11 @@ def console(tmp_path_factory, vtest):
     # thresholds every second crosses: the shipped model is quiet on vtest, and the test needs events
     cfg.update(replay="realtime", events={"open_threshold": 1e-4, "close_threshold": 0.0, "min_duration_s": 1.0,
                                           "close_after_s": 1.0, "max_event_s": 10.0},
-               normal={"enabled": True, "warmup_minutes": 60, "store": str(tmp / "normal")})
+               normal={"enabled": True, "warmup_minutes": 60, "store": str(tmp / "normal")},
+               recordings={"folder": str(tmp / "recordings"), "segment_s": 4.0})
+    # a second camera as an IP camera sends it (H.264), recorded: its footage plays in the browser
+    from stream.ingest.clips import camera_clip
+    cfg["cameras"]["gate"] = {"path": str(camera_clip(vtest, tmp / "gate.mp4", 30.0)), "record": True}
     config.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), "--loop"],
                             cwd=ROOT, env={**os.environ, "HAWKWATCH_CONSOLE_TOKEN": TOKEN},
@@ -203,12 +207,45 @@ def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(co
     _shot(browser, "camera")
 
 
+def test_a_click_on_the_timeline_plays_the_recorded_footage_from_there_and_a_minute_exports(console, browser,
+                                                                                            signed_in):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    _wait(browser, lambda d: len(_get(f"{console}/api/cameras/gate/recordings")) >= 3, timeout=60,
+          what="three segments recorded")
+    browser.get(console + "/cameras/gate")
+    image = browser.find_element(By.CSS_SELECTOR, "#timeline.seekable")
+    span = _wait(browser, lambda d: d.execute_script(
+        "const i = document.getElementById('timeline'); return i.dataset.start ? "
+        "[+i.dataset.start, +i.dataset.end, i.dataset.plot] : null;"), what="the timeline's span")
+    start, end, plot = span
+    left, width, total = (float(v) for v in plot.split(","))
+    t = time.time() - 8                                  # a closed segment's footage
+    x = (left + width * (t - start) / (end - start)) / total
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+    ActionChains(browser).move_to_element_with_offset(image, int((x - 0.5) * image.size["width"]), 0).click().perform()
+    playing = _wait(browser, lambda d: d.execute_script(
+        "const v = document.getElementById('player'); return v && v.readyState >= 2 && v.currentTime > 0.2 ? "
+        "[v.currentTime, v.videoWidth] : null;"), timeout=30, what="the footage plays")
+    assert playing[1] == 768                               # the camera's own picture, as recorded
+    assert browser.find_element(By.ID, "playhead").text not in ("", "–")
+    href = browser.find_element(By.ID, "export").get_attribute("href")
+    assert "/api/cameras/gate/export.mp4?start=" in href
+    req = urllib.request.Request(href, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        data = r.read()
+    assert data[4:8] == b"ftyp" and len(data) > 10_000
+    _shot(browser, "recording")
+
+
 def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console, browser, signed_in):
     from selenium.webdriver.common.by import By
     from training.data import read_ground_truth
     browser.get(console + "/events?camera=lobby")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.events tbody tr")
     assert rows
+    assert _wait(browser, _image_shown(browser, "table.events td.thumb img"), what="a row's thumbnail") > 0
+    assert ":" in rows[0].find_elements(By.TAG_NAME, "td")[5].text          # its span in wall-clock time
     events = _get(f"{console}/api/events?camera=lobby")["events"]
     with_files = next(e for e in events if {f["kind"] for f in e["evidence"]} >= {"keyframe", "clip"})
     browser.find_element(By.CSS_SELECTOR, f'a[href="/events/{with_files["alert_id"]}"]').click()
@@ -255,7 +292,7 @@ def test_a_false_alarm_joins_the_cameras_normal_which_the_camera_page_shows_and_
         answer = json.loads(r.read())
     assert answer["label"] == "false_alarm" and "learnt this event" in answer["normal"], answer
     deadline = time.monotonic() + 30                      # the next health message carries it
-    while _get(f"{console}/api/cameras")[0]["normal"]["reviewed"] < 1:
+    while next(c for c in _get(f"{console}/api/cameras") if c["camera"] == "lobby")["normal"]["reviewed"] < 1:
         assert time.monotonic() < deadline, "health never said the false alarm was learnt"
         time.sleep(0.5)
     browser.get(console + "/cameras/lobby")

@@ -184,9 +184,13 @@ class ReadModel:
     def _footage(self, camera: str):
         """The pipeline's recordings where `camera` is recorded, else LookupError saying why."""
         rec = self._pipeline.recordings
-        if rec is None or camera not in rec.cameras:
+        if not self.recorded(camera):
             raise LookupError(f"camera {camera!r} is not recorded (recordings.enabled, cameras.{camera}.record)")
         return rec
+
+    def recorded(self, camera: str) -> bool:
+        rec = self._pipeline.recordings
+        return rec is not None and camera in rec.cameras
 
     def recordings(self, camera: str, start: float | None, end: float | None) -> list[dict]:
         """The camera's segments overlapping [start, end], oldest first: their wall-clock span and URL."""

@@ -32,10 +32,11 @@ from stream.http.state import read_model
 
 HERE = Path(__file__).parent
 TIMELINE_W, TIMELINE_H = 900, 180       # the timeline's SVG size, pixels
+TIMELINE_LEFT = 34                      # where its plot starts (the score axis is left of it)
 SVG_STYLE = (".plot{fill:#0c0f13;stroke:#2c333d}.event{fill:rgba(200,69,61,.3)}.event.open,.event.update"
              "{fill:rgba(201,148,43,.35)}.threshold{stroke:#8b95a1;stroke-dasharray:4 3;stroke-width:1}"
              ".threshold.open{stroke:#c8453d}.scores{fill:none;stroke:#4d9de0;stroke-width:1.6}"
-             ".axis{fill:#8b95a1;font:11px system-ui,sans-serif}")
+             ".axis{fill:#8b95a1;font:11px system-ui,sans-serif}.footage{fill:#3f7f4f}")
 STATE_CLASSES = {"streaming": "ok", "connecting": "warn", "reconnecting": "warn", "stalled": "warn"}
 
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -45,10 +46,10 @@ templates.env.globals["state_class"] = lambda state: STATE_CLASSES.get(state, "b
 
 
 def timeline_svg(rows: list[dict], events: list[dict], *, start: float, end: float, open_threshold: float,
-                 close_threshold: float) -> str:
+                 close_threshold: float, footage: list[dict] | None = None) -> str:
     """The scores of [start, end] (wall clock) as a curve, the thresholds as lines, the events as
-    bands linking to their pages."""
-    w, h, left, bottom = TIMELINE_W, TIMELINE_H, 34, 20
+    bands linking to their pages, and where footage is recorded as a strip along the bottom."""
+    w, h, left, bottom = TIMELINE_W, TIMELINE_H, TIMELINE_LEFT, 20
     span = max(end - start, 1e-6)
 
     def x(t: float) -> float:
@@ -65,6 +66,9 @@ def timeline_svg(rows: list[dict], events: list[dict], *, start: float, end: flo
         parts.append(f'<a href="/events/{e["alert_id"]}"><rect class="event {e["state"]}" x="{x0:.1f}" y="6" '
                      f'width="{max(x1 - x0, 2):.1f}" height="{h - bottom - 6}"><title>{e["category"]} '
                      f'{e["score"]:.2f} ({e["state"]})</title></rect></a>')
+    for seg in footage or []:
+        x0, x1 = x(seg["start"]), x(seg["end"] if seg["end"] is not None else end)
+        parts.append(f'<rect class="footage" x="{x0:.1f}" y="{h - bottom - 4}" width="{max(x1 - x0, 1):.1f}" height="4"/>')
     for value, name in ((open_threshold, "open"), (close_threshold, "close")):
         parts.append(f'<line class="threshold {name}" x1="{left}" x2="{w - 4}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
     for value in (0.0, open_threshold, 1.0):
@@ -114,8 +118,9 @@ def camera_page(request: Request, camera: str, minutes: float = Query(10.0, gt=0
     if found is None:
         raise HTTPException(404, f"no camera {camera!r}")
     zones = found["zones"].as_config() if found["zones"] is not None else {}
+    recorded = read.recorded(camera)
     return templates.TemplateResponse(request, "camera.html", {
-        "camera": found, "page": "cameras", "minutes": minutes, "zones_json": json.dumps(zones),
+        "camera": found, "page": "cameras", "minutes": minutes, "zones_json": json.dumps(zones), "recorded": recorded,
         "events": read.events(camera=camera, limit=20), "talks": read.talks,
         "normal": read.normal(camera).status()})
 
@@ -139,9 +144,13 @@ def timeline(camera: str, minutes: float = Query(10.0, gt=0.0, le=60.0, allow_in
     events = [e for e in read.events(camera=camera, since=start - 3600, limit=200)
               if (e["wall_end"] if e["state"] == "close" else end) >= start]
     th = read.thresholds(camera)
+    footage = read.recordings(camera, start, end) if read.recorded(camera) else None
     svg = timeline_svg(rows, events, start=start, end=end, open_threshold=th.open_threshold,
-                       close_threshold=th.close_threshold)
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+                       close_threshold=th.close_threshold, footage=footage)
+    # the span drawn, for the page to turn a click into a time (the plot's left edge and width in the SVG's units)
+    span = {"X-Timeline-Start": f"{start:.3f}", "X-Timeline-End": f"{end:.3f}",
+            "X-Timeline-Plot": f"{TIMELINE_LEFT},{TIMELINE_W - TIMELINE_LEFT - 4},{TIMELINE_W}"}
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store", **span})
 
 
 @router.get("/events", response_class=HTMLResponse)

@@ -1,4 +1,5 @@
-// Hawkwatch console: refreshes snapshots (every second), states and the timeline; chat; the zone editor.
+// Hawkwatch console: refreshes snapshots (every second), states and the timeline; chat; the zone editor;
+// the recordings player.
 "use strict";
 
 function refreshSnapshots() {
@@ -36,9 +37,57 @@ async function refreshStates() {
   }
 }
 
-function refreshTimeline() {
+async function refreshTimeline() {
+  // fetched (not just reloaded) so that the span it draws comes with it, for clicks to become times
   const img = document.getElementById("timeline");
-  if (img) img.src = img.dataset.src + "&t=" + Date.now();
+  if (!img) return;
+  let r;
+  try { r = await fetch(img.dataset.src + "&t=" + Date.now()); } catch (e) { return; }
+  if (!r.ok) return;
+  img.dataset.start = r.headers.get("X-Timeline-Start");
+  img.dataset.end = r.headers.get("X-Timeline-End");
+  img.dataset.plot = r.headers.get("X-Timeline-Plot");
+  const old = img.src;
+  img.src = URL.createObjectURL(await r.blob());
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+}
+
+// Recordings: a click on the timeline plays the camera's footage from that time, segment after segment.
+function setUpRecordings() {
+  const img = document.getElementById("timeline"), box = document.getElementById("recording");
+  if (!img || !box || !img.classList.contains("seekable")) return;
+  const camera = box.dataset.camera, video = document.getElementById("player");
+  const playhead = document.getElementById("playhead"), exportLink = document.getElementById("export");
+  let current = null;                       // the segment playing: {start, end, url}
+
+  async function segmentAt(t) {
+    const list = await (await fetch(`/api/cameras/${camera}/recordings?start=${t - 1}&end=${t + 600}`)).json();
+    return list.find(s => s.start <= t + 0.5 && (s.end === null || t < s.end)) || list.find(s => s.start > t) || null;
+  }
+  async function play(t) {
+    const seg = await segmentAt(t);
+    box.hidden = false;
+    if (!seg) { playhead.textContent = `no footage at ${new Date(t * 1000).toLocaleTimeString()}`; return; }
+    current = seg;
+    video.src = seg.url;
+    video.onloadedmetadata = () => { video.currentTime = Math.max(0, t - seg.start); video.play().catch(() => {}); };
+  }
+  video.addEventListener("timeupdate", () => {
+    if (!current) return;
+    const t = current.start + video.currentTime;
+    playhead.textContent = new Date(t * 1000).toLocaleString();
+    exportLink.href = `/api/cameras/${camera}/export.mp4?start=${(t - 30).toFixed(1)}&end=${(t + 30).toFixed(1)}`;
+  });
+  video.addEventListener("ended", () => { if (current && current.end) play(current.end + 0.05); });
+  img.addEventListener("click", (e) => {
+    const [left, width, total] = (img.dataset.plot || "34,862,900").split(",").map(Number);
+    const start = Number(img.dataset.start), end = Number(img.dataset.end);
+    if (!start || !end) return;
+    const rect = img.getBoundingClientRect();
+    const x = (e.clientX - rect.left) / rect.width * total;
+    play(start + Math.min(Math.max((x - left) / width, 0), 1) * (end - start));
+  });
+  window.hawkwatchPlay = play;              // for the console's tests and the curious: play(epoch seconds)
 }
 
 function setUpChat() {
@@ -122,6 +171,6 @@ function setUpZones() {
 document.addEventListener("DOMContentLoaded", () => {
   refreshSnapshots(); setInterval(refreshSnapshots, 1000);
   refreshStates(); setInterval(refreshStates, 2000);
-  setInterval(refreshTimeline, 5000);
-  setUpChat(); setUpZones();
+  refreshTimeline(); setInterval(refreshTimeline, 5000);
+  setUpChat(); setUpZones(); setUpRecordings();
 });
