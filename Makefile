@@ -58,6 +58,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_pose_accuracy.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_streams.py
+	$(PY) bench/bench_live.py
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_alerts.py
 	$(PY) bench/bench_chat.py

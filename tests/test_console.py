@@ -207,6 +207,31 @@ def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(co
     _shot(browser, "camera")
 
 
+@pytest.mark.parametrize("camera, route", [("gate", "h264, as the camera sends it"), ("lobby", "transcoded from msmpeg4")])
+def test_live_video_plays_at_the_cameras_rate_near_the_live_edge_with_the_overlay_a_toggle(console, browser,
+                                                                                           signed_in, camera, route):
+    from selenium.webdriver.common.by import By
+    browser.get(f"{console}/cameras/{camera}")
+    state = _wait(browser, lambda d: d.find_element(By.ID, "live-state").text or None, what="the live view starts")
+    assert route in state
+    play = ("const v = document.getElementById('live-player'); return v && v.readyState >= 2 && !v.paused ? "
+            "[v.currentTime, v.videoWidth, v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0,"
+            " v.getVideoPlaybackQuality().totalVideoFrames] : null;")
+    first = _wait(browser, lambda d: d.execute_script(play), timeout=30, what="the live video plays")
+    time.sleep(3.0)
+    later = browser.execute_script(play)
+    assert first[1] == 768 and later[0] - first[0] > 2.0                 # it moves, in real time
+    assert (later[3] - first[3]) / (later[0] - first[0]) > 8              # at the camera's 10 fps, not a still a second
+    assert later[2] < 1.5                                                 # and stays near the live edge
+    assert browser.find_element(By.ID, "live").is_displayed()
+    assert not browser.find_element(By.ID, "zone-editor").is_displayed()
+    browser.find_element(By.ID, "overlay-toggle").click()                 # the scene drawn on the last window
+    assert browser.find_element(By.ID, "zone-editor").is_displayed() and not browser.find_element(By.ID, "live").is_displayed()
+    info = _get(f"{console}/api/cameras/{camera}/live")
+    assert info["viewers"] >= 1 and info["transcoded"] == (camera == "lobby")
+    _shot(browser, f"live-{camera}")
+
+
 def test_a_click_on_the_timeline_plays_the_recorded_footage_from_there_and_a_minute_exports(console, browser,
                                                                                             signed_in):
     from selenium.webdriver.common.action_chains import ActionChains

@@ -4,6 +4,7 @@ a thread of its own). One router per resource, all reading one read model (readm
     cameras.py     GET  /api/cameras                    every camera's latest health (state, fps, drops, latencies)
                    GET  /api/cameras/{c}/snapshot.jpg   its latest scored window's last frame, the scene drawn on it
                    GET  /api/cameras/{c}/scores         its recent windows' scores, per second
+                   GET  /api/cameras/{c}/live.mp4       its live video (fragmented MP4; /live says how it plays)
                    GET  /api/cameras/{c}/recordings     its recorded segments in a time range (and each one's MP4)
                    GET  /api/cameras/{c}/export.mp4     a time range of its footage as one MP4
                    GET, PUT /api/cameras/{c}/zones      where events may open

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from pydantic import BaseModel, Field
 
@@ -50,6 +50,27 @@ def scores(camera: str = Depends(known), read: ReadModel = Depends(read_model),
            since: float | None = Query(None, allow_inf_nan=False,
                                        description="epoch seconds: windows ending then or later")) -> list[dict]:
     return read.scores(camera, since)
+
+
+@router.get("/{camera}/live", summary="How the camera's live video plays: its MIME type, whether it is transcoded, "
+                                     "how many watch")
+def live_info(camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> dict:
+    feed = read.live(camera)
+    if feed is None:
+        raise HTTPException(404, f"no live video of camera {camera!r} here (it runs with runtime.engine: local)")
+    return {"mime": feed.mime(), "codec": feed.codec, "transcoded": feed.transcoding, "viewers": feed.viewers,
+            "delay_ms": feed.delay_ms(), "cpu_per_viewer": feed.cpu_per_viewer()}
+
+
+@router.get("/{camera}/live.mp4", summary="The camera's live video: fragmented MP4, a fragment a frame, from the "
+                                          "next keyframe (remuxed; transcoded to H.264 where browsers need it)",
+            response_class=StreamingResponse)
+def live(camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> StreamingResponse:
+    feed = read.live(camera)
+    viewer = feed.watch() if feed is not None else None
+    if viewer is None:
+        raise HTTPException(503, f"camera {camera!r} is not streaming now")
+    return StreamingResponse(viewer.stream(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/{camera}/recordings", summary="The camera's recorded segments overlapping [start, end], oldest first")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from stream.alerts.outbox import Reader
 from stream.alerts.reviews import ReviewStore, export as export_labels
 from stream.config import EventsConfig, ZoneConfig
+from stream.ingest.live import LiveFeed
 from stream.scene.zones import Zones
 from stream.types import Alert, Verdict
 
@@ -179,6 +180,11 @@ class ReadModel:
     def ask(self, camera: str, question: str, windows: int) -> dict[str, Any]:
         """The chat service's answer (RequestError when it cannot give one)."""
         return self._pipeline.chat.handle({"op": "chat", "camera": camera, "question": question, "windows": windows})
+
+    def live(self, camera: str) -> LiveFeed | None:
+        """The camera's live view where its source runs in this process (the local runtime)."""
+        source = getattr(self._pipeline.sources.get(camera), "source", None)
+        return getattr(source, "live", None)
 
     # -- recordings ------------------------------------------------------------------------------
     def _footage(self, camera: str):

@@ -31,6 +31,7 @@ import numpy as np
 from stream.config import CameraConfig, IngestConfig, RecordingsConfig, source_kind
 from stream.ingest.clock import BestEffortTimestamp, StreamClock
 from stream.ingest.lifecycle import CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff
+from stream.ingest.live import LiveFeed
 from stream.ingest.recorder import Recorder
 from stream.logs import RateLimitedLog
 from stream.redact import redact
@@ -83,6 +84,7 @@ class VideoSource:
         self.end_reason = "finished"
         self.reconnects = 0                  # a live source's connection attempts after the first (a file's loops are none)
         self.recorder: Recorder | None = None   # continuous recording of the packets (open_source sets it)
+        self.live = LiveFeed(camera)            # the console's live view (stream/ingest/live.py)
         self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
         self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
         self._best_effort = BestEffortTimestamp()
@@ -178,6 +180,7 @@ class VideoSource:
                     self._log(logging.WARNING, "decode", "camera %s: skipping corrupt data in %s: %s",
                               self.camera, self.name, e)
                     frames = []
+                self.live.packet(packet)
                 if self.recorder is not None:
                     self.recorder.packet(packet)      # after decoding: the recorder rebases its timestamps
                 if frames and self.live:
@@ -233,6 +236,7 @@ class VideoSource:
                     self._wait_to_reconnect(backoff, str(e))
                     continue
                 connected_once = True
+                self.live.connected(stream)
                 if self.recorder is not None:
                     self.recorder.connected(stream)
                 self.stamps.new_segment()
@@ -261,7 +265,10 @@ class VideoSource:
                             streamed = True
                             backoff.reset()
                             self._set_state(STREAMING)
-                        yield Decoded(seq, stamp.ts, time.time(), _bgr(frame), stamp.gap)
+                        pixels = _bgr(frame)
+                        if self.live.transcoding and self.live.viewers:
+                            self.live.frame(pixels())       # someone watches a codec browsers do not play
+                        yield Decoded(seq, stamp.ts, time.time(), pixels, stamp.gap)
                         seq += 1
                 except _Stalled as e:
                     problem = str(e)
@@ -292,6 +299,7 @@ class VideoSource:
             self._set_state(FAILED, str(e))
             raise
         finally:
+            self.live.close()
             if self.recorder is not None:
                 self.recorder.close()
             if self.state != FAILED:

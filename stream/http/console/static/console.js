@@ -52,6 +52,61 @@ async function refreshTimeline() {
   if (old.startsWith("blob:")) URL.revokeObjectURL(old);
 }
 
+// Live video: the camera's fragmented MP4 through Media Source Extensions, kept near the live edge;
+// the snapshot with the scene drawn on it (and the zone editor) is the overlay toggle's other side.
+function setUpLive() {
+  const box = document.getElementById("live"), toggle = document.getElementById("overlay-toggle");
+  if (!box || !toggle) return;
+  const camera = box.dataset.camera, video = document.getElementById("live-player");
+  const editor = document.getElementById("zone-editor"), state = document.getElementById("live-state");
+  function show(overlay) { box.hidden = overlay; editor.hidden = !overlay; }
+  toggle.addEventListener("change", () => show(toggle.checked));
+  const zonesPanel = document.querySelector("details.zones-panel");      // zones are drawn on the snapshot
+  if (zonesPanel) zonesPanel.addEventListener("toggle", () => { if (zonesPanel.open) { toggle.checked = true; show(true); } });
+
+  async function play() {
+    let info;
+    try { info = await (await fetch(`/api/cameras/${camera}/live`)).json(); } catch (e) { info = {}; }
+    if (!info.mime || !window.MediaSource || !MediaSource.isTypeSupported(info.mime)) {
+      state.textContent = info.mime ? "this browser cannot play the live video" : "no live video now";
+      toggle.checked = true; show(true);
+      setTimeout(play, 5000);
+      return;
+    }
+    state.textContent = info.transcoded ? `live (transcoded from ${info.codec})` : `live (${info.codec}, as the camera sends it)`;
+    if (!toggle.checked) show(false);
+    const source = new MediaSource();
+    video.src = URL.createObjectURL(source);
+    await new Promise(resolve => source.addEventListener("sourceopen", resolve, { once: true }));
+    const buffer = source.addSourceBuffer(info.mime);
+    const pending = [];
+    function pump() {
+      if (buffer.updating || source.readyState !== "open") return;
+      if (pending.length) { buffer.appendBuffer(pending.shift()); return; }
+      const b = video.buffered;
+      if (b.length && video.currentTime - b.start(0) > 30) buffer.remove(0, video.currentTime - 10);
+    }
+    buffer.addEventListener("updateend", () => {
+      const b = video.buffered;
+      if (b.length && b.end(b.length - 1) - video.currentTime > 1.0) video.currentTime = b.end(b.length - 1) - 0.1;
+      if (video.paused) video.play().catch(() => {});
+      pump();
+    });
+    try {
+      const reader = (await fetch(`/api/cameras/${camera}/live.mp4`)).body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        pending.push(value);
+        pump();
+      }
+    } catch (e) { /* the stream broke: start again */ }
+    state.textContent = "reconnecting…";
+    setTimeout(play, 1000);
+  }
+  play();
+}
+
 // Recordings: a click on the timeline plays the camera's footage from that time, segment after segment.
 function setUpRecordings() {
   const img = document.getElementById("timeline"), box = document.getElementById("recording");
@@ -172,5 +227,5 @@ document.addEventListener("DOMContentLoaded", () => {
   refreshSnapshots(); setInterval(refreshSnapshots, 1000);
   refreshStates(); setInterval(refreshStates, 2000);
   refreshTimeline(); setInterval(refreshTimeline, 5000);
-  setUpChat(); setUpZones(); setUpRecordings();
+  setUpChat(); setUpZones(); setUpRecordings(); setUpLive();
 });
