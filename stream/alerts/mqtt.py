@@ -8,10 +8,16 @@ broker that stays away loses nothing either: the outbox keeps every alert.
 Availability: `<prefix>/status` is 'online' (retained) while the bridge is connected; the broker
 sets it to 'offline' when the connection drops (the last will), and so does a clean stop.
 
+Each camera's latest alert and health are retained, so a subscriber that starts (Home Assistant
+after a restart) knows at once whether an event is open and what state the camera is in. An
+event's keyframe goes out as a JPEG on `<prefix>/snapshot/<camera>` (retained: the camera's last
+event), as Frigate publishes its snapshots.
+
 Home Assistant discovery: the first message of each camera announces it (retained, under
 `discovery_prefix`): a binary sensor `anomaly` that is on while an event is open, with the
-event's category, score and explanation as attributes, and a sensor `state` with the camera's
-stream state, both grouped as one device per camera and unavailable with the bridge.
+event's category, score and explanation as attributes, a sensor `state` with the camera's
+stream state, and a camera `last event` showing the snapshot, grouped as one device per camera
+and unavailable with the bridge.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ class MqttSink:
         self.cfg, self.topics = cfg, set(cfg.topics)
         self.status_topic = f"{cfg.topic_prefix}/status"
         self._announced: set[str] = set()
+        self._snapshots: set[str] = set()            # alerts whose keyframe went out
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id)
         if cfg.username:
             password = os.environ.get(cfg.password_env) if cfg.password_env else None
@@ -71,7 +79,27 @@ class MqttSink:
             self._announce(camera)
         if kind not in self.topics:
             return
-        self._publish(f"{self.cfg.topic_prefix}/{topic}", body, qos=self.cfg.qos)
+        self._publish(f"{self.cfg.topic_prefix}/{topic}", body, qos=self.cfg.qos, retain=kind in ("alert", "health"))
+        if kind == "alert":
+            self._snapshot(camera, body)
+
+    def _snapshot(self, camera: str, body: bytes) -> None:
+        """The alert's keyframe as a JPEG, once per event, when the file is there."""
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            return
+        key = next((e["path"] for e in msg.get("evidence", []) if e.get("kind") == "keyframe"), None)
+        if key is None or msg.get("alert_id") in self._snapshots:
+            return
+        try:
+            jpeg = Path(key).read_bytes()
+        except OSError:
+            return                              # not written yet: a later message of the event carries it
+        self._snapshots.add(msg.get("alert_id"))
+        if len(self._snapshots) > 10_000:
+            self._snapshots.clear()
+        self._publish(f"{self.cfg.topic_prefix}/snapshot/{camera}", jpeg, qos=self.cfg.qos, retain=True)
 
     def _publish(self, topic: str, body: bytes | str, qos: int, retain: bool = False) -> None:
         info = self._client.publish(topic, body, qos=qos, retain=retain)
@@ -117,4 +145,8 @@ def discovery(cfg, camera: str) -> list[tuple[str, dict]]:
         out.append((f"{cfg.discovery_prefix}/sensor/{node}/state/config", {
             **common, "name": "State", "unique_id": f"{node}_state", "state_topic": health_topic,
             "value_template": "{{ value_json.state }}", "icon": "mdi:cctv"}))
+    if "alert" in cfg.topics:
+        out.append((f"{cfg.discovery_prefix}/camera/{node}/last_event/config", {
+            **common, "name": "Last event", "unique_id": f"{node}_last_event",
+            "topic": f"{cfg.topic_prefix}/snapshot/{camera}"}))
     return out

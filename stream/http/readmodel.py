@@ -184,7 +184,7 @@ class ReadModel:
     def live(self, camera: str) -> LiveFeed | None:
         """The camera's live view where its source runs in this process (the local runtime)."""
         source = getattr(self._pipeline.sources.get(camera), "source", None)
-        return getattr(source, "live", None)
+        return getattr(source, "live_video", None)
 
     # -- recordings ------------------------------------------------------------------------------
     def _footage(self, camera: str):

@@ -84,7 +84,7 @@ class VideoSource:
         self.end_reason = "finished"
         self.reconnects = 0                  # a live source's connection attempts after the first (a file's loops are none)
         self.recorder: Recorder | None = None   # continuous recording of the packets (open_source sets it)
-        self.live = LiveFeed(camera)            # the console's live view (stream/ingest/live.py)
+        self.live_video = LiveFeed(camera)      # the console's live video (stream/ingest/live.py)
         self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
         self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
         self._best_effort = BestEffortTimestamp()
@@ -180,7 +180,7 @@ class VideoSource:
                     self._log(logging.WARNING, "decode", "camera %s: skipping corrupt data in %s: %s",
                               self.camera, self.name, e)
                     frames = []
-                self.live.packet(packet)
+                self.live_video.packet(packet)
                 if self.recorder is not None:
                     self.recorder.packet(packet)      # after decoding: the recorder rebases its timestamps
                 if frames and self.live:
@@ -236,7 +236,7 @@ class VideoSource:
                     self._wait_to_reconnect(backoff, str(e))
                     continue
                 connected_once = True
-                self.live.connected(stream)
+                self.live_video.connected(stream)
                 if self.recorder is not None:
                     self.recorder.connected(stream)
                 self.stamps.new_segment()
@@ -266,8 +266,8 @@ class VideoSource:
                             backoff.reset()
                             self._set_state(STREAMING)
                         pixels = _bgr(frame)
-                        if self.live.transcoding and self.live.viewers:
-                            self.live.frame(pixels())       # someone watches a codec browsers do not play
+                        if self.live_video.transcoding and self.live_video.viewers:
+                            self.live_video.frame(pixels())       # someone watches a codec browsers do not play
                         yield Decoded(seq, stamp.ts, time.time(), pixels, stamp.gap)
                         seq += 1
                 except _Stalled as e:
@@ -299,7 +299,7 @@ class VideoSource:
             self._set_state(FAILED, str(e))
             raise
         finally:
-            self.live.close()
+            self.live_video.close()
             if self.recorder is not None:
                 self.recorder.close()
             if self.state != FAILED:

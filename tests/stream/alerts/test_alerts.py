@@ -483,7 +483,8 @@ def test_the_mqtt_bridge_speaks_tls_keeps_its_availability_and_announces_cameras
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         client.tls_set(ca_certs=str(tmp_path / "ca.pem"))
         client.on_connect = lambda c, u, f, rc, p: c.subscribe([("site/#", 1), ("homeassistant/#", 1)])
-        client.on_message = lambda c, u, m: got.setdefault(m.topic, []).append((m.payload.decode(), m.retain))
+        client.on_message = lambda c, u, m: got.setdefault(m.topic, []).append(
+            (m.payload if m.topic.startswith("site/snapshot/") else m.payload.decode(), m.retain))
         client.connect("127.0.0.1", port)
         client.loop_start()
         return client
@@ -494,7 +495,9 @@ def test_the_mqtt_bridge_speaks_tls_keeps_its_availability_and_announces_cameras
     try:
         _wait(lambda: bridge._client.is_connected(), 10)
         bridge.send("health/lobby", json.dumps({"state": "streaming"}).encode())
-        bridge.send("alert/lobby", json.dumps(alert("a1")).encode())
+        keyframe = tmp_path / "a1.jpg"
+        keyframe.write_bytes(b"\xff\xd8 a keyframe \xff\xd9")
+        bridge.send("alert/lobby", json.dumps(alert("a1", evidence=[{"kind": "keyframe", "path": str(keyframe)}])).encode())
         wrong.send("alert/lobby", json.dumps(alert("a1")).encode())
         time.sleep(0.5)
         first = listener()                       # joins afterwards: the retained messages are what it sees first
@@ -505,6 +508,14 @@ def test_the_mqtt_bridge_speaks_tls_keeps_its_availability_and_announces_cameras
         assert anomaly["unique_id"] == "hw_lobby_anomaly" and anomaly["device"]["identifiers"] == ["hw_lobby"]
         state = json.loads(got["homeassistant/sensor/hw_lobby/state/config"][0][0])
         assert state["state_topic"] == "site/health/lobby" and state["device"] == anomaly["device"]
+        # retained: a subscriber that starts later (Home Assistant after a restart) knows the state at once
+        _wait(lambda: "site/alert/lobby" in got and "site/snapshot/lobby" in got, 10)
+        assert json.loads(got["site/alert/lobby"][0][0])["alert_id"] == "a1" and got["site/alert/lobby"][0][1]
+        assert got["site/health/lobby"][0] == (json.dumps({"state": "streaming"}), True)
+        assert got["site/snapshot/lobby"][0] == (keyframe.read_bytes(), True)         # the event's keyframe, as JPEG
+        camera = json.loads(got["homeassistant/camera/hw_lobby/last_event/config"][0][0])
+        assert camera["topic"] == "site/snapshot/lobby" and camera["device"] == anomaly["device"]
+        got.pop("site/alert/lobby")
         assert not wrong._client.is_connected() and not any(t.startswith("wrong/") for t in got)
         bridge.send("alert/lobby", json.dumps(alert("a2")).encode())
         _wait(lambda: "site/alert/lobby" in got, 10)
