@@ -24,6 +24,7 @@ class Cameras:
         self.sources: dict[str, CameraRunner] = {}
         self.stats: dict[str, CameraStats] = {}
         self.zones: dict[str, Zones] = {}          # camera -> where its events may open (stream/scene/zones.py)
+        self.drawn_zones: dict[str, dict] = {}     # camera -> zones drawn on the console, kept (they win)
         self.last_health: dict[str, dict] = {}     # camera -> its latest health message (the HTTP API's cameras)
         self.last_scene: dict[str, SceneGraph] = {}   # camera -> its latest scored window's scene (snapshots)
         self.ended: dict[str, str] = {}            # camera -> EndOfStream.reason (cameras still configured)
@@ -35,7 +36,7 @@ class Cameras:
         self.sources[camera] = runner
         self.stats[camera] = CameraStats(camera, runner.kind, runner.name)
         self.ended.pop(camera, None)
-        self.zones[camera] = Zones(cfg.zones)
+        self.zones[camera] = Zones(self.drawn_zones.get(camera, cfg.zones))
 
     def start(self, camera: str, after_s: float = 0.0) -> None:
         self.sources[camera].start(after_s)

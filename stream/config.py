@@ -760,6 +760,9 @@ class HttpConfig(_Strict):
     keyfile: Path | None = Field(None, description="The certificate's PEM private key.")
     reviews: Path | None = Field(None, description="Where the console's event reviews are kept (SQLite); default: "
                                                    "reviews.sqlite beside the outbox.")
+    zones_file: Path | None = Field(None, description="Where zones drawn on the console are kept across restarts "
+                                                      "(they replace the camera's zones in this config); default: "
+                                                      "zones.yaml beside the outbox.")
     allowed_hosts: list[str] | None = Field(
         None, description="Host names the server answers to (the Host header, any port); others get 400, which "
                           "stops DNS rebinding. Default: on loopback, localhost and the loopback addresses; "
@@ -767,7 +770,7 @@ class HttpConfig(_Strict):
     max_body_kb: int = Field(1024, ge=1, le=1_048_576, description="Requests with a larger body get 413.")
     session_hours: float = Field(12.0, gt=0.0, le=24 * 365, description="How long a console sign-in lasts.")
 
-    _files = field_validator("certfile", "keyfile", "reviews", "token_file")(lambda v, info: None if v is None else _any_path(v, info))
+    _files = field_validator("certfile", "keyfile", "reviews", "token_file", "zones_file")(lambda v, info: None if v is None else _any_path(v, info))
 
     @model_validator(mode="after")
     def _safe(self) -> HttpConfig:

@@ -62,6 +62,8 @@ def writes(cfg: HawkwatchConfig) -> list[tuple[str, Path, bool]]:
         out.append(("normal.store", cfg.normal.store, True))
     if any(cfg.records(c) for c in cfg.cameras):
         out.append(("recordings.folder", cfg.recordings.folder, True))
+    if cfg.http is not None and cfg.http.zones_file is not None:
+        out.append(("http.zones_file", cfg.http.zones_file, False))
     if cfg.http is not None and cfg.http.reviews is not None:
         out.append(("http.reviews", cfg.http.reviews, False))
     return out

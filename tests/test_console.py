@@ -199,7 +199,7 @@ def test_a_camera_page_has_its_timeline_chat_and_a_zone_drawn_on_its_snapshot(co
     browser.find_element(By.ID, "zone-apply").click()
     yaml_box = _wait(browser, lambda d: d.find_element(By.ID, "zone-yaml") if d.find_element(By.ID, "zone-yaml").text
                      else None)
-    assert "floor" in yaml_box.text and "kind: include" in yaml_box.text
+    assert "floor" in yaml_box.text and "kind: include" in yaml_box.text and "kept across restarts in" in yaml_box.text
     zones = _get(f"{console}/api/cameras/lobby/zones")
     (xs, ys) = zip(*zones["floor"]["points"])
     assert zones["floor"]["kind"] == "include" and 0.05 < min(xs) < 0.15 and 0.85 < max(xs) < 0.95 \

@@ -43,6 +43,7 @@ from stream.http import cameras, console, events, operations
 from stream.http.auth import SignInLimiter, authorised, token_of
 from stream.http.guard import Guard
 from stream.http.readmodel import ReadModel
+from stream.scene.zones import ZoneStore
 
 if TYPE_CHECKING:
     from stream.pipeline import Pipeline
@@ -100,7 +101,10 @@ class HttpServer:
         self.sock.listen(64)
         self.url = f"{'https' if cfg.certfile else 'http'}://{cfg.endpoint}"
         self.reviews = ReviewStore(cfg.reviews or pipeline.publisher.outbox.path.with_name("reviews.sqlite"))
-        self.read = ReadModel(pipeline, self.reviews)
+        outbox = pipeline.publisher.outbox.path
+        zone_store = ZoneStore(cfg.zones_file or outbox.with_name("zones.yaml"))
+        pipeline.cameras.drawn_zones.update(zone_store.load())      # before the cameras start
+        self.read = ReadModel(pipeline, self.reviews, zone_store)
         config = uvicorn.Config(create_app(self.read, token, cfg), log_level="warning", access_log=False,
                                 ssl_certfile=str(cfg.certfile) if cfg.certfile else None,
                                 ssl_keyfile=str(cfg.keyfile) if cfg.keyfile else None)

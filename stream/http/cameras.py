@@ -121,9 +121,15 @@ def get_zones(camera: str = Depends(known), read: ReadModel = Depends(read_model
     return found.as_config() if found is not None else {}
 
 
-@router.put("/{camera}/zones", summary="Replace the camera's zones until the pipeline restarts")
+@router.put("/{camera}/zones", summary="Replace the camera's zones, kept across restarts in http.zones_file")
 def set_zones(body: dict[str, ZoneConfig], camera: str = Depends(known), read: ReadModel = Depends(read_model)) -> dict:
-    return {"zones": read.set_zones(camera, body).as_config(), "config": zones_yaml(camera, body)}
+    try:
+        zones = read.set_zones(camera, body)
+    except OSError as e:
+        raise HTTPException(507, f"the zones could not be kept in {read.zone_store.path}: {e.strerror or e}; "
+                                 "nothing changed") from None
+    return {"zones": zones.as_config(), "config": zones_yaml(camera, body),
+            "kept_in": str(read.zone_store.path) if read.zone_store else None}
 
 
 @router.post("/{camera}/chat", summary="Ask about the camera's recent windows")

@@ -18,7 +18,7 @@ from stream.alerts.outbox import Reader
 from stream.alerts.reviews import ReviewStore, export as export_labels
 from stream.config import EventsConfig, ZoneConfig
 from stream.ingest.live import LiveFeed
-from stream.scene.zones import Zones
+from stream.scene.zones import Zones, ZoneStore
 from stream.types import Alert, Verdict
 
 if TYPE_CHECKING:
@@ -120,8 +120,8 @@ def zones_yaml(camera: str, zones: dict[str, ZoneConfig]) -> str:
 
 
 class ReadModel:
-    def __init__(self, pipeline: Pipeline, reviews: ReviewStore):
-        self._pipeline, self.reviews = pipeline, reviews
+    def __init__(self, pipeline: Pipeline, reviews: ReviewStore, zone_store: ZoneStore | None = None):
+        self._pipeline, self.reviews, self.zone_store = pipeline, reviews, zone_store
         self.recent = Recent()
         pipeline.observers.append(self.recent.observe)
         self.snapshots = Snapshots(pipeline, self.recent)
@@ -147,7 +147,11 @@ class ReadModel:
         return self._pipeline.zones.get(camera)
 
     def set_zones(self, camera: str, zones: dict[str, ZoneConfig]) -> Zones:
-        """Replace the camera's zones (until a restart): the next window's events follow them."""
+        """Replace the camera's zones: the next window's events follow them, and they are kept in
+        the zones file (http.zones_file) for the next start (OSError when it cannot be written)."""
+        if self.zone_store is not None:
+            self.zone_store.save(camera, zones)
+        self._pipeline.cameras.drawn_zones[camera] = zones
         self._pipeline.zones[camera] = found = Zones(zones)
         return found
 

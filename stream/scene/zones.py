@@ -12,12 +12,20 @@ are allowed to continue.
 """
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
 from typing import Callable, Mapping
 
 import cv2
 import numpy as np
+import yaml
+from pydantic import ValidationError
 
+from stream.config import ZoneConfig
 from stream.types import SceneGraph
+
+log = logging.getLogger(__name__)
 
 GRID_W = 256        # the allowed area is rasterised this wide (its height keeps the picture's aspect)
 INCLUDE_BGR, EXCLUDE_BGR = (80, 200, 80), (60, 60, 230)
@@ -96,3 +104,37 @@ class Zones:
             x, y = pts.min(axis=0)
             cv2.putText(image, f"{name} ({z.kind})", (int(x) + 3, int(y) + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, col, 1,
                         cv2.LINE_AA)
+
+
+class ZoneStore:
+    """Zones drawn on the console, kept across restarts in a YAML file shaped like the config's
+    cameras section (`cameras: {<id>: {zones: {...}}}`, so an entry can be pasted into the config
+    as it is). A camera's zones there replace the config's. Written whole to a temporary file
+    and renamed, so a crash leaves the old file or the new one; a file that does not read is
+    logged and ignored (the config's zones apply), never a reason not to start."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def load(self) -> dict[str, dict[str, ZoneConfig]]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = yaml.safe_load(self.path.read_text()) or {}
+            return {str(cam): {str(name): ZoneConfig.model_validate(z) for name, z in (c or {}).get("zones", {}).items()}
+                    for cam, c in (data.get("cameras") or {}).items()}
+        except (OSError, yaml.YAMLError, ValidationError, AttributeError, TypeError) as e:
+            log.error("zones: %s does not read (%s); the config's zones apply", self.path, str(e).splitlines()[0])
+            return {}
+
+    def save(self, camera: str, zones: dict[str, ZoneConfig]) -> None:
+        """Keep `camera`'s zones (OSError when the file cannot be written)."""
+        saved = self.load()
+        saved[camera] = zones
+        data = {"cameras": {cam: {"zones": {name: {"kind": z.kind, "points": [list(p) for p in z.points]}
+                                            for name, z in found.items()}} for cam, found in sorted(saved.items())}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("# Zones drawn on the Hawkwatch console (they replace a camera's zones in the config).\n" +
+                       yaml.safe_dump(data, sort_keys=False))
+        os.replace(tmp, self.path)

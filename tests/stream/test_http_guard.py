@@ -128,3 +128,17 @@ def test_the_sign_in_cookie_is_a_session_that_ends_not_the_token():
     assert c.get("/api/cameras", cookies={COOKIE: session(TOKEN, 1, now=time.time() - 7200)}).status_code == 401
     assert c.get("/api/cameras", cookies={COOKIE: session("another-token", 1)}).status_code == 401
     assert c.get("/api/cameras", cookies={COOKIE: TOKEN}).status_code == 401       # the old cookie held the token
+
+
+def test_zones_drawn_on_the_console_are_kept_across_restarts_and_a_broken_file_is_ignored(tmp_path, caplog):
+    from stream.config import ZoneConfig
+    from stream.scene.zones import ZoneStore
+    store = ZoneStore(tmp_path / "zones.yaml")
+    door = {"door": ZoneConfig(kind="exclude", points=[(0.1, 0.1), (0.5, 0.1), (0.5, 0.6)])}
+    store.save("lobby", door)
+    store.save("gate", {})
+    again = ZoneStore(tmp_path / "zones.yaml").load()                  # the next start reads them back
+    assert again == {"lobby": door, "gate": {}}
+    (tmp_path / "zones.yaml").write_text("cameras: {lobby: {zones: {door: {kind: sideways, points: []}}}}")
+    assert ZoneStore(tmp_path / "zones.yaml").load() == {}
+    assert "does not read" in caplog.text

@@ -217,7 +217,7 @@ function setUpZones() {
       method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(zones) });
     const body = await r.json();
     yaml.hidden = false;
-    yaml.textContent = r.ok ? "Applied until the pipeline restarts. To keep them, put this in the config:\n\n" + body.config
+    yaml.textContent = r.ok ? `Applied, and kept across restarts in ${body.kept_in}. In the config they read:\n\n` + body.config
                             : "Not applied: " + JSON.stringify(body.detail);
   };
   draw();
