@@ -7,7 +7,7 @@ Retention, swept every minute by the pipeline:
   kept for `keep_event_days`;
 - beyond `max_gb`, or with less than `min_free_gb` free on the disk, the oldest goes first:
   plain footage before events'. A full disk is on every recorded camera's health (`recording`)
-  and in /metrics.
+  and in /metrics (`hawkwatch_recordings_disk_full`).
 
 An export is the segments covering a range, remuxed into one MP4 (no re-encoding): it starts at
 the keyframe at or before the range's start, so it may begin up to a segment's keyframe interval
@@ -63,15 +63,16 @@ class Recordings:
             return dict(self._status.get(camera, {}))
 
     # -- retention ------------------------------------------------------------------------------
-    def _event_spans(self, camera: str, since: float) -> list[tuple[float, float]]:
+    def _event_spans(self, camera: str, since: float) -> list[tuple[float, float]] | None:
+        """The camera's events' spans, padded by a segment; None when the outbox cannot be read."""
         if self.outbox is None or not Path(self.outbox).exists():
             return []
         try:
             with Reader(self.outbox) as r:
                 rows = [json.loads(b) for b in r.events(camera=camera, since=since, limit=100_000)]
         except Exception as e:  # noqa: BLE001 - an unreadable outbox keeps footage, never deletes more
-            log.warning("recordings: the outbox cannot be read (%s); event footage is kept as plain", e)
-            return []
+            log.warning("recordings: the outbox cannot be read (%s); no footage goes by age until it can", e)
+            return None
         pad = self.cfg.segment_s
         return [(float(e["wall_start"]) - pad, float(e.get("wall_end") or time.time()) + pad) for e in rows
                 if e.get("wall_start") is not None]
@@ -87,8 +88,8 @@ class Recordings:
             for seg in self.segments(camera):
                 if seg.end is None:
                     continue
-                eventful = any(a <= seg.end and seg.start <= b for a, b in spans)
-                if seg.end < (keep_event if eventful else keep_plain):
+                eventful = spans is None or any(a <= seg.end and seg.start <= b for a, b in spans)
+                if spans is not None and seg.end < (keep_event if eventful else keep_plain):
                     gone += self._delete(seg)
                 else:
                     candidates.append((eventful, seg.start, seg))

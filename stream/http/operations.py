@@ -64,6 +64,16 @@ class PipelineCollector:
                                 value=1.0 if box["state"] != "ok" else 0.0)
         yield GaugeMetricFamily("hawkwatch_outbox_held", "Published alerts waiting to be stored.", value=box["held"])
         yield CounterMetricFamily("hawkwatch_outbox_lost", "Published alerts dropped unstored.", value=box["lost"])
+        footage = {cam: s for cam, s in self.read.recording_status().items() if s}
+        if footage:
+            recorded = GaugeMetricFamily("hawkwatch_recordings_bytes", "Recorded footage on disk (as of the last "
+                                                                       "sweep).", labels=["camera"])
+            for cam, s in footage.items():
+                recorded.add_metric([cam], s["bytes"])
+            yield recorded
+            yield GaugeMetricFamily("hawkwatch_recordings_disk_full", "1 while the recordings' disk has less free "
+                                    "than recordings.min_free_gb.",
+                                    value=1.0 if any(s["disk_full"] for s in footage.values()) else 0.0)
         catchup = self.read.catchup_status()
         if catchup is not None:
             yield CounterMetricFamily("hawkwatch_catchup_requests", "Subscribers' requests for missed alerts answered.",

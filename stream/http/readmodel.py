@@ -207,6 +207,11 @@ class ReadModel:
         return [{"start": s.start, "end": s.end, "url": f"/api/cameras/{camera}/recordings/{s.name}"}
                 for s in self._footage(camera).segments(camera, start, end)]
 
+    def recording_status(self) -> dict[str, dict]:
+        """Each recorded camera's footage as of the last sweep (Recordings.status)."""
+        rec = self._pipeline.recordings
+        return {cam: rec.status(cam) for cam in rec.cameras} if rec is not None else {}
+
     def segment_file(self, camera: str, name: str) -> Path | None:
         return next((s.path for s in self._footage(camera).segments(camera) if s.name == name), None)
 

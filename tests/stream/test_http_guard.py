@@ -49,6 +49,9 @@ class OneCamera:
     def catchup_status(self):
         return None
 
+    def recording_status(self):
+        return {}
+
 
 def client(token=None, **http) -> TestClient:
     cfg = HttpConfig(**({"token_env": "X"} if token else {}), **http)

@@ -124,3 +124,12 @@ def test_retention_keeps_events_footage_longer_and_an_export_is_one_playable_mp4
     assert after["bytes"] <= status["bytes"] / 2
     assert len([s for s in kept if s.start < now - 7 * day]) == 4       # the event's footage goes last
     assert not [s for s in kept if now - 4 * day < s.start < now - 2 * day]   # plain footage, oldest first
+
+
+def test_an_outbox_that_cannot_be_read_keeps_all_footage_from_going_by_age(h264_30s, tmp_path):
+    now = time.time()
+    record(h264_30s, tmp_path / "rec", start=now - 20 * 86400, segment_s=10.0)
+    (tmp_path / "outbox.sqlite").write_text("not a database")
+    store = Recordings(RecordingsConfig(folder=tmp_path / "rec", keep_days=7, min_free_gb=0), ["gate"],
+                       tmp_path / "outbox.sqlite")
+    assert store.sweep(now) == 0 and len(segments(tmp_path / "rec", "gate")) == 3
