@@ -768,6 +768,9 @@ class HttpConfig(_Strict):
                           "stops DNS rebinding. Default: on loopback, localhost and the loopback addresses; "
                           "elsewhere any (the token guards it).")
     max_body_kb: int = Field(1024, ge=1, le=1_048_576, description="Requests with a larger body get 413.")
+    header_timeout_s: float = Field(10.0, gt=0.0, le=600.0,
+                                    description="A connection whose request has not arrived within this is closed.")
+    max_connections: int = Field(500, ge=1, le=100_000, description="Connections and requests at once; more get 503.")
     session_hours: float = Field(12.0, gt=0.0, le=24 * 365, description="How long a console sign-in lasts.")
 
     _files = field_validator("certfile", "keyfile", "reviews", "token_file", "zones_file")(lambda v, info: None if v is None else _any_path(v, info))

@@ -66,6 +66,9 @@ def console(tmp_path_factory, vtest):
     # a second camera as an IP camera sends it (H.264), recorded: its footage plays in the browser
     from stream.ingest.clips import camera_clip
     cfg["cameras"]["gate"] = {"path": str(camera_clip(vtest, tmp / "gate.mp4", 30.0)), "record": True}
+    # and one that refuses every connection: the console says why it is not streaming
+    cfg["cameras"]["dead"] = {"url": f"rtsp://127.0.0.1:{free_port()}/stream1",
+                              "ingest": {"backoff_initial_s": 0.5, "backoff_max_s": 2.0}}
     config.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), "--loop"],
                             cwd=ROOT, env={**os.environ, "HAWKWATCH_CONSOLE_TOKEN": TOKEN},
@@ -157,12 +160,18 @@ def test_the_console_signs_in_and_shows_every_camera_live(console, browser):
     browser.find_element(By.NAME, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
     card = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, '.card[data-camera="lobby"]'))
-    assert _wait(browser, _image_shown(browser, ".card img.snapshot"), what="the snapshot loads") > 0
-    first = browser.execute_script("return document.querySelector('.card img.snapshot').src")
-    _wait(browser, lambda d: d.execute_script("return document.querySelector('.card img.snapshot').src") != first,
+    lobby_img = '.card[data-camera="lobby"] img.snapshot'
+    assert _wait(browser, _image_shown(browser, lobby_img), what="the snapshot loads") > 0
+    first = browser.execute_script("return document.querySelector(arguments[0]).src", lobby_img)
+    _wait(browser, lambda d: d.execute_script("return document.querySelector(arguments[0]).src", lobby_img) != first,
           timeout=10, what="the snapshot is refreshed")
     badge = card.find_element(By.CSS_SELECTOR, '[data-field="state"]')
     assert badge.text == "streaming" and "ok" in badge.get_attribute("class")
+    assert not card.find_element(By.CSS_SELECTOR, '[data-field="detail"]').is_displayed()
+    dead = browser.find_element(By.CSS_SELECTOR, '.card[data-camera="dead"]')
+    why = _wait(browser, lambda d: dead.find_element(By.CSS_SELECTOR, '[data-field="detail"]').text or None,
+                what="a dead camera says why")
+    assert "refused" in why.lower()
     _wait(browser, lambda d: "windows" in card.find_element(By.CSS_SELECTOR, '[data-field="stats"]').text)
     _shot(browser, "cameras")
 

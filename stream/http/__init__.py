@@ -41,7 +41,7 @@ from stream.alerts.reviews import ReviewStore
 from stream.config import ConfigError, HttpConfig
 from stream.http import cameras, console, events, operations
 from stream.http.auth import SignInLimiter, authorised, token_of
-from stream.http.guard import Guard
+from stream.http.guard import Guard, deadline_protocol
 from stream.http.readmodel import ReadModel
 from stream.scene.zones import ZoneStore
 
@@ -106,6 +106,7 @@ class HttpServer:
         pipeline.cameras.drawn_zones.update(zone_store.load())      # before the cameras start
         self.read = ReadModel(pipeline, self.reviews, zone_store)
         config = uvicorn.Config(create_app(self.read, token, cfg), log_level="warning", access_log=False,
+                                http=deadline_protocol(cfg.header_timeout_s), limit_concurrency=cfg.max_connections,
                                 ssl_certfile=str(cfg.certfile) if cfg.certfile else None,
                                 ssl_keyfile=str(cfg.keyfile) if cfg.keyfile else None)
         self.server = uvicorn.Server(config)

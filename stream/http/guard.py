@@ -9,7 +9,11 @@
   or that the browser marks `Sec-Fetch-Site: cross-site`, gets 403. Clients that send none of
   these (curl, scripts) are not browsers and pass.
 - **Body size.** A body over `http.max_body_kb` gets 413, whether it says its length or not, before
-  a route parses it."""
+  a route parses it.
+- **Slow or silent clients** (`deadline_protocol`, for uvicorn): a connection whose request has not
+  arrived within `http.header_timeout_s` is closed, and beyond `http.max_connections` at once new
+  requests get 503, so slow sockets cannot take every descriptor from the console, /metrics and
+  /healthz."""
 from __future__ import annotations
 
 import json
@@ -24,6 +28,36 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 class TooLarge(Exception):
     pass
+
+
+def deadline_protocol(header_timeout_s: float):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request has not fully arrived
+    within `header_timeout_s` of connecting (uvicorn waits forever: a thousand clients that
+    connect and send nothing, or a header a byte at a time, would hold every descriptor)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineProtocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._deadline = self.loop.call_later(header_timeout_s, self._too_slow)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and self._deadline is not None:     # a whole request arrived
+                self._deadline.cancel()
+                self._deadline = None
+
+        def connection_lost(self, exc) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            super().connection_lost(exc)
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+    return DeadlineProtocol
 
 
 def allowed_hosts(cfg: HttpConfig) -> set[str] | None:

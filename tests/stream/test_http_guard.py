@@ -145,3 +145,40 @@ def test_zones_drawn_on_the_console_are_kept_across_restarts_and_a_broken_file_i
     (tmp_path / "zones.yaml").write_text("cameras: {lobby: {zones: {door: {kind: sideways, points: []}}}}")
     assert ZoneStore(tmp_path / "zones.yaml").load() == {}
     assert "does not read" in caplog.text
+
+
+def test_a_client_that_sends_no_request_is_closed_and_the_server_keeps_answering():
+    """A real uvicorn server with the guard's protocol: silent sockets and a header sent a byte at
+    a time are closed after http.header_timeout_s, while /healthz keeps answering."""
+    import socket
+    import threading
+    import urllib.request
+
+    import uvicorn
+
+    from stream.http.guard import deadline_protocol
+    from tests.servers import free_port
+    port = free_port()
+    cfg = HttpConfig(endpoint=f"127.0.0.1:{port}", header_timeout_s=1.0)
+    server = uvicorn.Server(uvicorn.Config(create_app(OneCamera(), None, cfg), host="127.0.0.1", port=port,
+                                           log_level="warning", http=deadline_protocol(cfg.header_timeout_s)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+        trickle = socket.create_connection(("127.0.0.1", port))
+        trickle.sendall(b"GET /healthz HT")                        # a header that never ends
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            assert r.status == 200                                 # the server answers beside them
+        time.sleep(1.5)
+        for s in [*silent, trickle]:
+            s.settimeout(2.0)
+            assert s.recv(1024) == b""                             # closed by the server
+            s.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

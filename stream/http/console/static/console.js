@@ -31,6 +31,10 @@ async function refreshStates() {
         if (badge.tagName === "A") badge.href = `/events/${ev.alert_id}`;
       }
     }
+    for (const why of document.querySelectorAll(`[data-camera="${h.camera}"] [data-field="detail"], [data-camera-detail="${h.camera}"]`)) {
+      why.hidden = h.state === "streaming" || !h.detail;      // why a camera is not streaming: refused, timed out...
+      why.textContent = h.detail || "";
+    }
     for (const stats of document.querySelectorAll(`[data-camera="${h.camera}"] [data-field="stats"]`)) {
       stats.textContent = `${(h.fps_in || 0).toFixed(1)} fps · ${h.windows_done || 0} windows · ${h.alerts || 0} alerts`;
     }
