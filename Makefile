@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 ENDPOINT ?= tcp://127.0.0.1:5556
 
-.PHONY: setup sysdeps demo demo-live demo-ray test test-fast docs bench models data bench-data embedded-model evaluate clean
+.PHONY: setup sysdeps demo demo-live demo-ray test test-fast docs bench models data bench-data embedded-model evaluate clean lock
 
 setup: $(VENV)/.installed data/vtest.avi models/manifest.json
 
@@ -50,7 +50,7 @@ docs: setup
 	$(PY) -m mkdocs build --strict
 
 bench: setup sysdeps
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[bench]'
 	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_scene.py
 	$(PY) bench/bench_appearance.py
@@ -70,12 +70,13 @@ bench: setup sysdeps
 sysdeps:
 	scripts/install_system_deps.sh
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@# torch is for the model and training packages; the local CPU build, never a CUDA download
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q -c requirements.lock torch==2.13.0
+	@# every package at the version in requirements.lock (what CI and the image install)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
 data: data/vtest.avi data/Megamind_bugy.avi data/baboon.jpg
@@ -106,6 +107,11 @@ embedded-model: bench-data
 
 evaluate: bench-data
 	$(PY) -m training.evaluate --baseline --model hawkeye=models/hawkeye --normal-video vtest --out out/eval $(ARGS)
+
+# requirements.lock again, from what setup installed (after a change to pyproject.toml's dependencies)
+lock: setup
+	@{ sed -n '1,3p' requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^-e \|^hawkwatch' | sed 's/+cpu$$//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 clean:
 	@# models/hawkeye is the shipped embedded model (tracked); the rest of models/ is built by `make models`

@@ -110,3 +110,26 @@ def test_the_sysusers_file_creates_the_units_user(tmp_path):
     assert user.split(":")[5] == "/var/lib/hawkwatch"
     unit = (DEPLOY / "systemd/hawkwatch.service").read_text()
     assert "User=hawkwatch" in unit and "StateDirectory=hawkwatch" in unit
+
+
+def test_the_lock_file_pins_every_dependency_and_setup_and_the_image_install_with_it():
+    import tomllib
+    from packaging.requirements import Requirement
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"],
+              *project["optional-dependencies"]["mqtt"]]
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version and "+" not in version, line                # exact, and no local build (+cpu)
+            pins[name.lower().replace("_", "-")] = version
+    for spec in wanted:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{req.name} is not in requirements.lock (make lock)"
+        assert req.specifier.contains(pins[name], prereleases=True), (spec, pins[name])
+    makefile, dockerfile = (ROOT / "Makefile").read_text(), (DEPLOY / "Dockerfile").read_text()
+    assert "pip install -q -c requirements.lock -e '.[dev]'" in makefile
+    assert 'pip install --no-cache-dir -c requirements.lock ".[mqtt]"' in dockerfile and "requirements.lock" in \
+        dockerfile.split("COPY pyproject.toml", 1)[1].splitlines()[0]
