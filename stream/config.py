@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
                       field_validator, model_validator)
 
 from stream.net import is_loopback
-from stream.redact import known_secret, secret_name
+from stream.redact import known_secret, secret_name, url_secrets
 
 SCHEMA_VERSION = 1
 CameraId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -275,6 +275,8 @@ class CameraConfig(_Strict):
     def _url_scheme(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(URL_SCHEMES):
             raise ValueError(f"URL must start with one of {', '.join(URL_SCHEMES)}")
+        for secret in url_secrets(v) if v is not None else ():
+            known_secret(secret)               # masked wherever it appears, whatever it holds
         if v is not None:
             from urllib.parse import urlsplit
             try:

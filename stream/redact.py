@@ -7,7 +7,11 @@ Camera URLs carry secrets in two places, and both are replaced by `***` for ever
   `X-Amz-Signature=`...; see SECRET_PARAMS), matched case-insensitively inside the name.
 
 Secrets the config takes from the environment or from files (`${NAME}`, `${file:PATH}`:
-stream/config.py `substitute`) are masked wherever they appear, whatever they hold.
+stream/config.py `substitute`), and those written in a camera's URL (`url_secrets`: its password,
+secret parameters, an RTMP stream key), are masked wherever they appear, whatever they hold:
+a password with a space, a quote or `<` ends the URL early for the pattern above.
+Parameter names count percent-decoded, in the query and in the fragment (`#token=`), and short
+names count whole (`pw`, `psk`, `jwt`, `sid`, `code`, `ticket`...).
 
 Every log line goes through it in `RedactingFormatter`, so a new log call that prints a target
 cannot forget to; so do source errors, health messages' `detail` and `target`, failure reasons
@@ -23,23 +27,56 @@ import time
 
 # parts of a parameter name that mark its value as a secret (api_key, access_token, streamkey...)
 SECRET_PARAMS = ("pass", "pwd", "token", "key", "secret", "auth", "sig", "credential", "session", "cookie")
+# whole names that do too (short ones: as parts they would match too much, e.g. "code" in "codec")
+SECRET_NAMES = {"pw", "psk", "jwt", "sid", "code", "ticket", "otp", "hash", "nonce"}
 MASK = "***"
 
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s'\"<>]*)")
-_PARAM = re.compile(r"([?&;])([^=&;#\s]*)=([^&;#\s]*)")
+_PARAM = re.compile(r"([?&;#])([^=&;#\s]*)=([^&;#\s]*)")      # query parameters, and a fragment's (#token=)
 
 
 def secret_name(name: str) -> bool:
-    name = name.lower()
-    return any(part in name for part in SECRET_PARAMS)
+    from urllib.parse import unquote
+    name = unquote(name).lower()          # %70assword is a password too
+    return name in SECRET_NAMES or any(part in name for part in SECRET_PARAMS)
 
 
 def _redact_url(m: re.Match) -> str:
     scheme, rest = m.group(1), m.group(2)
     if "@" in rest:       # userinfo: up to the last @, whatever it holds (a path with @ loses its head too)
         rest = MASK + rest[rest.rindex("@"):]
+    if scheme.lower() in ("rtmp://", "rtmps://"):     # rtmp://host/app/STREAM-KEY: the key is the last segment
+        head, sep, tail = rest.partition("?")
+        parts = head.split("/")
+        if len(parts) >= 3 and parts[-1]:
+            rest = "/".join([*parts[:-1], MASK]) + sep + tail
     return scheme + _PARAM.sub(lambda p: f"{p.group(1)}{p.group(2)}={MASK}" if secret_name(p.group(2))
                                else p.group(0), rest)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a URL holds, whatever characters they are made of (a password with a space or
+    a quote ends the URL where `redact` looks for it): its userinfo's password, the values of
+    secret parameters, an RTMP stream key. The config registers them (`known_secret`)."""
+    from urllib.parse import unquote
+    scheme, _, rest = url.partition("://")
+    if not rest:
+        return []
+    out = []
+    authority = rest
+    if "@" in rest:
+        userinfo = rest[:rest.rindex("@")]
+        out += [userinfo, userinfo.partition(":")[2], unquote(userinfo.partition(":")[2])]
+        authority = rest[rest.rindex("@") + 1:]
+    tail = authority[min([authority.index(c) for c in "?#" if c in authority], default=len(authority)):]
+    for p in _PARAM.finditer(tail):                 # the query's parameters and the fragment's
+        if secret_name(p.group(2)):
+            out += [p.group(3), unquote(p.group(3))]
+    if scheme.lower() in ("rtmp", "rtmps"):
+        parts = authority.partition("?")[0].split("/")
+        if len(parts) >= 3 and parts[-1]:
+            out.append(parts[-1])
+    return [s for s in out if s]
 
 
 _KNOWN: set[str] = set()      # secrets the config took from the environment: masked wherever they appear

@@ -1,3 +1,4 @@
+import json
 import logging
 
 import pytest
@@ -9,7 +10,7 @@ CASES = [
     ("rtsp://admin:secret@10.0.0.5:554/live", "rtsp://***@10.0.0.5:554/live"),
     ("rtsp://admin:S3cr@t/x1@host/Streaming/101", "rtsp://***@host/Streaming/101"),
     ("rtsps://user:pa:ss@cam.local/s", "rtsps://***@cam.local/s"),
-    ("rtmp://u:p%40ss@h/app/key", "rtmp://***@h/app/key"),
+    ("rtmp://u:p%40ss@h/app/key", "rtmp://***@h/app/***"),        # an RTMP stream key too
     ("http://only-user@h/x.m3u8", "http://***@h/x.m3u8"),
     # query parameters whose names mean a secret, any scheme, any case
     ("srt://10.0.0.20:9000?mode=caller&passphrase=0123456789ab&latency=200",
@@ -47,3 +48,25 @@ def test_log_lines_and_tracebacks_are_redacted():
     assert "srt://h:1?passphrase=***" in line and "rtsp://***@h/live?token=***" in line
     for secret in ("pp", "S3cr", "x1@", "zz"):
         assert secret not in line.replace("passphrase", "")
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("rtsp://admin:pa\"ss word<1@192.0.2.7/live", 'pa"ss word<1'),        # a quote, a space, a <
+    ("rtsp://admin:it's-me@192.0.2.7/live", "it's-me"),
+    ("http://192.0.2.7/cgi?pw=Pw-9911", "Pw-9911"),
+    ("rtmp://live.example.com/app/sk-4f9a0c7e21", "sk-4f9a0c7e21"),         # an RTMP stream key
+    ("srt://192.0.2.7:9000?psk=Psk-77aa", "Psk-77aa"),
+    ("https://192.0.2.7/s?jwt=eyJhbGci.x.y&sid=Sid-1", "eyJhbGci.x.y"),
+    ("https://192.0.2.7/s?code=Code-55&ticket=Tk-66", "Tk-66"),
+    ("https://192.0.2.7/s?%70assword=Enc-77", "Enc-77"),                      # a percent-encoded name
+    ("https://192.0.2.7/s#token=Frag-88", "Frag-88"),                         # a fragment
+])
+def test_every_secret_a_camera_url_holds_is_masked_wherever_it_appears(url, secret):
+    from stream.config import parse_config
+    cfg = parse_config({"cameras": {"cam": {"url": url}},
+                        "models": {"person_detector": {"path": "x.onnx"}, "pose": {"path": "y.onnx"}}},
+                       check_files=False)
+    target = cfg.cameras["cam"].target
+    for text in (f"camera cam: cannot open {target}: refused", json.dumps({"target": target}), secret):
+        assert secret not in redact(text), redact(text)
+    assert redact("https://192.0.2.7/s?codec=h264&session_id=") .startswith("https://192.0.2.7/s?codec=h264")
