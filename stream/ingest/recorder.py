@@ -17,7 +17,6 @@ reported (`problem`) and retried at the next segment.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -171,8 +170,3 @@ class Recorder:
                 pass
             if path.exists() and path.stat().st_size == 0:
                 path.unlink(missing_ok=True)
-
-
-def free_bytes(folder: Path) -> int:
-    st = os.statvfs(folder)
-    return st.f_bavail * st.f_frsize
