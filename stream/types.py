@@ -7,6 +7,36 @@ from typing import Callable
 import numpy as np
 
 
+@dataclass(frozen=True)
+class SensorMetadata:
+    """What a drone's MISB ST 0601 UAS Datalink Local Set said at one instant (stream/ingest/klv.py).
+    Angles in degrees, positions in WGS-84 degrees, heights in metres above the ellipsoid (MSL in
+    the standard's words), lengths in metres; None where the packet did not carry the item."""
+    time_us: int | None = None                 # tag 2: precision time stamp, microseconds since the epoch
+    mission_id: str | None = None              # tag 3
+    platform_heading: float | None = None      # tag 5: 0..360, clockwise from true north
+    platform_pitch: float | None = None        # tag 6: -20..20, nose up positive
+    platform_roll: float | None = None         # tag 7: -50..50, right wing down positive
+    sensor_lat: float | None = None            # tag 13
+    sensor_lon: float | None = None            # tag 14
+    sensor_alt: float | None = None            # tag 15: sensor true altitude
+    hfov: float | None = None                  # tag 16: sensor horizontal field of view
+    vfov: float | None = None                  # tag 17
+    sensor_rel_az: float | None = None         # tag 18: 0..360, clockwise from the platform's nose
+    sensor_rel_el: float | None = None         # tag 19: -180..180, up positive (looking down is negative)
+    sensor_rel_roll: float | None = None       # tag 20: 0..360
+    slant_range: float | None = None           # tag 21
+    target_width: float | None = None          # tag 22
+    frame_center_lat: float | None = None      # tag 23
+    frame_center_lon: float | None = None      # tag 24
+    frame_center_elev: float | None = None     # tag 25
+    corners: tuple[tuple[float, float], ...] | None = None   # tags 82-89 (or 26-33 offsets + the centre):
+                                               # (lat, lon) of the image's corners 1-4: upper left,
+                                               # upper right, lower right, lower left
+    version: int | None = None                 # tag 65: UAS Datalink LS version
+    unknown: tuple[tuple[int, bytes], ...] = ()   # items this decoder does not name, as they came
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     camera: str
@@ -14,6 +44,7 @@ class Frame:
     ts: float             # stream time in seconds, monotonic per camera, 0 at the first frame
     wall: float           # wall-clock capture (emission) time, seconds since the epoch
     pixels: np.ndarray | Callable[[], np.ndarray] = field(repr=False)
+    sensor: SensorMetadata | None = None   # a drone feed's latest KLV metadata at or before `ts` (None: none)
 
     @property
     def image(self) -> np.ndarray:
