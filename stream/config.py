@@ -471,6 +471,15 @@ class MotionConfig(_Strict):
     width: int = Field(160, ge=32, le=4096, description="Flow is computed on frames scaled to this width (px).")
     min_speed: float = Field(0.02, gt=0.0, le=10.0,
                              description="Pixels moving faster than this (frame heights per second) count as moving.")
+    people_on_motion: bool = Field(True, description=(
+        "Search for people (detector and pose) only on sampled frames where something moved since the camera's "
+        "previous one; a still frame keeps the last people found. A quiet camera then costs a fraction of a busy one "
+        "(docs/benchmarks.md, Streams per machine). false: every sampled frame is searched."))
+    still_below: float = Field(0.0005, ge=0.0, le=1.0, description=(
+        "A frame is still when less than this share of it moves (0.0005: about 10 pixels of the 160-wide flow)."))
+    search_every_s: float = Field(4.0, gt=0.0, le=3600.0, description=(
+        "People are searched for at least this often however still the frames are (someone who came in too slowly "
+        "to show as motion)."))
 
 
 class NamedObjectsConfig(_Strict):

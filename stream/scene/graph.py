@@ -45,6 +45,31 @@ class FrameScene:
                                              # whole frame, then each person in `boxes` order ((1, 1280): frame only)
 
 
+class StillFrames:
+    """Which frames need no search for people: nothing in them moved since the camera's previous
+    sampled frame (less than `min_moving` of the frame, by the flow's mask), and the camera's
+    people were searched for less than `every_s` ago. Such a frame keeps the last people found,
+    their boxes, tracks and poses, so a quiet camera costs its flow and little else (Frigate's
+    way: the detector runs where there is motion). The search every `every_s` finds whoever came
+    in too slowly to show as motion, and lets a track that the detector lost end."""
+
+    def __init__(self, every_s: float = 4.0, min_moving: float = 0.0005):
+        self.every_s, self.min_moving = every_s, min_moving
+        self._searched: dict[str, float] = {}    # per camera: when its people were last searched for
+
+    def check(self, camera: str, ts: float, flow: PairMotion | None) -> bool:
+        """True: the frame at `ts` keeps the camera's last people. Call for a camera's frames in time order."""
+        last = self._searched.get(camera)
+        still = flow is not None and last is not None and 0.0 <= ts - last < self.every_s \
+            and float(flow.mask.mean()) < self.min_moving
+        if not still:
+            self._searched[camera] = ts
+        return still
+
+    def forget(self, camera: str) -> None:
+        self._searched.pop(camera, None)
+
+
 THUMB_SIZE = (64, 48)      # (width, height) of the frames the Hawkeye model sees (HawkeyeConfig.thumb_size)
 
 
@@ -54,8 +79,12 @@ class SceneBuilder:
                  motion: MotionExtractor | None = None, relations: GeometricRelations | None = None,
                  thumb_size: tuple[int, int] | None = None, objects: Callable[[], LeftObjects] | None = None,
                  named: NamedObjectDetector | None = None, named_every_s: float = 0.0,
-                 appearance: AppearanceEncoder | None = None, appearance_crops: bool = True, pose_every: int = 1):
+                 appearance: AppearanceEncoder | None = None, appearance_crops: bool = True, pose_every: int = 1,
+                 still: StillFrames | None = None):
         self.people, self.motion, self.relations = people, motion, relations
+        # frames where nothing moves keep the camera's last people (needs `motion`); None: every frame is searched
+        self.still = still if motion is not None else None
+        self._people_last: dict[str, People] = {}     # per camera: the people of its last analysed frame
         # a top-down pose model runs on a tracked person at most every `pose_every` sampled frames (PoseRefresh)
         self.refresh = PoseRefresh(pose_every) if isinstance(people, TopDown) else None
         self.appearance, self.appearance_crops = appearance, appearance_crops   # None: no pretrained features
@@ -101,6 +130,9 @@ class SceneBuilder:
         self._kinematics.pop(camera, None)
         self._named_last.pop(camera, None)
         self._last.pop(camera, None)
+        self._people_last.pop(camera, None)
+        if self.still is not None:
+            self.still.forget(camera)
         if self.refresh is not None:
             self.refresh.forget(camera)
 
@@ -119,8 +151,10 @@ class SceneBuilder:
         if todo:
             keys, frames = list(todo), list(todo.values())     # a camera's frames come in time order
             images = [f.image for f in frames]
-            people = self.people.find(images) if self.refresh is None else self.people.find(images, poses=False)
-            found = [self._people_of(camera, p) for (camera, _), p in zip(keys, people)]
+            pixels = [self._pixels(camera, f.ts, im) for (camera, _), f, im in zip(keys, frames, images)]
+            still = [False] * len(frames) if self.still is None else \
+                [self.still.check(camera, f.ts, px["flow"]) for (camera, _), f, px in zip(keys, frames, pixels)]
+            found = self._find_people(keys, images, still)
             named = self._find_named(todo)
             features = self._describe(frames, found)
             tracked = []
@@ -134,13 +168,12 @@ class SceneBuilder:
                     objects = self._finders[camera].update(f.image, f.ts, p.boxes)
                 tracked.append((ids, tracker.dwell(), objects))
             if self.refresh is not None:
-                found = self._poses(keys, frames, found, [ids for ids, _, _ in tracked])
-            for (camera, seq), f, p, (ids, dwell, objects), a in zip(keys, frames, found, tracked, features):
+                found = self._poses(keys, frames, found, [ids for ids, _, _ in tracked], still)
+            for (camera, seq), f, p, (ids, dwell, objects), a, px in zip(keys, frames, found, tracked, features, pixels):
                 kin = self._kinematics.setdefault(camera, PersonKinematics()).update(f.ts, ids, p.boxes, p.keypoints,
                                                                                      dwell)
                 self._cache[camera][seq] = FrameScene(f.ts, p.boxes, p.scores, ids, p.keypoints, dwell, kin,
-                                                      objects, named.get((camera, seq)),
-                                                      **self._pixels(camera, f.ts, f.image), appearance=a)
+                                                      objects, named.get((camera, seq)), **px, appearance=a)
         out = [[self._cache[w.camera][f.seq] for f in w.frames] for w in windows]
         for camera in {w.camera for w in windows}:
             start = max(w.start for w in windows if w.camera == camera)
@@ -149,15 +182,41 @@ class SceneBuilder:
                 del cache[seq]       # later windows start later: they never need these frames again
         return out
 
-    def _poses(self, keys: list, frames: list, found: list[People], ids: list[np.ndarray]) -> list[People]:
-        """The tracked people's keypoints (self.refresh): new poses for those due, in one batch."""
-        due = [self.refresh.plan(camera, i, p.boxes) for (camera, _), i, p in zip(keys, ids, found)]
+    def _find_people(self, keys: list, images: list[np.ndarray], still: list[bool]) -> list[People]:
+        """The people of each new frame: found by the models in one batch, except on a still frame,
+        which keeps its camera's last ones (its frames come in time order, the first never still)."""
+        search = [im for im, s in zip(images, still) if not s]
+        if not search:
+            found = []
+        elif self.refresh is None:
+            found = self.people.find(search)
+        else:
+            found = self.people.find(search, poses=False)
+        found, out = iter(found), []
+        for (camera, _), s in zip(keys, still):
+            if not s:
+                self._people_last[camera] = self._people_of(camera, next(found))
+            out.append(self._people_last[camera])
+        return out
+
+    def _poses(self, keys: list, frames: list, found: list[People], ids: list[np.ndarray],
+               still: list[bool]) -> list[People]:
+        """The tracked people's keypoints (self.refresh): new poses for those due, in one batch. A
+        still frame keeps its camera's last frame's keypoints whole (its boxes are that frame's)."""
+        due = [np.zeros(len(p.boxes), bool) if s else self.refresh.plan(camera, i, p.boxes)
+               for (camera, _), i, p, s in zip(keys, ids, found, still)]
         posed = self.people.pose.estimate([f.image for f in frames], [p.boxes[d] for p, d in zip(found, due)])
-        out = []
-        for (camera, _), i, p, d, k in zip(keys, ids, found, due, posed):
-            full = np.zeros((len(p.boxes), 17, 3), np.float32)
-            full[d] = k
-            out.append(People(p.boxes, p.scores, self.refresh.fill(camera, i, p.boxes, d, full)))
+        out, last = [], {}
+        for (camera, _), i, p, d, k, s in zip(keys, ids, found, due, posed, still):
+            if s:           # its camera's previous frame's, posed in this batch, or its own from the last batch
+                p = last.get(camera, p)
+            else:
+                full = np.zeros((len(p.boxes), 17, 3), np.float32)
+                full[d] = k
+                p = People(p.boxes, p.scores, self.refresh.fill(camera, i, p.boxes, d, full))
+            last[camera] = p
+            out.append(p)
+        self._people_last.update(last)
         return out
 
     def _describe(self, frames: list, found: list) -> list:
@@ -369,7 +428,9 @@ def scene_from_config(cfg, *, thumbs: bool | None = None) -> SceneBuilder:
                          named_every_s=o.named.every_s if o.named is not None else 0.0,
                          appearance=AppearanceEncoder(engine("models.appearance.path", a.path),
                                                       max_batch=m.max_batch) if a else None,
-                         appearance_crops=a.crops if a else True)
+                         appearance_crops=a.crops if a else True,
+                         still=StillFrames(cfg.motion.search_every_s, cfg.motion.still_below)
+                         if cfg.motion.people_on_motion else None)
     scene.person_scores(default_score, person_scores, floor)
     scene.pose_every(*pose_every_of(cfg))
     return scene
