@@ -1,10 +1,11 @@
 """ST 0601 KLV: decode and encode, a damaged stream counted and never raised, metadata lined up with
-video, an MPEG-TS drone feed written, read back and sent over UDP on loopback, and a real sample."""
+video, an MPEG-TS drone feed written, read back and sent over UDP and SRT on loopback, and a real sample."""
 from __future__ import annotations
 
 import random
-import subprocess
 import shutil
+import socket
+import subprocess
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -264,7 +265,7 @@ def test_read_klv_says_when_a_file_has_no_klv(tmp_path):
 
 
 def test_klv_arrives_over_udp_on_loopback(feed):
-    port = free_port()
+    port = free_port(socket.SOCK_DGRAM)
     sender = subprocess.Popen([shutil.which("ffmpeg"), "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
                                "-i", str(feed), "-map", "0", "-c", "copy", "-f", "mpegts",
                                f"udp://127.0.0.1:{port}?pkt_size=1316"], stderr=subprocess.PIPE)
@@ -280,3 +281,27 @@ def test_klv_arrives_over_udp_on_loopback(feed):
     finally:
         sender.kill()
         sender.wait()
+
+
+def test_klv_arrives_over_srt_through_an_ffmpeg_relay_that_maps_the_data_stream(feed):
+    # PyAV's FFmpeg has no SRT, so srt:// is read through an ffmpeg relay (as stream/ingest/source.py
+    # does); the relay must map the data stream too, or the KLV stays behind
+    port = free_port(socket.SOCK_DGRAM)
+    ffmpeg = [shutil.which("ffmpeg"), "-nostdin", "-loglevel", "error"]
+    sender = subprocess.Popen(ffmpeg + ["-re", "-stream_loop", "-1", "-i", str(feed), "-map", "0", "-c", "copy",
+                                        "-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"])
+    relay = subprocess.Popen(ffmpeg + ["-analyzeduration", "500000", "-i", f"srt://127.0.0.1:{port}?mode=caller&connect_timeout=5000",
+                                       "-map", "0:v:0", "-map", "0:d?", "-c", "copy", "-f", "mpegts", "pipe:1"],
+                             stdout=subprocess.PIPE)
+    try:
+        reader = KlvReader()
+        with av.open(relay.stdout, format="mpegts", options={"probesize": "32768", "analyzeduration": "0"}) as c:
+            for pts, data in read_klv(c):
+                reader.feed(data, pts)
+                if reader.stats.decoded >= 10:
+                    break
+        assert reader.stats.decoded >= 10 and reader.stats.rejected() == 0
+    finally:
+        for proc in (relay, sender):
+            proc.kill()
+            proc.wait()
