@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 from stream.types import SensorMetadata
@@ -47,7 +48,7 @@ class _Scaled:
     lo: float
     hi: float
 
-    @property
+    @cached_property
     def span(self) -> tuple[int, int]:
         bits = 8 * self.size
         return (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1) if self.signed else (0, 2 ** bits - 1)
@@ -123,6 +124,8 @@ def _ber_encode(n: int) -> bytes:
 
 def _oid(buf: bytes, pos: int) -> tuple[int, int]:
     """A BER-OID tag (7 bits a byte, high bit = more follow): (tag, position after it)."""
+    if buf[pos] < 0x80:                     # ST 0601's own tags are all one byte
+        return buf[pos], pos + 1
     tag = 0
     for i in range(pos, min(pos + 4, len(buf))):
         tag = (tag << 7) | (buf[i] & 0x7F)
@@ -164,13 +167,13 @@ def decode(packet: bytes, *, verify: bool = True) -> SensorMetadata:
         raise KlvDecodeError("truncated", f"length says {length} bytes, {len(packet) - start} came")
     items: dict[int, bytes] = {}
     unknown: list[tuple[int, bytes]] = []
-    pos = start
+    packet, pos = packet[:end], start       # what follows the packet is none of its business
     while pos < end:
-        tag, pos = _oid(packet[:end], pos)
+        tag, pos = _oid(packet, pos)
         if pos >= end:
             raise KlvDecodeError("truncated", f"tag {tag} has no length")
         try:
-            n, pos = _ber_length(packet[:end], pos)
+            n, pos = _ber_length(packet, pos)
         except IndexError:
             raise KlvDecodeError("truncated", f"tag {tag}'s length runs past the packet") from None
         if pos + n > end:
