@@ -279,3 +279,20 @@ def test_a_bad_cot_config_names_the_key(cot, message):
 def test_the_tak_multicast_default_is_a_valid_config():
     cfg = parse_config({**BASE, "alerts": {"cot": {"endpoint": "udp://239.2.3.1:6969"}}}, check_files=False)
     assert cfg.alerts.cot.event_type == "a-u-G" and cfg.alerts.cot.ttl == 1
+
+
+def test_the_publisher_built_from_config_sends_alerts_to_tak(tmp_path, free_endpoint, udp):
+    from stream.alerts.publisher import Publisher
+    from stream.config import AlertsConfig
+
+    a = AlertsConfig(endpoint=free_endpoint, outbox={"path": tmp_path / "outbox.db"},
+                     cot={"endpoint": f"udp://127.0.0.1:{udp.getsockname()[1]}"})
+    publisher = Publisher.from_config(a)
+    try:
+        payload = {k: v for k, v in alert().items() if k not in ("schema", "type", "seq")}
+        publisher.publish_alerts([{**payload, "start": 1.0, "end": 2.0, "wall_start": 1e9, "wall_end": 1e9 + 1,
+                                   "window_id": 1, "evidence": [], "latency_ms": {}}])
+        root = parse(udp.recv(65536))
+    finally:
+        publisher.close()
+    assert root.get("uid") == "hawkwatch.a1" and publisher.sink_errors["cot"] == 0
