@@ -98,8 +98,7 @@ def cot_event(alert: dict, *, uid_prefix: str = "hawkwatch", event_type: str = "
     now = time.time() if now is None else now
     uid = f"{uid_prefix}.{alert['alert_id']}"
     if alert.get("state") == "close":
-        event, detail = _event(f"{uid}.delete", "t-x-d-d", "h-g-i-g-o", now, now + 20.0, (0.0, 0.0, 0.0, UNKNOWN,
-                                                                                         UNKNOWN))
+        event, detail = _event(f"{uid}.delete", "t-x-d-d", how, now, now + 20.0, (0.0, 0.0, 0.0, UNKNOWN, UNKNOWN))
         ET.SubElement(detail, "link", uid=_text(uid), relation="none", type="none")
         ET.SubElement(detail, "__forcedelete")
         return _bytes(event)
@@ -294,11 +293,8 @@ class CotSink:
         alert = json.loads(body)
         alert_id = alert["alert_id"]
         closing = alert.get("state") == "close"
-        if closing and alert_id not in self._marked and event_point(alert) is None:
-            self.skipped += 1         # never had a marker (this run): nothing to delete
-            return
-        if not closing and event_point(alert) is None:
-            self.skipped += 1
+        if event_point(alert) is None and not (closing and alert_id in self._marked):
+            self.skipped += 1         # no position, and no marker of this run to delete
             log.debug("CoT: alert %s of %s has no geometry: not sent", alert_id, alert.get("camera"))
             return
         c = self.cfg
