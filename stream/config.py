@@ -649,6 +649,86 @@ class MqttConfig(_Strict):
                                      "'anomaly' binary sensor and a 'state' sensor per camera; None: no discovery.")
 
 
+class CotTlsConfig(MqttTlsConfig):
+    certfile: Path | None = Field(None, description="The client certificate (PEM) the TAK server enrols (from a "
+                                                    "TAK .p12: `openssl pkcs12 -in user.p12 -clcerts -nokeys`).")
+    keyfile: Path | None = Field(None, description="Its private key (PEM; `openssl pkcs12 -in user.p12 -nocerts`).")
+    password_env: str | None = Field(None, description="The environment variable holding the key's passphrase, "
+                                                       "when the key is encrypted.")
+    check_hostname: bool = Field(True, description="Check that the server's certificate names the endpoint's host; "
+                                                   "false checks the chain only (certificates made by TAK Server's "
+                                                   "scripts often name the server in the CN alone).")
+
+
+COT_SCHEMES = ("udp", "tcp", "tls")
+
+
+class CotConfig(_Strict):
+    endpoint: str = Field(description="Where the events go: udp://HOST:PORT (one datagram each; 239.2.3.1:6969 is "
+                                      "TAK's situational-awareness multicast group), tcp://HOST:PORT (a TAK Server's "
+                                      "plain input, usually 8087) or tls://HOST:PORT (its TLS input, usually 8089).")
+    event_type: str = Field("a-u-G", pattern=r"^[a-z](-[A-Za-z0-9.]+)*$",
+                            description="The CoT type of an event's marker. a-u-G: an unknown ground point (a "
+                                        "yellow marker the operator can re-type as hostile); a-h-G once they "
+                                        "trust the detector's judgement.")
+    how: str = Field("m-g", pattern=r"^[hm](-[a-zA-Z]+)*$",
+                     description="The CoT `how`: m-g, machine-made from the platform's GPS and the camera's geometry.")
+    stale_s: float = Field(300.0, gt=0.0, le=86400.0,
+                           description="A marker goes stale this long after its latest message, if no update or "
+                                       "close comes first (the pipeline stopped, a datagram was lost).")
+    uid_prefix: str = Field("hawkwatch", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                            description="Event uids are <prefix>.<alert_id>, so an event's updates move its marker.")
+    callsign: str = Field("Hawkwatch", min_length=1, max_length=64,
+                          description="The sender's callsign, shown in each marker's label and as its creator.")
+    console_url: str | None = Field(None, pattern=r"^https?://[^\s]+$",
+                                    description="The web console's base URL as TAK users reach it (e.g. "
+                                                "https://hawkwatch.example:8080): each marker links to its event page.")
+    ttl: int = Field(1, ge=1, le=255, description="Multicast hops of udp:// datagrams to a multicast group "
+                                                  "(1: the local network only).")
+    queue_size: int = Field(1000, ge=1, le=1_000_000,
+                            description="tcp/tls: events held while the server is away; past it the oldest is "
+                                        "dropped (and counted).")
+    tls: CotTlsConfig | None = Field(None, description="The certificates of a tls:// endpoint.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        cot_address(v)
+        return v
+
+    @model_validator(mode="after")
+    def _tls_with_tls(self) -> CotConfig:
+        scheme = self.endpoint.partition("://")[0]
+        if scheme == "tls" and self.tls is None:
+            raise ValueError("a tls:// endpoint needs `tls` (ca_file, certfile and keyfile: TAK servers ask for a "
+                             "client certificate)")
+        if scheme != "tls" and self.tls is not None:
+            raise ValueError(f"`tls` is set but the endpoint is {scheme}://: use tls://HOST:PORT")
+        return self
+
+
+def cot_address(endpoint: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a CoT endpoint, or a ValueError that says what is wrong with it."""
+    from urllib.parse import urlsplit
+
+    form = "udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"
+    scheme, sep, _ = endpoint.partition("://")
+    if not sep or scheme not in COT_SCHEMES:
+        raise ValueError(f"{endpoint!r} must be {form}")
+    parts = urlsplit(endpoint)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{endpoint!r}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"{endpoint!r} has no host: {form}")
+    if port is None or port == 0:
+        raise ValueError(f"{endpoint!r} has no port: {form}")
+    if parts.path or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{endpoint!r}: only {form}, nothing after the port")
+    return scheme, parts.hostname, port
+
+
 class AlertsConfig(_Strict):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint to bind.")
     query_endpoint: str | None = Field(
@@ -670,6 +750,8 @@ class AlertsConfig(_Strict):
     curve: CurveConfig | None = Field(None, description="CURVE encryption and client authentication for both endpoints.")
     allow_plaintext: bool = Field(False, description="Allow endpoints reachable from other machines without CURVE.")
     mqtt: MqttConfig | None = Field(None, description="Also bridge messages to an MQTT broker.")
+    cot: CotConfig | None = Field(None, description="Also send alerts that carry a position (drone feeds) to TAK "
+                                                    "(ATAK, WinTAK, TAK Server) as Cursor on Target events.")
 
     @field_validator("endpoint", "query_endpoint", "chat_endpoint")
     @classmethod
@@ -993,7 +1075,8 @@ def summary(cfg: HawkwatchConfig, source: str) -> str:
     runtime = "local" if rt.engine == "local" else f"ray at {rt.address}"
     a = cfg.alerts
     alerts = f"alerts on {a.endpoint}" + (f", catch-up {a.query_endpoint}" if a.query_endpoint else "") + \
-        (f", chat {a.chat_endpoint}" if a.chat_endpoint else "") + (f", MQTT {a.mqtt.host}:{a.mqtt.port}" if a.mqtt else "")
+        (f", chat {a.chat_endpoint}" if a.chat_endpoint else "") + (f", MQTT {a.mqtt.host}:{a.mqtt.port}" if a.mqtt else "") + \
+        (f", CoT {a.cot.endpoint}" if a.cot else "")
     where = f"outbox {a.outbox.path}" + (f", evidence {a.evidence.folder}" if a.evidence.enabled else "")
     console = f"; console {'https' if cfg.http.certfile else 'http'}://{cfg.http.endpoint}/" if cfg.http else ""
     return (f"config {source}: {len(enabled)} camera(s): {cams}; detector {model}; "

@@ -1,4 +1,5 @@
-"""Send alerts, verdicts and health to the sinks: ZeroMQ always, MQTT as an option.
+"""Send alerts, verdicts and health to the sinks: ZeroMQ always, MQTT and Cursor on Target (TAK)
+as options.
 
 Alerts go to the outbox first (numbered and stored), then to every sink, then are marked sent;
 a pipeline that dies in between sends them again when it starts (subscribers drop the repeat by
@@ -138,6 +139,9 @@ class Publisher:
             if a.mqtt is not None:
                 from stream.alerts.mqtt import MqttSink
                 sinks.append(MqttSink(a.mqtt))
+            if a.cot is not None:
+                from stream.alerts.cot import CotSink
+                sinks.append(CotSink(a.cot))
             return cls(a.endpoint, outbox=outbox, query_endpoint=a.query_endpoint, send_hwm=a.send_hwm,
                        sinks=sinks, curve=curve)
         except (KeyFileError, RuntimeError) as e:
