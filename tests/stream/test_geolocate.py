@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
+
+from bench.drone_flight import PERSON_COLOURS, Flight, SyntheticFlight
 
 from stream.scene.geolocate import (
     MetadataErrors, camera_from_metadata, ecef_to_geodetic, enu_to_geodetic, footprint, frame_geojson,
@@ -153,3 +156,51 @@ def test_uncertainty_grows_with_altitude_and_obliquity():
 def test_an_unknown_method_lists_the_choices():
     with pytest.raises(ValueError, match="auto, ray, corners"):
         ground_points(drone(), [[0.0, 0.0]], SIZE, method="dem")
+
+
+# --- the synthetic test flights (bench/drone_flight.py) -------------------------------------------
+
+def test_a_synthetic_flight_is_the_same_for_the_same_seed():
+    a, b, c = (SyntheticFlight(Flight(altitude_m=100.0, off_nadir_deg=30.0, frames=3, seed=s)).frame(1)
+               for s in (3, 3, 4))
+    assert np.array_equal(a.image, b.image) and a.meta == b.meta and np.array_equal(a.people_llh, b.people_llh)
+    assert not np.array_equal(a.image, c.image) and not np.array_equal(a.people_llh, c.people_llh)
+
+
+@pytest.mark.parametrize("path,altitude,off_nadir", [("circle", 300.0, 30.0), ("line", 1000.0, 60.0)])
+def test_a_synthetic_frame_shows_the_ground_where_its_metadata_says(path, altitude, off_nadir):
+    flight = Flight(path=path, altitude_m=altitude, off_nadir_deg=off_nadir, frames=3, people=0)
+    synthetic = SyntheticFlight(flight)
+    frame = synthetic.frame(2)
+    # the lens axis meets the ground at the reported frame centre, at the asked obliquity
+    down = -frame.camera.rotation[:, 0]
+    assert np.degrees(np.arccos(down[2])) == pytest.approx(off_nadir, abs=0.01)
+    centre = ground_points(frame.meta, [[320.0, 180.0]], SIZE)[0]
+    on_plane = frame.camera.ground_enu(np.array([[320.0, 180.0]]))
+    assert np.abs(geodetic_to_enu(centre[None], flight.target)[:, :2] - on_plane[:, :2]).max() < 0.05
+    # each pixel shows the texture at the ground point the model puts under it, and not the one a pixel over
+    xs, ys = np.meshgrid(np.arange(8, 632, 16), np.arange(8, 352, 16))
+    pixels = np.column_stack([xs.ravel(), ys.ravel()]) + 0.5
+    r, s = synthetic.half_extent, synthetic.texel_m
+
+    def texture_under(px):
+        enu = frame.camera.ground_enu(px)
+        cols, rows = ((enu[:, 0] + r) / s - 0.5).astype(np.float32), ((r - enu[:, 1]) / s - 0.5).astype(np.float32)
+        return cv2.remap(synthetic.texture, cols[None], rows[None], cv2.INTER_LINEAR)[0].astype(float)
+
+    shown = frame.image[ys.ravel(), xs.ravel()].astype(float)
+    right = np.abs(shown - texture_under(pixels)).mean()
+    assert right < 3.0
+    assert right < np.abs(shown - texture_under(pixels + [1.0, 0.0])).mean() / 2
+
+
+def test_walkers_are_drawn_where_the_model_puts_them():
+    synthetic = SyntheticFlight(Flight(altitude_m=100.0, off_nadir_deg=30.0, frames=5, people=6, seed=1))
+    frame = synthetic.frame(2)
+    assert frame.in_view.sum() >= 3
+    for (x, y), colour in zip(frame.people_xy[frame.in_view], np.array(PERSON_COLOURS)[:6][frame.in_view]):
+        assert (frame.image[int(y), int(x)] == colour).all()
+    located = ground_points(frame.meta, frame.people_xy[frame.in_view], SIZE)
+    truth = frame.people_llh[frame.in_view]
+    target = synthetic.flight.target
+    assert np.abs(geodetic_to_enu(located, target)[:, :2] - geodetic_to_enu(truth, target)[:, :2]).max() < 0.05
