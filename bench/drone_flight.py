@@ -11,6 +11,15 @@ where the model projects it. Everything follows from the flight and its seed.
     from bench.drone_flight import Flight, SyntheticFlight
     for frame in SyntheticFlight(Flight(path="circle", altitude_m=300, off_nadir_deg=30)):
         frame.image, frame.meta, frame.people_llh, frame.people_xy
+
+As a STANAG 4609 test feed (H.264 and ST 0601 KLV in MPEG-TS), for the pipeline to read:
+
+    python bench/drone_flight.py --out flight.ts [--altitude 300 --off-nadir 30 --seconds 20]
+    python bench/drone_flight.py --out drone.ts --video clip.mp4 [--altitude 40 --off-nadir 45]
+
+With --video, the clip's own frames are the pictures and the metadata is a drone hovering (swaying,
+speed 0) at that altitude and obliquity over --target: real people for the models, a known camera
+for the geolocation. Stream it to a camera with `ffmpeg -re -i drone.ts -c copy -f mpegts udp://...`.
 """
 from __future__ import annotations
 
@@ -198,3 +207,66 @@ def _ground_texture(rng: np.random.Generator, texel_m: float) -> np.ndarray:
         x, y = rng.integers(0, n, 2)
         cv2.circle(img, (int(x), int(y)), int(rng.integers(n // 60, n // 20)), (40, 60, 70), -1)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def video_feed(video: str, out: str, flight: Flight, seconds: float | None = None) -> int:
+    """`video`'s frames (its first `seconds`) with the metadata of `flight` hovering (its speed is
+    ignored) at the video's size and rate, written to `out` as a STANAG 4609 feed; returns the KLV
+    packets written."""
+    import av
+
+    from stream.ingest.stanag import write_stanag
+    with av.open(video) as c:
+        stream = c.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        frames = []
+        for f in c.decode(stream):
+            if seconds is not None and len(frames) >= seconds * fps:
+                break
+            frames.append(f.to_ndarray(format="bgr24"))
+    if not frames:
+        raise ValueError(f"{video} has no frames")
+    h, w = frames[0].shape[:2]
+    hover = SyntheticFlight(replace(flight, image_size=(w - w % 2, h - h % 2), fps=fps, frames=len(frames),
+                                    speed_mps=0.0, path="circle"))
+    metas = [hover.frame(k, image=False).meta for k in range(len(frames))]
+    return write_stanag(out, [f[:h - h % 2, :w - w % 2] for f in frames], metas, fps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description="Write a STANAG 4609 test feed: a synthetic flight, or a video seen "
+                                            "from a hovering drone, with exact MISB ST 0601 metadata.")
+    p.add_argument("--out", required=True, help="the MPEG-TS file (or a udp:// URL) to write")
+    p.add_argument("--video", help="use this video's frames as the pictures (a drone hovering over its scene)")
+    p.add_argument("--altitude", type=float, default=None, help="metres above the ground (default 300; 40 with --video)")
+    p.add_argument("--off-nadir", type=float, default=None, help="the lens axis from straight down, degrees "
+                                                                 "(default 30; 45 with --video)")
+    p.add_argument("--hfov", type=float, default=None, help="horizontal field of view, degrees (default 30; 60 with --video)")
+    p.add_argument("--target", type=float, nargs=3, default=(45.0, 7.0, 50.0), metavar=("LAT", "LON", "HEIGHT"),
+                   help="where the lens looks: latitude, longitude, ground height above the ellipsoid (m)")
+    p.add_argument("--path", choices=PATHS, default="circle", help="the synthetic flight's path")
+    p.add_argument("--seconds", type=float, default=None, help="the feed's length (default: the video's; 20 s flown)")
+    p.add_argument("--fps", type=float, default=10.0, help="the synthetic flight's frame rate")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    video = a.video is not None
+    flight = Flight(path=a.path, altitude_m=a.altitude or (40.0 if video else 300.0),
+                    off_nadir_deg=a.off_nadir if a.off_nadir is not None else (45.0 if video else 30.0),
+                    hfov_deg=a.hfov or (60.0 if video else 30.0), target=tuple(a.target), fps=a.fps,
+                    frames=max(1, round((a.seconds or 20.0) * a.fps)), seed=a.seed)
+    if video:
+        n = video_feed(a.video, a.out, flight, a.seconds)
+    else:
+        from stream.ingest.stanag import write_stanag
+        frames = SyntheticFlight(flight)
+        n = write_stanag(a.out, (f.image for f in frames), (f.meta for f in frames), flight.fps)
+    print(f"wrote {a.out}: {n} frames with ST 0601 metadata")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())

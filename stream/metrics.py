@@ -38,6 +38,9 @@ INGEST_COUNTERS = {   # a camera's ingest counters (its ingest stage's, wherever
     "reconnects": "Connection attempts after the first, refused ones too (a file's loops are none).", "decode_errors": "Packets the decoder rejected.",
     "segments_recorded": "Recording segments written (recordings).",
     "recording_faults": "Recording faults: a full disk, a folder gone (detection goes on).",
+    "klv_packets": "A drone feed's KLV metadata packets read (MISB ST 0601).",
+    "klv_damaged": "KLV packets rejected: bad checksum, truncated, impossible length, malformed (the video goes on).",
+    "klv_out_of_order": "KLV packets whose time went backwards (not applied).",
 }
 COUNTERS = {**INGEST_COUNTERS, "windows_done": "Windows scored.", "alerts": "Alert messages published."}
 

@@ -145,6 +145,7 @@ class SceneGraph:
     motion_thumbs: np.ndarray | None = field(default=None, repr=False)  # appearance and (Hawk) motion frames
     appearance: np.ndarray | None = field(default=None, repr=False)     # (T, 1280) float16 pretrained features of
                                                                         # each frame (scene/appearance.py), if computed
+    sensors: tuple[SensorMetadata | None, ...] = ()   # per sampled frame: a drone feed's metadata (ingest/klv.py)
 
     def __getstate__(self) -> dict:
         """Crossing a process boundary (Ray), a motion thumbnail travels as the mask of where it is
@@ -219,6 +220,7 @@ class Alert:
     latency_ms: dict[str, float] = field(default_factory=dict)
     evidence: tuple[Evidence, ...] = ()
     reason: str = ""           # why it closed, when not by its scores
+    geometry: dict | None = None   # a drone's event on the ground: GeoJSON FeatureCollection (scene/geolocate.py `place`)
 
 
 @dataclass(frozen=True)

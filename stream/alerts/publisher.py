@@ -45,6 +45,8 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
     p = asdict(alert)
     p["score"] = round(alert.score, 4)
     p["latency_ms"] = _rounded(alert.latency_ms)
+    if p["geometry"] is None:          # only a drone's camera places its events on the ground
+        del p["geometry"]
     return p
 
 
@@ -237,7 +239,8 @@ class Publisher:
         for last in self.outbox.unclosed():
             keep = {k: last[k] for k in ("alert_id", "camera", "category", "score", "start", "end", "wall_start",
                                         "wall_end", "explanation")}
-            self.publish_alerts([{**keep, "state": "close", "window_id": -1, "reason": "pipeline restarted",
+            placed = {"geometry": last["geometry"]} if last.get("geometry") else {}
+            self.publish_alerts([{**keep, **placed, "state": "close", "window_id": -1, "reason": "pipeline restarted",
                                   "evidence": last.get("evidence", []), "latency_ms": {}}])
 
     def publish_alerts(self, payloads: list[dict[str, Any]]) -> list[dict]:

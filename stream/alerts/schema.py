@@ -32,6 +32,19 @@ class Evidence(BaseModel):
     bytes: int = Field(ge=0)
 
 
+class GeoFeature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["Feature"]
+    geometry: dict | None = Field(description="A GeoJSON Point or Polygon; null where the line of sight misses the ground.")
+    properties: dict = Field(description="`role` (event, footprint, person, object), errors in metres, and the method.")
+
+
+class GeoFeatures(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["FeatureCollection"]
+    features: list[GeoFeature]
+
+
 class AlertMessage(BaseModel):
     """One state change of an event: `open` when it starts, `update` when its span, score or
     explanation changes, `close` when it ends. All messages of an event share `alert_id`;
@@ -56,6 +69,11 @@ class AlertMessage(BaseModel):
     reason: str = Field("", description="Why an event closed other than by its scores (e.g. `pipeline restarted`).")
     evidence: list[Evidence] = Field(default_factory=list, description="Saved files (keyframe, clip): on the `update` that follows the open once they are written, and on every later message of the event.")
     latency_ms: dict[str, float] = Field(default_factory=dict, description="Stage latencies of the deciding window.")
+    geometry: GeoFeatures | None = Field(None, description=(
+        "A drone's camera only (MISB ST 0601 metadata in its feed): where the event is on the ground, as a GeoJSON "
+        "FeatureCollection (longitude, latitude, metres): the event's Point (`role: event`, `ce` its circular error "
+        "and `le` its height error, metres, 1 sigma), the frame's footprint Polygon (`role: footprint`) and a Point "
+        "per person and left object located (`role: person` / `object`, `sigma_m`)."))
     sent_at: float = Field(description="When it was written to the outbox (Unix seconds).")
 
 

@@ -44,6 +44,7 @@ class _Open:
     support_end: float                  # the end of its last supporting second
     support_wall: float
     evidence: tuple[Evidence, ...] = ()
+    geometry: dict | None = None        # where on the ground (a drone's camera), as last placed
 
 
 class EventTracker:
@@ -150,6 +151,12 @@ class EventTracker:
         """An open event's saved files: an `update` alert carrying them; later messages carry them too."""
         return self._amend(alert_id, evidence=evidence)
 
+    def placed(self, geometry: dict) -> None:
+        """Where the open event is now (a drone's camera: scene/geolocate.py `place`); its later
+        messages carry it."""
+        if self._open is not None:
+            self._open.geometry = geometry
+
     def _amend(self, alert_id: str, **changes) -> Alert | None:
         """An `update` with what was learnt about the open event `alert_id` (None if it closed, or nothing new)."""
         if self._open is None or self._open.alert_id != alert_id or not all(changes.values()):
@@ -174,4 +181,5 @@ class EventTracker:
         return Alert(alert_id=ev.alert_id, camera=self.camera, state=state, category=ev.category, score=ev.peak,
                      start=ev.start, end=ev.end, wall_start=ev.wall_start, wall_end=ev.wall_end,
                      explanation=ev.explanation, window_id=verdict.window_id if verdict else -1,
-                     latency_ms=dict(verdict.latency_ms) if verdict else {}, evidence=ev.evidence)
+                     latency_ms=dict(verdict.latency_ms) if verdict else {}, evidence=ev.evidence,
+                     geometry=ev.geometry)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Protocol, runtime_checkable
 from stream.config import EventsConfig
 from stream.detection.events import EventTracker
 from stream.detection.scheduler import Request, Scheduler
+from stream.scene.geolocate import place
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict
 
 if TYPE_CHECKING:
@@ -177,6 +178,8 @@ class DetectorStage:
                 self.trackers[cam] = EventTracker(cam, self.events_of(cam))
             tracker = self.trackers[cam]
             alerts = tracker.update(verdict, both(zones.admits(scene) if zones else None, normal.admits(verdict)))
+            if scene.sensors and alerts:
+                alerts = self._placed(scene, tracker, alerts)
             normal.observed(verdict, tracker.is_open, [a.start for a in alerts if a.state == "open"])
             for alert in alerts:
                 normal.event(alert.alert_id, alert.start, alert.end)
@@ -188,6 +191,19 @@ class DetectorStage:
                         self.explain_jobs.put_nowait((scene, alert))
                     except queue.Full:
                         log.warning("explanations lag behind: none for alert %s", alert.alert_id[:8])
+
+    @staticmethod
+    def _placed(scene: SceneGraph, tracker: EventTracker, alerts: list[Alert]) -> list[Alert]:
+        """A drone's alerts with where they are on the ground, from this window's frames in their span."""
+        out = []
+        for alert in alerts:
+            geometry = place(scene, alert.start, alert.end)
+            if geometry is not None:
+                alert = replace(alert, geometry=geometry)
+                if alert.state != "close":
+                    tracker.placed(geometry)
+            out.append(alert)
+        return out
 
     def _explained(self) -> None:
         while True:

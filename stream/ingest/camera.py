@@ -48,7 +48,7 @@ class CameraIngest:
                 stats.declared_fps = source.declared_fps
                 sampled, skipped = asm.sampled, asm.skipped
                 pixels = _once(frame.pixels) if ring is not None else frame.pixels
-                windows = asm.push(frame.seq, frame.ts, frame.wall, pixels, frame.gap)
+                windows = asm.push(frame.seq, frame.ts, frame.wall, pixels, frame.gap, frame.sensor)
                 if ring is not None:
                     ring.offer(frame.ts, frame.wall, pixels, sampled=asm.sampled > sampled)
                 stats.count("frames_decoded")
@@ -99,7 +99,9 @@ class CameraIngest:
         """The source's own counters, for health."""
         rec = self.source.recorder
         return {"reconnects": self.source.reconnects, "decode_errors": self.source.decode_errors,
-                "segments_recorded": rec.segments_written if rec else 0, "recording_faults": rec.faults if rec else 0}
+                "segments_recorded": rec.segments_written if rec else 0, "recording_faults": rec.faults if rec else 0,
+                "klv_packets": self.source.klv.packets, "klv_damaged": self.source.klv.rejected(),
+                "klv_out_of_order": self.source.klv.out_of_order}
 
 
 def _once(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:

@@ -30,11 +30,13 @@ import numpy as np
 
 from stream.config import CameraConfig, IngestConfig, RecordingsConfig, source_kind
 from stream.ingest.clock import BestEffortTimestamp, StreamClock
+from stream.ingest.klv import KlvReader, KlvStats, SensorTrack, klv_payload, klv_stream
 from stream.ingest.lifecycle import CONNECTING, FAILED, RECONNECTING, STALLED, STOPPED, STREAMING, Backoff
 from stream.ingest.live import LiveFeed
 from stream.ingest.recorder import Recorder
 from stream.logs import RateLimitedLog
 from stream.redact import redact
+from stream.types import SensorMetadata
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Decoded:
     wall: float                          # wall-clock time the frame was captured (decoded, for live sources)
     pixels: Callable[[], np.ndarray]     # makes the (H, W, 3) uint8 BGR image (deferred)
     gap: tuple[float, float] | None = None   # stream time with no frames just before this one
+    sensor: SensorMetadata | None = None     # a drone feed's latest KLV metadata at or before this frame
 
 
 class SourceError(RuntimeError):
@@ -86,6 +89,11 @@ class VideoSource:
         self.recorder: Recorder | None = None   # continuous recording of the packets (open_source sets it)
         self.live_video = LiveFeed(camera)      # the console's live video (stream/ingest/live.py)
         self.decode_errors = 0               # packets the decoder rejected (corrupt data), skipped
+        self.klv = KlvStats()                # a drone feed's KLV metadata packets: read, damaged, out of order
+        self._klv_in = None                  # the connection's KLV data stream, if it has one
+        self._klv_reader = KlvReader(self.klv)
+        self._sensors = SensorTrack(self.klv)
+        self._video_t = 0.0                  # the media time of the last video frame decoded (KLV without times)
         self.stamps = StreamClock(camera, live=self.live, gap_s=self.ingest.gap_s)
         self._best_effort = BestEffortTimestamp()
         self._deadline: float | None = None  # live + max_stream_s: the clock reading at which it ends anyway
@@ -136,6 +144,9 @@ class VideoSource:
             raise SourceError(f"camera {self.camera}: {self.name}: unsupported video codec "
                               f"({stream.codec_context.name if stream.codec_context else 'unknown'})")
         stream.thread_type = "AUTO"   # frame + slice threads inside FFmpeg
+        # a drone's STANAG 4609 feed: its KLV metadata is demuxed with the video, on a fresh timeline
+        self._klv_in = klv_stream(container)
+        self._klv_reader, self._sensors = KlvReader(self.klv), SensorTrack(self.klv)
         if stream.average_rate:
             self.declared_fps = float(stream.average_rate)
             self.stamps.set_nominal_fps(self.declared_fps)
@@ -159,7 +170,7 @@ class VideoSource:
         last_frame = last_packet = self._clock()
         watchdog = self.ingest.watchdog_s
         try:
-            for packet in container.demux(stream):
+            for packet in container.demux(*(stream, self._klv_in) if self._klv_in is not None else (stream,)):
                 if self.stop.is_set():
                     return
                 if self.live:
@@ -171,6 +182,9 @@ class VideoSource:
                     if now - last_frame > watchdog:
                         raise _Stalled(f"data but no decodable frame for {watchdog:g} s")
                     last_packet = now
+                if self._klv_in is not None and packet.stream.index == self._klv_in.index:
+                    self._metadata(packet)
+                    continue
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as e:
@@ -195,6 +209,12 @@ class VideoSource:
                 self._log(logging.WARNING, "read", "camera %s: %s ends early: %s", self.camera, self.name, e)
                 return
             raise SourceError(f"camera {self.camera}: {self.name} broke: {redact(str(e))}") from None
+
+    def _metadata(self, packet) -> None:
+        """A KLV packet: decoded into the sensor track (damage is counted in `klv`, never raised)."""
+        pts, data = klv_payload(packet)
+        for at, meta in self._klv_reader.feed(data, pts):
+            self._sensors.add(meta, at, self._video_t)
 
     def _time_left(self) -> float:
         """Seconds until a live source's `max_stream_s` runs out on the clock (inf without one)."""
@@ -248,6 +268,8 @@ class VideoSource:
                 try:
                     for frame in self._decode(container, stream):
                         t = self._frame_time(frame)
+                        if t is not None:
+                            self._video_t = t
                         stamp = self.stamps.stamp(t, self._clock())
                         if not self.live and t is not None:
                             played[1:] = [t] if played else [t, t]
@@ -268,7 +290,8 @@ class VideoSource:
                         pixels = _bgr(frame)
                         if self.live_video.transcoding and self.live_video.viewers:
                             self.live_video.frame(pixels())       # someone watches a codec browsers do not play
-                        yield Decoded(seq, stamp.ts, time.time(), pixels, stamp.gap)
+                        sensor = self._sensors.at(self._video_t) if self._klv_in is not None else None
+                        yield Decoded(seq, stamp.ts, time.time(), pixels, stamp.gap, sensor)
                         seq += 1
                 except _Stalled as e:
                     problem = str(e)
@@ -353,7 +376,7 @@ def _open_relay(src: VideoSource) -> _RelayedContainer:
     url_r, url_w = os.pipe()
     cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0",
            "-protocol_whitelist", f"file,pipe,udp,{src.kind}", "-i", f"/dev/fd/{url_r}",
-           "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "pipe:1"]
+           "-map", "0:v:0", "-map", "0:d?", "-c", "copy", "-f", "mpegts", "pipe:1"]   # video, and KLV if any
     errors = tempfile.TemporaryFile()     # not a pipe: a chatty relay must never block on it
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from stream.types import Frame, Window
+from stream.types import Frame, SensorMetadata, Window
 
 _EPS = 1e-6
 
@@ -55,8 +55,9 @@ class WindowAssembler:
         self.dropped += 1
 
     def push(self, seq: int, ts: float, wall: float, pixels: np.ndarray | Callable[[], np.ndarray],
-             gap: tuple[float, float] | None = None) -> list[Window]:
-        """Add a frame; `gap` is the stream time with no frames just before it, if the source saw one."""
+             gap: tuple[float, float] | None = None, sensor: SensorMetadata | None = None) -> list[Window]:
+        """Add a frame; `gap` is the stream time with no frames just before it, if the source saw one;
+        `sensor` a drone feed's metadata at the frame."""
         last_ts = self._last[0] if self._last else None
         if last_ts is not None and ts <= last_ts:
             raise ValueError(f"camera {self.camera}: timestamps must increase ({ts} after {last_ts})")
@@ -77,7 +78,7 @@ class WindowAssembler:
             self._next_window += 1
             self._prune()
         if ts + _EPS >= self._next_sample / self.fps:
-            self._frames.append(Frame(self.camera, seq, ts, wall, pixels))
+            self._frames.append(Frame(self.camera, seq, ts, wall, pixels, sensor))
             self.sampled += 1
             # skip sample times that fell into a gap: the next sample is the next grid point after ts
             self._next_sample = math.floor(ts * self.fps + _EPS) + 1

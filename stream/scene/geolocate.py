@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from stream.types import SensorMetadata
+from stream.types import SceneGraph, SensorMetadata
 
 WGS84_A = 6378137.0                     # semi-major axis, metres
 WGS84_F = 1 / 298.257223563             # flattening
@@ -422,7 +422,7 @@ def footprint_feature(corners_latlon: np.ndarray, properties: dict | None = None
         if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) < 0:    # shoelace: negative is clockwise
             ring = ring[::-1]
         geometry = {"type": "Polygon", "coordinates": [[[float(a), float(b)] for a, b in np.vstack([ring, ring[:1]])]]}
-    return {"type": "Feature", "geometry": geometry, "properties": {"kind": "footprint", **(properties or {})}}
+    return {"type": "Feature", "geometry": geometry, "properties": {"role": "footprint", **(properties or {})}}
 
 
 def frame_geojson(meta: SensorMetadata, image_size: tuple[int, int], pixels_xy: np.ndarray,
@@ -434,3 +434,60 @@ def frame_geojson(meta: SensorMetadata, image_size: tuple[int, int], pixels_xy: 
     return {"type": "FeatureCollection",
             "features": [footprint_feature(footprint(meta, image_size, ground_elev=ground_elev),
                                            {"method": geo.method}), *point_features(geo, properties)]}
+
+
+def place(scene: SceneGraph, start: float, end: float, errors: MetadataErrors = MetadataErrors()) -> dict | None:
+    """Where an event of a drone's camera is: a GeoJSON FeatureCollection for the last frame of
+    `scene` inside [start, end] that has metadata (else its last frame that has any): the event's
+    point (`role: event`), the frame's footprint (`role: footprint`) and each person and left
+    object in that frame (`role: person` / `object`, their feet or bottom centre). None when no
+    frame has metadata or the metadata cannot locate anything.
+
+    The event's point is the middle of the people and objects it located, its `ce` (CoT's circular
+    error, metres, 1 sigma) their own error and their spread together; with nobody located it is the
+    picture's centre, with the footprint's reach as its error (the event is somewhere in view).
+    `le` is the assumed terrain error: the flat earth's height is the frame centre's."""
+    sensors = scene.sensors
+    times = scene.timestamps
+    have = [i for i, m in enumerate(sensors) if m is not None]
+    if not have:
+        return None
+    inside = [i for i in have if start - 1e-6 <= times[i] <= end + 1e-6]
+    i = (inside or have)[-1]
+    meta, size = sensors[i], scene.frame_size
+    roles, points = [], []
+    for t in scene.tracks:
+        if t.present[i]:
+            x0, _, x1, y1 = t.boxes[i]
+            roles.append({"role": "person", "track_id": int(t.track_id)})
+            points.append(((x0 + x1) / 2, y1))
+    if i < len(scene.objects):
+        for x0, _, x1, y1, _, oid in scene.objects[i]:
+            roles.append({"role": "object", "object_id": int(oid)})
+            points.append(((x0 + x1) / 2, y1))
+    try:
+        corners = footprint(meta, size)
+        geo = geolocate(meta, np.asarray(points, float).reshape(-1, 2), size, errors=errors)
+        centre = geolocate(meta, np.array([[size[0] / 2, size[1] / 2]]), size, errors=errors)
+    except ValueError:
+        return None
+    found = np.isfinite(geo.points).all(1) & np.isfinite(geo.sigma_m)
+    if found.any():
+        origin = (float(np.mean(geo.points[found, 0])), float(np.mean(geo.points[found, 1])), float(geo.points[found, 2][0]))
+        enu = geodetic_to_enu(geo.points[found], origin)[:, :2]
+        spread = float(np.sqrt(np.mean(np.sum(enu ** 2, axis=1)) / 2))
+        ce = float(np.sqrt(np.mean(geo.sigma_m[found] ** 2) + spread ** 2))
+        point = origin
+    elif np.isfinite(centre.points).all():
+        point = tuple(float(v) for v in centre.points[0])
+        reach = geodetic_to_enu(np.column_stack([corners, np.full(4, point[2])]), point)[:, :2] \
+            if np.isfinite(corners).all() else np.full((1, 2), np.nan)
+        ce = float(np.nanmax(np.hypot(reach[:, 0], reach[:, 1]))) if np.isfinite(reach).any() else None
+    else:
+        return None
+    event = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [point[1], point[0], point[2]]},
+             "properties": {"role": "event", "ce": _number(ce) if ce is not None else None, "le": errors.ground_m,
+                            "located": int(found.sum()), "method": geo.method, "time": float(times[i]),
+                            "sensor_time_us": meta.time_us}}
+    return {"type": "FeatureCollection",
+            "features": [event, footprint_feature(corners, {"method": geo.method}), *point_features(geo, roles)]}

@@ -319,7 +319,8 @@ def assemble(window: Window, frames: list[FrameScene], walls: np.ndarray, frame_
         camera=window.camera, window_id=window.window_id, start=window.start, end=window.end, timestamps=ts,
         walls=walls, frame_size=frame_size, tracks=tuple(tracks), latency_ms={}, final=window.final, gaps=window.gaps,
         wall_start=window.wall_start, wall_end=window.wall_end, motion=summary, objects=objects, named=named,
-        relations=frame_relations(relations, tracks, ts, objects, named) if relations else (), **pictures)
+        relations=frame_relations(relations, tracks, ts, objects, named) if relations else (),
+        sensors=tuple(f.sensor for f in window.frames) if any(f.sensor is not None for f in window.frames) else (), **pictures)
 
 
 def frame_relations(relations: GeometricRelations, tracks: list[PersonTrack], ts: np.ndarray,
