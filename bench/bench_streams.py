@@ -1,10 +1,10 @@
 """The streams curve: how many cameras one machine runs in real time, and what each one costs.
 
-    python bench/bench_streams.py [--streams 1,2,4,8,12] [--seconds 60] [--warmup 15]
+    python bench/bench_streams.py [--streams 1,2,4,8,12] [--seconds 60] [--warmup 15] [--video FILE]
                                   [--detector hawkeye|baseline] [--set runtime.scene_workers=2]
 
 For each N, a pipeline (run_pipeline.py, a process of its own, with configs/demo.yaml's models
-and the shipped Hawkeye model) replays data/vtest.avi on N cameras in real time, each looping,
+and the shipped Hawkeye model) replays data/vtest.avi (or --video) on N cameras in real time, each looping,
 for warmup + seconds of stream time. A subscriber takes every verdict and health message, and
 the pipeline's process tree is sampled every second. After the warmup (models loaded, queues
 settled) it measures, per N:
@@ -43,10 +43,10 @@ from bench.common import free_port  # noqa: E402
 from engines.cli import Parser, set_dotted  # noqa: E402
 
 
-def config(n: int, detector: str, sets: list[str], folder: Path) -> Path:
+def config(n: int, detector: str, sets: list[str], folder: Path, video: Path) -> Path:
     cfg = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     base = ROOT / "configs"
-    video = str((ROOT / "data" / "vtest.avi").resolve())
+    video = str(video.resolve())
     cfg["cameras"] = {f"cam{k}": {"path": video, "loop": True} for k in range(n)}
     for key, model in cfg["models"].items():
         if isinstance(model, dict) and "path" in model:
@@ -89,7 +89,7 @@ def cpu_and_rss(proc: psutil.Process) -> tuple[float, int]:
 
 
 def run(n: int, args: argparse.Namespace, folder: Path) -> dict:
-    path = config(n, args.detector, args.set, folder)
+    path = config(n, args.detector, args.set, folder, args.video)
     endpoint = yaml.safe_load(path.read_text())["alerts"]["endpoint"]
     sock = zmq.Context.instance().socket(zmq.SUB)
     sock.connect(endpoint)
@@ -158,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="stream seconds measured per run, after the warmup")
     p.add_argument("--warmup", type=float, default=15.0, help="stream seconds before measuring")
     p.add_argument("--detector", choices=["hawkeye", "baseline"], default="hawkeye", help="the detector the runs use")
+    p.add_argument("--video", type=Path, default=ROOT / "data" / "vtest.avi",
+                   help="what every camera replays (vtest.avi: people walking everywhere all the time; a quiet "
+                        "scene shows what searching only where something moves saves)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override (YAML value), e.g. runtime.scene_workers=2; repeatable")
     args = p.parse_args(argv)
     counts = [int(x) for x in args.streams.split(",")]
-    print(f"streams curve: vtest.avi looped in real time, detector {args.detector}, {os.cpu_count()} CPUs, "
+    if not args.video.is_file():
+        p.error(f"--video {args.video}: no such file")
+    print(f"streams curve: {args.video.name} looped in real time, detector {args.detector}, {os.cpu_count()} CPUs, "
           f"{args.seconds:.0f} s measured after {args.warmup:.0f} s" + (f", {' '.join(args.set)}" if args.set else ""))
     print(f"{'N':>3} {'verdicts':>8} {'p50 s':>6} {'p95 s':>6} {'x rt':>5} {'CPU/stream':>10} {'RSS MB':>7} {'growth':>6} "
           f"{'load':>5}  stage p95 ms")
