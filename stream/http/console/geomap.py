@@ -129,7 +129,7 @@ def map_svg(event: dict) -> str | None:
     length = bar * view.scale
     parts.append(f'<g class="scale"><path d="M12 {MAP_H - 18} v6 h{length:.1f} v-6"/>'
                  f'<text x="{12 + length / 2:.1f}" y="{MAP_H - 22}" text-anchor="middle">{bar:g} m</text></g>')
-    parts.append(f'<g class="north"><path d="M{MAP_W - 24} {14} l8 22 l-8 -6 l-8 6 z"/>'
-                 f'<text x="{MAP_W - 24}" y="{50}" text-anchor="middle">N</text></g>')
+    parts.append(f'<g class="north"><path d="M{MAP_W - 24} 14 l8 22 l-8 -6 l-8 6 z"/>'
+                 f'<text x="{MAP_W - 24}" y="50" text-anchor="middle">N</text></g>')
     parts.append("</svg>")
     return "".join(parts)
