@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import yaml
 import zmq
 
+from stream.alerts.outbox import Outbox
 from stream.config import beside
 from stream.types import SceneGraph, Window
 
@@ -128,3 +131,49 @@ class StubScene:
 
     def forget(self, camera: str) -> None:
         pass
+
+
+def drone_geometry(*, altitude: float = 120.0, off_nadir: float = 35.0, heading: float = 30.0,
+                   size: tuple[int, int] = (640, 360)) -> dict:
+    """An alert's `geometry` as the pipeline makes it (stream/scene/geolocate.py `place`): one
+    frame of a drone above (45.0, 7.0) looking `off_nadir` degrees from straight down, with two
+    people and a left object in it."""
+    from stream.scene.geolocate import place, with_ground_truth
+    from stream.types import PersonTrack, SensorMetadata
+    meta = with_ground_truth(SensorMetadata(platform_heading=heading, platform_pitch=0.0, platform_roll=0.0,
+                                            sensor_rel_az=0.0, sensor_rel_el=off_nadir - 90.0, sensor_rel_roll=0.0,
+                                            sensor_lat=45.0, sensor_lon=7.0, sensor_alt=250.0 + altitude, hfov=40.0,
+                                            time_us=1_700_000_000_000_000), size, 250.0)
+    tracks = tuple(PersonTrack(k, np.array([True]), np.array([box], float), np.array([0.9]), np.zeros((1, 17, 3)))
+                   for k, box in ((3, (300, 150, 320, 210)), (7, (360, 170, 378, 222))))
+    scene = SceneGraph("drone1", 0, 0.0, 1.0, np.array([0.5]), np.array([1000.5]), size, tracks,
+                       objects=(np.array([[200.0, 250.0, 230.0, 280.0, 40.0, 2.0]]),), sensors=(meta,))
+    geometry = place(scene, 0.0, 1.0)
+    assert geometry is not None, "the drone's metadata places nothing"
+    return geometry
+
+
+class OutboxPipeline:
+    """A pipeline stand-in for the HTTP API and the console over a real outbox: no camera runs, the
+    events are what the outbox holds (for tests of what the pages show, not of the pipeline)."""
+
+    def __init__(self, outbox: Outbox):
+        self.publisher = SimpleNamespace(outbox=outbox, query=None)
+        self.cameras = SimpleNamespace(drawn_zones={})
+        self.observers, self.sources, self.last_health, self.stats = [], {}, {}, {}
+        self.windows = self.scenes = self.to_publish = queue.Queue()
+        self.recordings = None
+
+
+def placed_outbox(path: Path) -> tuple[Outbox, dict[str, dict]]:
+    """An outbox at `path` holding a drone's event (`flown`, with `drone_geometry()`) and a fixed
+    camera's (`fixed`, none), open (the caller closes it); and each event's alert as stored."""
+    from stream.alerts.publisher import alert_payload
+    from stream.types import Alert
+    now = time.time()
+    alerts = [Alert("flown", "drone1", "open", "fighting", 0.91, 2.0, 6.0, now - 60, now - 56,
+                    "two people grapple by the track", 3, geometry=drone_geometry()),
+              Alert("fixed", "lobby", "open", "loitering", 0.72, 1.0, 9.0, now - 30, now - 22, "one stays", 4)]
+    box = Outbox(path)
+    stored = box.append([alert_payload(a) for a in alerts])
+    return box, {a.alert_id: json.loads(s.body) for a, s in zip(alerts, stored)}

@@ -2,7 +2,7 @@
 chromedriver; nothing downloaded): the demo config with the shipped Hawkeye model, replaying
 vtest.avi behind a token, clicked through sign-in, the camera grid, a camera's page (snapshot,
 timeline, chat, a zone drawn and applied), the events list and an event page (keyframe, clip,
-review), and the labels the review exports.
+review), and the labels the review exports; and, over an outbox alone, a drone's event on its map.
 
 HAWKWATCH_SCREENSHOTS=docs/console pytest tests/test_console.py   # also keeps the screenshots there
 """
@@ -311,6 +311,59 @@ def test_an_event_page_plays_its_evidence_and_its_review_becomes_a_label(console
     assert [(s.label, s.start) for s in truth["vtest.avi"]["segments"]] == \
         [(a["label"], a["segment"][0]) for a in entry["annotations"]]
 
+
+
+@pytest.fixture(scope="module")
+def placed(tmp_path_factory):
+    """The console over an outbox holding a drone's event placed on the ground (`flown`) and a fixed
+    camera's (`fixed`), served on loopback with no pipeline running; yields its URL and the alerts."""
+    from stream.config import HttpConfig
+    from stream.http import HttpServer
+    from tests.harness import OutboxPipeline, placed_outbox
+    box, stored = placed_outbox(tmp_path_factory.mktemp("placed") / "outbox.sqlite")
+    port = free_port()
+    server = HttpServer(OutboxPipeline(box), HttpConfig(endpoint=f"127.0.0.1:{port}"))
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", stored
+    finally:
+        server.close()
+        box.close()
+
+
+def test_a_drone_events_page_maps_where_it_is_and_a_fixed_cameras_has_no_map(placed, browser):
+    from selenium.webdriver.common.by import By
+    url, stored = placed
+    lon, lat, _ = stored["flown"]["geometry"]["features"][0]["geometry"]["coordinates"]
+    browser.get(url + "/events")
+    rows = {r.find_element(By.CSS_SELECTOR, "a.event-link").get_attribute("href").rsplit("/", 1)[1]: r
+            for r in browser.find_elements(By.CSS_SELECTOR, "table.events tbody tr")}
+    assert rows["flown"].find_element(By.CSS_SELECTOR, ".located").text == f"{lat:.5f}, {lon:.5f}"
+    assert rows["flown"].find_element(By.CSS_SELECTOR, ".located svg.pin").size["width"] > 0   # no emoji font needed
+    assert not rows["fixed"].find_elements(By.CSS_SELECTOR, ".located")
+    rows["flown"].find_element(By.CSS_SELECTOR, "a.event-link").click()
+    svg = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "svg.geomap"), what="the map")
+    assert svg.size["width"] > 300 and svg.size["height"] > 200
+    # the event's dot lies inside the drawn footprint, and its error circle is around it, as laid out on screen
+    inside = browser.execute_script("""
+        const svg = document.querySelector('svg.geomap'), foot = svg.querySelector('polygon.footprint');
+        const dot = svg.querySelector('g.event circle'), ce = svg.querySelector('circle.ce');
+        const p = svg.createSVGPoint(); p.x = dot.cx.baseVal.value; p.y = dot.cy.baseVal.value;
+        return [foot.isPointInFill(p), foot.points.numberOfItems, ce.r.baseVal.value,
+                svg.querySelectorAll('g.person').length, svg.querySelectorAll('g.object').length];""")
+    assert inside[:2] == [True, 5] and inside[2] > 1.0 and inside[3:] == [2, 1]
+    where = browser.find_element(By.CSS_SELECTOR, "dd.where")
+    ce = stored["flown"]["geometry"]["features"][0]["properties"]["ce"]
+    assert f"{lat:.6f}, {lon:.6f} ± {ce:.1f} m" in where.text
+    osm = where.find_element(By.LINK_TEXT, "open in OpenStreetMap").get_attribute("href")
+    assert osm == f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=18/{lat:.6f}/{lon:.6f}"
+    download = where.find_element(By.LINK_TEXT, "download GeoJSON").get_attribute("href")
+    assert _get(download, token=None) == stored["flown"]["geometry"]
+    _shot(browser, "event-map")
+    browser.get(url + "/events/fixed")
+    assert "loitering" in browser.find_element(By.TAG_NAME, "h1").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "svg.geomap")
+    assert not browser.find_elements(By.CSS_SELECTOR, "dd.where")
 
 
 def test_a_false_alarm_joins_the_cameras_normal_which_the_camera_page_shows_and_resets(console, browser, signed_in):

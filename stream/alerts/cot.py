@@ -71,9 +71,12 @@ def event_point(alert: dict) -> tuple[float, float, float, float, float] | None:
     if len(coords) < 2:
         return None
     props = point.get("properties") or {}
+
+    def known(value) -> float:          # absent or null (place() cannot always bound its error): unknown
+        return UNKNOWN if value is None else float(value)
     lon, lat = float(coords[0]), float(coords[1])
-    hae = float(coords[2]) if len(coords) > 2 and coords[2] is not None else UNKNOWN
-    return lat, lon, hae, float(props.get("ce", UNKNOWN)), float(props.get("le", UNKNOWN))
+    hae = known(coords[2]) if len(coords) > 2 else UNKNOWN
+    return lat, lon, hae, known(props.get("ce")), known(props.get("le"))
 
 
 def _event(uid: str, event_type: str, how: str, now: float, stale: float,

@@ -13,6 +13,7 @@ a thread of its own). One router per resource, all reading one read model (readm
     events.py      GET  /api/events                     events from the outbox, newest first, by camera, category, time; paged
                    GET  /api/events/{id}                one event's latest message and its review
                    GET  /api/events/{id}/keyframe.jpg, /clip.mp4   its evidence
+                   GET  /api/events/{id}/geometry.geojson   where a drone's event is on the ground
                    PUT  /api/events/{id}/review         confirmed | false_alarm (stored beside the outbox)
                    GET  /api/labels                     the reviews as training labels (training/data.py's format)
     operations.py  GET  /healthz, /metrics              liveness; Prometheus

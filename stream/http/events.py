@@ -1,17 +1,18 @@
-"""/api/events: events from the outbox, one event, its evidence and its review; /api/labels: the
-reviews as training labels."""
+"""/api/events: events from the outbox, one event, its evidence, where a drone's event is on the
+ground (GeoJSON) and its review; /api/labels: the reviews as training labels."""
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from stream.http.readmodel import ReadModel
 from stream.http.state import read_model
 
 router = APIRouter(tags=["events"])
+GEOJSON = "application/geo+json"     # RFC 7946
 
 
 class ReviewRequest(BaseModel):
@@ -43,6 +44,17 @@ def events(camera: str | None = None, category: str | None = None,
 @router.get("/api/events/{alert_id}", summary="One event's latest message, with its review")
 def event(found: dict = Depends(event_of)) -> dict:
     return found
+
+
+# declared before the evidence route, whose `{name}` would take the path and refuse it (422)
+@router.get("/api/events/{alert_id}/geometry.geojson", summary="Where a drone's event is on the ground: its "
+            "GeoJSON FeatureCollection (event point, footprint, people and objects)", response_class=JSONResponse,
+            responses={200: {"content": {GEOJSON: {}}}})
+def geometry(found: dict = Depends(event_of)) -> JSONResponse:
+    if not found.get("geometry"):
+        raise HTTPException(404, f"event {found['alert_id']} has no geometry: only a drone's camera places its "
+                                 "events on the ground, when its metadata can")
+    return JSONResponse(found["geometry"], media_type=GEOJSON)
 
 
 @router.get("/api/events/{alert_id}/{name}", summary="The event's evidence: keyframe.jpg or clip.mp4",

@@ -4,7 +4,8 @@
     /                   every camera: its snapshot (refreshed every second) and state
     /cameras/{c}        a camera: snapshot with zones (drawn here), score timeline with its events, chat
     /events             events, newest first, by camera and category
-    /events/{id}        an event: keyframe, clip, explanation, span, and the review buttons
+    /events/{id}        an event: keyframe, clip, explanation, span, the review buttons, and a
+                        drone's event on a map (geomap.py: an SVG drawn here, no tiles)
     /login              the token, where the API wants one (kept in a cookie)
 
 Jinja templates and one small script (static/console.js: refreshes, chat, the zone editor); no
@@ -27,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 
 from stream.alerts.reviews import ReviewError
 from stream.http.auth import COOKIE, session, token_matches
+from stream.http.console.geomap import located, map_svg
 from stream.http.readmodel import ReadModel
 from stream.http.state import read_model
 
@@ -42,6 +44,7 @@ STATE_CLASSES = {"streaming": "ok", "connecting": "warn", "reconnecting": "warn"
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["clock"] = lambda t: datetime.fromtimestamp(t).strftime("%H:%M:%S") if t else "–"
 templates.env.filters["day"] = lambda t: datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "–"
+templates.env.filters["located"] = located
 templates.env.globals["state_class"] = lambda state: STATE_CLASSES.get(state, "bad")
 
 
@@ -171,7 +174,8 @@ def event_page(request: Request, alert_id: str, read: ReadModel = Depends(read_m
         raise HTTPException(404, f"no event {alert_id!r}")
     kinds = {e["kind"] for e in event.get("evidence", [])}
     return templates.TemplateResponse(request, "event.html", {
-        "event": event, "page": "events", "kinds": kinds, "review": event["review"]})
+        "event": event, "page": "events", "kinds": kinds, "review": event["review"], "where": located(event),
+        "map_svg": map_svg(event)})
 
 
 @router.post("/events/{alert_id}/review")

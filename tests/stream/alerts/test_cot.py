@@ -113,6 +113,19 @@ def test_an_alert_without_geometry_is_skipped_and_health_is_not_sent(udp, caplog
     assert "alert fixed of drone1 has no geometry" in caplog.text
 
 
+def test_an_event_point_whose_error_place_could_not_bound_is_sent_with_cots_unknown(udp):
+    a = alert("wide")
+    event = next(f for f in a["geometry"]["features"] if f["properties"]["role"] == "event")
+    event["properties"]["ce"] = None                 # place(): nobody located and the footprint above the horizon
+    sink = udp_sink(udp)
+    try:
+        send(sink, a)
+        point = parse(udp.recv(65536)).find("point")
+    finally:
+        sink.close()
+    assert (float(point.get("ce")), float(point.get("le"))) == (9999999.0, 30.0)
+
+
 def test_markup_in_the_explanation_arrives_escaped_and_parses(udp):
     evil = '</remarks></detail><detail><x a="1"/>&amp; <!-- "\' ]]> \x00\x1b'
     sink = udp_sink(udp, callsign='<Ops "A">')
