@@ -3,10 +3,12 @@ engines/convert/tfjs.py) to ONNX without TensorFlow.
 
 The GraphDef is read with a minimal protobuf wire-format reader (the schema is tiny and stable),
 so neither tensorflow nor its generated protos are needed. Covers the ops of MobileNet/SSD-style
-detector cores and of NanoDet: Conv2D, DepthwiseConv2dNative, FusedBatchNorm(V3) (folded into the
-convolution), BiasAdd, Relu/Relu6/LeakyRelu/Sigmoid, Add/AddV2/Mul/Sub, ConcatV2, Identity,
-Transpose, Pad/PadV2, MaxPool, ResizeBilinear, SplitV, and Reshape whose target shape is constant
-or packs the batch size read from Shape (the usual `[batch, -1, ...]` pattern). Constant
+detector cores, of NanoDet and of BlazePose: Conv2D, DepthwiseConv2dNative, FusedBatchNorm(V3)
+(folded into the convolution), the fused convolutions _FusedConv2D and FusedDepthwiseConv2dNative
+(BiasAdd or FusedBatchNorm, then Relu/Relu6/LeakyRelu/Elu/Sigmoid/Tanh/Prelu), BiasAdd,
+Relu/Relu6/LeakyRelu/Sigmoid, Add/AddV2/Mul/Sub, ConcatV2, Identity, Transpose, Pad/PadV2, MaxPool,
+ResizeBilinear, SplitV, and Reshape whose target shape is constant or packs the batch size read
+from Shape (the usual `[batch, -1, ...]` pattern). Constant
 subgraphs an exporter left behind (SparseToDense, Cast, arithmetic on constants) are evaluated
 during conversion.
 """
@@ -187,6 +189,55 @@ _FOLD = {
 }
 
 
+# convolution op -> depthwise?; TensorFlow's grappler (and so TensorFlow.js graph models) fuses the
+# bias or batch norm and the activation that follow a convolution into _FusedConv2D and
+# FusedDepthwiseConv2dNative, listing them in `fused_ops` with their arguments after the weights.
+_CONVOLUTIONS = {"Conv2D": False, "DepthwiseConv2dNative": True,
+                 "_FusedConv2D": False, "FusedDepthwiseConv2dNative": True}
+_FUSED = ("_FusedConv2D", "FusedDepthwiseConv2dNative")
+_FUSED_ACTIVATIONS = ("Relu", "Relu6", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Prelu")
+
+
+def _fold_batch_norm(w_oihw: np.ndarray, gamma, beta, mean, var, epsilon: float):
+    """The weights and bias of conv followed by y = (x - mean) / sqrt(var + eps) * gamma + beta."""
+    gamma, beta, mean, var = (np.asarray(a, np.float32) for a in (gamma, beta, mean, var))
+    scale = gamma / np.sqrt(var + epsilon)
+    return w_oihw * scale[:, None, None, None], beta - mean * scale
+
+
+def _fused_epilogue(node, fused: list[str], args: list[np.ndarray], w_oihw: np.ndarray):
+    """(weights, bias, (activation, its parameter)) of a fused convolution: `fused_ops` is
+    [BiasAdd | FusedBatchNorm] then at most one activation; `args` are the node's inputs after the
+    weights (bias; or scale, offset, mean, variance), then Prelu's slopes."""
+    first, rest = fused[0], fused[1:]
+    if first == "BiasAdd":
+        bias, args = np.asarray(args[0], np.float32), args[1:]
+    elif first == "FusedBatchNorm":
+        w_oihw, bias = _fold_batch_norm(w_oihw, *args[:4], node.attr("epsilon", 1e-3))
+        args = args[4:]
+    else:
+        raise ConversionError(f"{node.name}: fused op {first} is not supported (fused_ops {fused})")
+    if len(rest) > 1 or (rest and rest[0] not in _FUSED_ACTIVATIONS):
+        raise ConversionError(f"{node.name}: fused_ops {fused} are not supported")
+    kind = rest[0] if rest else "none"
+    if kind == "Prelu":
+        if not args:
+            raise ConversionError(f"{node.name}: fused Prelu without its slopes")
+        return w_oihw, bias, (kind, np.asarray(args[0], np.float32))
+    return w_oihw, bias, (kind, node.attr("leakyrelu_alpha", 0.2))
+
+
+def _activation(b: GraphBuilder, x: str, kind: str, alpha, output: str | None) -> str:
+    """A fused convolution's activation, by its TensorFlow name."""
+    if kind in ("Relu", "Relu6", "Tanh", "none"):
+        return b.activation(x, kind.lower(), output)
+    if kind == "LeakyRelu":
+        return b.node("LeakyRelu", [x], output, alpha=float(alpha))
+    if kind == "Prelu":       # slopes per channel (C,), or (1, 1, C): both broadcast over NHWC
+        return b.node("PRelu", [x, b.const(np.asarray(alpha, np.float32), "slope")], output)
+    return b.node(kind, [x], output)    # Elu (alpha 1, as TensorFlow's), Sigmoid
+
+
 def convert_tf_graph(path: str | Path, inputs: dict[str, tuple[str, list]],
                      outputs: dict[str, str]) -> onnx.ModelProto:
     """A frozen GraphDef (.pb) to ONNX. inputs: TF tensor -> (ONNX name, NHWC shape with None for
@@ -293,22 +344,22 @@ def convert_nodes(nodes: dict, source: str, inputs: dict[str, tuple[str, list]],
             else:
                 names[name] = value(node.inputs[0])
             shapes[name] = shapes.get(src)
-        elif op in ("Conv2D", "DepthwiseConv2dNative"):
+        elif op in _CONVOLUTIONS:
             if node.attr("data_format", "NHWC") != "NHWC":
                 raise ConversionError(f"{name}: only NHWC convolutions are supported")
             w = const(node.inputs[1]).astype(np.float32)  # (H, W, I, O) or (H, W, C, M)
             kh, kw, cin, cm = w.shape
-            if op == "Conv2D":
+            if not _CONVOLUTIONS[op]:
                 w_oihw, group = w.transpose(3, 2, 0, 1), 1
             else:
                 w_oihw, group = w.reshape(kh, kw, cin * cm).transpose(2, 0, 1)[:, None], cin
-            bias = None
-            bn = single_bn_consumer(name)
+            bias, activation = None, ("none", [])
+            fused = node.attr("fused_ops", []) if op in _FUSED else []
+            if fused:
+                w_oihw, bias, activation = _fused_epilogue(node, fused, [const(i) for i in node.inputs[2:]], w_oihw)
+            bn = single_bn_consumer(name) if not fused else None
             if bn is not None:  # fold y = (conv - mean) / sqrt(var + eps) * gamma + beta
-                gamma, beta, mean, var = (const(i).astype(np.float32) for i in bn.inputs[1:5])
-                scale = gamma / np.sqrt(var + bn.attr("epsilon", 1e-3))
-                w_oihw = w_oihw * scale[:, None, None, None]
-                bias = beta - mean * scale
+                w_oihw, bias = _fold_batch_norm(w_oihw, *(const(i) for i in bn.inputs[1:5]), bn.attr("epsilon", 1e-3))
                 folded[bn.name] = name
             strides = node.attr("strides", [1, 1, 1, 1])[1:3]
             dil = node.attr("dilations", [1, 1, 1, 1])[1:3]
@@ -326,8 +377,10 @@ def convert_nodes(nodes: dict, source: str, inputs: dict[str, tuple[str, list]],
                 oh = (in_shape[1] + pt + pb - (kh - 1) * dil[0] - 1) // strides[0] + 1
                 ow = (in_shape[2] + pl + pr - (kw - 1) * dil[1] - 1) // strides[1] + 1
                 shapes[name] = [None, oh, ow, w_oihw.shape[0]]
-            names[name] = b.conv_nhwc(value(node.inputs[0]), w_oihw, bias, strides=strides,
-                                      pads=(pt, pl, pb, pr), dilations=dil, group=group, output=out)
+            kind, alpha = activation
+            y = b.conv_nhwc(value(node.inputs[0]), w_oihw, bias, strides=strides, pads=(pt, pl, pb, pr),
+                            dilations=dil, group=group, output=out if kind == "none" else None)
+            names[name] = y if kind == "none" else _activation(b, y, kind, alpha, out)
         elif op in ("FusedBatchNorm", "FusedBatchNormV3"):
             if folded.get(name) != src:
                 raise ConversionError(f"{name}: batch norm not directly after a convolution")
@@ -368,8 +421,11 @@ def convert_nodes(nodes: dict, source: str, inputs: dict[str, tuple[str, list]],
         elif op == "MaxPool":
             if node.attr("data_format", "NHWC") != "NHWC" or node.attr("padding") != "VALID":
                 raise ConversionError(f"{name}: only NHWC MaxPool with VALID padding is supported")
-            names[name] = b.maxpool_nhwc(value(node.inputs[0]), kernel=node.attr("ksize")[1:3],
-                                         strides=node.attr("strides")[1:3], pads=(0, 0, 0, 0), output=out)
+            k, st = node.attr("ksize")[1:3], node.attr("strides")[1:3]
+            names[name] = b.maxpool_nhwc(value(node.inputs[0]), kernel=k, strides=st, pads=(0, 0, 0, 0), output=out)
+            if shapes.get(src) is not None:   # a SAME convolution after the pool needs its size
+                n_, h, w_, c = shapes[src]
+                shapes[name] = [n_, (h - k[0]) // st[0] + 1, (w_ - k[1]) // st[1] + 1, c]
         elif op == "ResizeBilinear":
             if node.attr("align_corners", False):
                 mode = "align_corners"
@@ -379,6 +435,7 @@ def convert_nodes(nodes: dict, source: str, inputs: dict[str, tuple[str, list]],
                 mode = "asymmetric"
             size = [int(v) for v in const(node.inputs[1])]
             names[name] = b.resize_to_nhwc(value(node.inputs[0]), size, mode, out)
+            shapes[name] = [None, *size, shapes[src][3] if shapes.get(src) else None]
         elif op == "SplitV":
             sizes = const(node.inputs[1]).astype(np.int64)
             axis = int(const(node.inputs[2]))

@@ -2,6 +2,7 @@
 recorded outputs."""
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -92,7 +93,7 @@ def _tfjs_model(tmp_path):
                ("idx", i32(np.zeros((0, 1))), None), ("dense_shape", i32([4]), None),
                ("dense_values", i32(np.zeros(0)), None), ("zero", i32(0), None), ("target", i32([1, -1, 5, 5]), None)]
     const = lambda n: {"name": n, "op": "Const", "attr": {}}  # noqa: E731
-    s = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    s = _b64
     nodes = [{"name": "x", "op": "Placeholder", "attr": {}}, *(const(n) for n, *_ in weights),
              {"name": "pad", "op": "Pad", "input": ["x", "pads"]},
              {"name": "conv", "op": "Conv2D", "input": ["pad", "w"],
@@ -106,6 +107,12 @@ def _tfjs_model(tmp_path):
              {"name": "shape", "op": "AddV2", "input": ["target", "std"]},
              {"name": "flat", "op": "Reshape", "input": ["sig", "shape"]},
              {"name": "chw", "op": "Transpose", "input": ["split:1", "perm"]}]
+    return _write_graph_model(tmp_path, nodes, weights), w.astype(np.float32), bias
+
+
+def _write_graph_model(folder: Path, nodes: list[dict], weights: list[tuple]) -> Path:
+    """A TensorFlow.js graph model (model.json + w.bin) of `nodes`; weights are (name, array,
+    quantization or None), stored in order as the converter from TensorFlow writes them."""
     blob, specs = b"", []
     for name, value, quant in weights:
         spec = {"name": name, "shape": list(value.shape), "dtype": "float32" if value.dtype.kind == "f" else "int32"}
@@ -113,11 +120,118 @@ def _tfjs_model(tmp_path):
             spec["quantization"] = {"dtype": quant, "original_dtype": "float32"}
         specs.append(spec)
         blob += value.tobytes()
-    (tmp_path / "w.bin").write_bytes(blob)
-    (tmp_path / "model.json").write_text(json.dumps({
+    (folder / "w.bin").write_bytes(blob)
+    (folder / "model.json").write_text(json.dumps({
         "format": "graph-model", "modelTopology": {"node": nodes},
         "weightsManifest": [{"paths": ["w.bin"], "weights": specs}]}))
-    return tmp_path / "model.json", w.astype(np.float32), bias
+    return folder / "model.json"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _conv_reference(x, w, stride: int, padding: str, depthwise: bool):
+    """TensorFlow's NHWC convolution in numpy: w (kh, kw, cin, cout) or depthwise (kh, kw, c, 1)."""
+    kh, kw = w.shape[:2]
+    if padding == "SAME":
+        (pt, pb), (pl, pr) = same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride)
+        x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), (1, 2))[:, ::stride, ::stride]  # n h w c kh kw
+    if depthwise:
+        return np.einsum("nhwcij,ijc->nhwc", win, w[..., 0])
+    return np.einsum("nhwcij,ijco->nhwo", win, w)
+
+
+def _fused_conv_nodes(op: str, fused: list[str], args: list[str], padding: str, stride: int, **extra) -> list[dict]:
+    attrs = {"padding": {"s": _b64(padding)}, "data_format": {"s": _b64("NHWC")},
+             "strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}},
+             "fused_ops": {"list": {"s": [_b64(f) for f in fused]}}, "num_args": {"i": str(len(args))}, **extra}
+    return [{"name": "x", "op": "Placeholder", "attr": {}},
+            *({"name": n, "op": "Const", "attr": {}} for n in ("w", *args)),
+            {"name": "y", "op": op, "input": ["x", "w", *args], "attr": attrs}]
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
+_ACTIVATIONS = {
+    "none": lambda v, a: v, "Relu": lambda v, a: np.maximum(v, 0), "Relu6": lambda v, a: np.clip(v, 0, 6),
+    "LeakyRelu": lambda v, a: np.where(v > 0, v, 0.3 * v), "Prelu": lambda v, a: np.where(v > 0, v, a * v),
+    "Elu": lambda v, a: np.where(v > 0, v, np.expm1(np.minimum(v, 0))), "Sigmoid": lambda v, a: 1 / (1 + np.exp(-v)),
+    "Tanh": lambda v, a: np.tanh(v)}
+
+
+@pytest.mark.parametrize("op", ["_FusedConv2D", "FusedDepthwiseConv2dNative"])
+@pytest.mark.parametrize("first", ["BiasAdd", "FusedBatchNorm"])
+@pytest.mark.parametrize("activation", list(_ACTIVATIONS))
+def test_fused_convolutions_apply_their_bias_or_batch_norm_then_their_activation(tmp_path, op, first, activation):
+    """TensorFlow's grappler fuses conv + BiasAdd/FusedBatchNorm + activation into one node, as every
+    convolution of the BlazePose TensorFlow.js graphs is."""
+    rng = np.random.default_rng(2)
+    depthwise = op == "FusedDepthwiseConv2dNative"
+    w = rng.normal(size=(3, 3, 4, 1 if depthwise else 6)).astype(np.float16)     # stored as float16
+    c = 4 if depthwise else 6
+    bias, scale, mean = (rng.normal(size=c).astype(np.float32) for _ in range(3))
+    var, slope = rng.uniform(0.5, 2, c).astype(np.float32), rng.uniform(0, 0.5, (1, 1, c)).astype(np.float32)
+    args = [("bias", bias)] if first == "BiasAdd" else [("scale", scale), ("offset", bias), ("mean", mean), ("var", var)]
+    if activation == "Prelu":
+        args.append(("slope", slope))
+    fused = [first] + ([activation] if activation != "none" else [])
+    nodes = _fused_conv_nodes(op, fused, [n for n, _ in args], "SAME", 2, epsilon={"f": 0.001},
+                              leakyrelu_alpha={"f": 0.3})
+    path = _write_graph_model(tmp_path, nodes, [("w", w, "float16"), *((n, v, None) for n, v in args)])
+    model = convert_nodes(read_tfjs(path).nodes, "model.json", {"x": ("x", [None, 9, 9, 4])}, {"y": "y"})
+    x = rng.normal(size=(2, 9, 9, 4)).astype(np.float32) * 3
+    conv = _conv_reference(x, w.astype(np.float32), 2, "SAME", depthwise)
+    if first == "BiasAdd":
+        pre = conv + bias
+    else:
+        pre = (conv - mean) / np.sqrt(var + 0.001) * scale + bias
+    want = _ACTIVATIONS[activation](pre, slope)
+    assert want.shape == (2, 5, 5, c)
+    np.testing.assert_allclose(_run(model, x)[0], want, atol=1e-4)
+
+
+def test_fused_convolutions_refuse_what_they_cannot_fuse(tmp_path):
+    nodes = _fused_conv_nodes("_FusedConv2D", ["BiasAdd", "Relu", "Relu6"], ["bias"], "VALID", 1)
+    path = _write_graph_model(tmp_path, nodes, [("w", np.ones((1, 1, 2, 2), np.float32), None),
+                                                ("bias", np.zeros(2, np.float32), None)])
+    with pytest.raises(ConversionError, match=r"y: fused_ops \['BiasAdd', 'Relu', 'Relu6'\] are not supported"):
+        convert_nodes(read_tfjs(path).nodes, "model.json", {"x": ("x", [None, 4, 4, 2])}, {"y": "y"})
+
+
+def test_same_convolutions_after_a_pool_or_a_resize_know_their_input_size(tmp_path):
+    """SAME padding depends on the input's size, so MaxPool and ResizeBilinear (BlazePose's encoder
+    and decoder) must pass theirs on: 8 -> pool 4 -> SAME conv stride 2 -> 2 -> resize 5 -> SAME conv."""
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.normal(size=(3, 3, 2, 1)).astype(np.float32), rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    b1, b2 = np.zeros(2, np.float32), rng.normal(size=3).astype(np.float32)
+    conv = lambda name, op, src, w, b, stride: {  # noqa: E731
+        "name": name, "op": op, "input": [src, w, b],
+        "attr": {"padding": {"s": _b64("SAME")}, "strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}},
+                 "fused_ops": {"list": {"s": [_b64("BiasAdd")]}}, "num_args": {"i": "1"}}}
+    nodes = [{"name": "x", "op": "Placeholder"}, *({"name": n, "op": "Const"} for n in ("w1", "b1", "w2", "b2", "size")),
+             {"name": "pool", "op": "MaxPool", "input": ["x"],
+              "attr": {"ksize": {"list": {"i": ["1", "2", "2", "1"]}}, "strides": {"list": {"i": ["1", "2", "2", "1"]}},
+                       "padding": {"s": _b64("VALID")}, "data_format": {"s": _b64("NHWC")}}},
+             conv("dw", "FusedDepthwiseConv2dNative", "pool", "w1", "b1", 2),
+             {"name": "up", "op": "ResizeBilinear", "input": ["dw", "size"],
+              "attr": {"align_corners": {"b": False}, "half_pixel_centers": {"b": True}}},
+             conv("y", "_FusedConv2D", "up", "w2", "b2", 1)]
+    path = _write_graph_model(tmp_path, nodes, [("w1", w1, None), ("b1", b1, None), ("w2", w2, None),
+                                                ("b2", b2, None), ("size", np.array([5, 5], np.int32), None)])
+    model = convert_nodes(read_tfjs(path).nodes, "model.json", {"x": ("x", [None, 8, 8, 2])}, {"y": "y"})
+    x = rng.normal(size=(1, 8, 8, 2)).astype(np.float32)
+    pooled = x.reshape(1, 4, 2, 4, 2, 2).max(axis=(2, 4))
+    dw = _conv_reference(pooled, w1, 2, "SAME", True)                                     # (1, 2, 2, 2)
+    src = np.clip((np.arange(5) + 0.5) * 2 / 5 - 0.5, 0, 1)           # half-pixel centres, edges clamped
+    lo, frac = np.floor(src).astype(int), src - np.floor(src)
+    hi = np.minimum(lo + 1, 1)
+    rows = dw[:, lo] * (1 - frac)[None, :, None, None] + dw[:, hi] * frac[None, :, None, None]
+    up = rows[:, :, lo] * (1 - frac)[None, None, :, None] + rows[:, :, hi] * frac[None, None, :, None]
+    np.testing.assert_allclose(_run(model, x)[0], _conv_reference(up, w2, 1, "SAME", False) + b2, atol=1e-4)
 
 
 def test_tensorflow_js_graph_models_convert_op_for_op(tmp_path):
