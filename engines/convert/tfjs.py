@@ -97,13 +97,14 @@ def read_weights(model_json: Path, manifest: list[dict]) -> dict[str, np.ndarray
 @dataclass
 class TfjsGraph:
     nodes: dict[str, TfjsNode]          # by name, constants carrying their weights
-    inputs: dict[str, list[int]]        # the signature's tensors and their shapes (-1: any)
+    inputs: dict[str, list[int]]        # the signature's tensors ("input_1:0") and their shapes (-1: any)
     outputs: dict[str, list[int]]
+    keys: dict[str, str] = field(default_factory=dict)   # the signature's keys ("ld_3d") -> their tensors
 
 
 def _signature(tensors: dict) -> dict[str, list[int]]:
-    return {name: [int(d.get("size", -1)) for d in t.get("tensorShape", {}).get("dim", [])]
-            for name, t in tensors.items()}
+    return {t.get("name", key): [int(d.get("size", -1)) for d in t.get("tensorShape", {}).get("dim", [])]
+            for key, t in tensors.items()}
 
 
 def read_tfjs(model_json: str | Path) -> TfjsGraph:
@@ -117,4 +118,5 @@ def read_tfjs(model_json: str | Path) -> TfjsGraph:
         nodes[n["name"]] = TfjsNode(n["name"], n["op"], list(n.get("input", [])), n.get("attr", {}),
                                     weights.get(n["name"]))
     signature = model.get("signature", {})
-    return TfjsGraph(nodes, _signature(signature.get("inputs", {})), _signature(signature.get("outputs", {})))
+    keys = {key: t.get("name", key) for part in ("inputs", "outputs") for key, t in signature.get(part, {}).items()}
+    return TfjsGraph(nodes, _signature(signature.get("inputs", {})), _signature(signature.get("outputs", {})), keys)

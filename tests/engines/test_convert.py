@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from engines import create_engine
+from engines.convert.blazepose import convert_blazepose_tfjs
 from engines.convert.graph import ConversionError, same_padding
 from engines.convert.ssd import ssd_anchors
 from engines.convert.tf_graph import _fields, _varint, convert_nodes
@@ -55,6 +56,46 @@ def test_converted_pose_landmarks_reproduce_tflite_on_a_real_crop(models_dir, re
     np.testing.assert_allclose(out["Identity_1"][0], reference["lm_presence"], atol=1e-4)
     np.testing.assert_allclose(out["Identity_4"][0], reference["lm_world"], atol=1e-3)
     assert reference["lm_presence"][0] > 0.5
+
+
+def test_converted_pose_lite_reproduces_tensorflow_js_on_a_real_crop(models_dir, reference):
+    """tests/fixtures/make_blazepose_lite_reference.py ran BlazePose lite's TensorFlow.js graph model
+    with TensorFlow.js (4.22, pure JS) on the crop the full model's tflite reference was made on."""
+    ref = dict(np.load(FIXTURES / "blazepose_lite_reference.npz"))
+    out = create_engine("onnxruntime", models_dir / "pose_landmark_lite.onnx").run(
+        {"input_1": reference["lm_input"][None].astype(np.float32) / 255.0})
+    lm, want = out["Identity"][0].reshape(39, 5), ref["landmarks"].reshape(39, 5)
+    assert np.abs(lm[:, :2] - want[:, :2]).max() < 0.01                                  # crop pixels, of 256
+    np.testing.assert_allclose(lm[:, 3:], want[:, 3:], atol=1e-3)                        # visibility, presence logits
+    np.testing.assert_allclose(out["Identity_1"][0], ref["presence"], atol=1e-4)        # a probability, as full's
+    np.testing.assert_allclose(out["Identity_4"][0], ref["world"], atol=1e-4)
+    assert ref["presence"][0] > 0.5
+
+
+def test_pose_lite_is_a_drop_in_for_the_full_model(models_dir, reference):
+    """Same input, same outputs in the same order and shapes, and on the same real crop the same
+    person: the scene stage's `blazepose` decoder reads either."""
+    lite = create_engine("onnxruntime", models_dir / "pose_landmark_lite.onnx")
+    full = create_engine("onnxruntime", models_dir / "pose_landmark_full.onnx")
+    assert (lite.input_names, lite.output_names) == (full.input_names, full.output_names) == \
+        (["input_1"], ["Identity", "Identity_1", "Identity_4"])
+    x = {"input_1": reference["lm_input"][None].astype(np.float32) / 255.0}
+    a, b = lite.run(x), full.run(x)
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    torso = [11, 12, 23, 24]                                            # shoulders and hips
+    d = np.linalg.norm(a["Identity"].reshape(39, 5)[torso, :2] - b["Identity"].reshape(39, 5)[torso, :2], axis=1)
+    assert d.max() < 8 and a["Identity_1"][0, 0] > 0.5                  # crop pixels; the person is ~170 tall
+
+
+def test_blazepose_converter_refuses_a_graph_without_blazepose_heads(tmp_path):
+    path, _, _ = _tfjs_model(tmp_path)
+    spec = json.loads(path.read_text())
+    spec["signature"] = {"inputs": {"x": {"name": "x:0", "tensorShape": {"dim": [{"size": "-1"}, {"size": "256"},
+                                                                                 {"size": "256"}, {"size": "3"}]}}},
+                         "outputs": {"flat": {"name": "flat:0", "tensorShape": {"dim": [{"size": "-1"}, {"size": "25"}]}}}}
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ConversionError, match=r"has no \[N, 195\] output 'ld_3d'"):
+        convert_blazepose_tfjs(path)
 
 
 def test_converted_nanodet_reproduces_tensorflow_js_on_a_real_frame(models_dir):
@@ -263,6 +304,7 @@ def test_tensorflow_js_reader_refuses_what_it_cannot_read(tmp_path):
 
 @pytest.mark.parametrize("name,feed", [("ssdlite_person", ("image", (300, 300, 3))),
                                        ("pose_landmark_full", ("input_1", (256, 256, 3))),
+                                       ("pose_landmark_lite", ("input_1", (256, 256, 3))),
                                        ("nanodet", ("image", (416, 416, 3)))])
 def test_converted_models_take_any_batch_and_batching_changes_nothing(models_dir, name, feed):
     model = onnx.load(models_dir / f"{name}.onnx")
