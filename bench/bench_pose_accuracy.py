@@ -1,7 +1,7 @@
 """Are the keypoints right? The bundled pose path against the original implementation, on real
 vtest.avi people.
 
-    python bench/bench_pose_accuracy.py [--frames 40]
+    python bench/bench_pose_accuracy.py [--frames 40] [--model models/pose_landmark_lite.onnx]
 
 1. Conversion: the ONNX landmark model (ONNX Runtime) against the original tflite file run by
    Google's own TFLite runtime (ai-edge-litert), on identical crops (the SSDLite person boxes of
@@ -10,6 +10,9 @@ vtest.avi people.
    does not install: it pins a conflicting OpenCV): MediaPipe's Pose solution itself, finding and
    cropping each person its own way inside a generous window around the SSDLite box, against the
    scene stage's keypoints for the same person. This difference includes the crop choice.
+3. With `--model` naming another BlazePose-layout model (e.g. the bundled lite one): that model
+   against the bundled full one on the same crops, and how many poses each finds (presence >= 0.5).
+   Steps 1 and 2 are the full model's and are left out.
 
 Errors are in frame pixels, over the COCO-17 joints both sides see (visibility >= 0.5); people in
 vtest are 25-180 px tall, so the figures are also given relative to the person's box height.
@@ -44,10 +47,12 @@ def frames(video: Path, count: int, every: int = 20) -> list[np.ndarray]:
     return out
 
 
-def people(models: Path, images: list[np.ndarray], pose: PoseEstimator):
+def detections(models: Path, images: list[np.ndarray]):
+    return PersonDetector(create_engine("onnxruntime", models / "ssdlite_person.onnx", threads=2)).detect(images)
+
+
+def people(images: list[np.ndarray], dets, pose: PoseEstimator):
     """(image index, box, our COCO-17 keypoints in frame pixels) for every person the scene stage poses."""
-    det = PersonDetector(create_engine("onnxruntime", models / "ssdlite_person.onnx", threads=2))
-    dets = det.detect(images)
     kps = pose.estimate(images, [d.boxes for d in dets])
     return [(i, box, kp) for i, (d, k) in enumerate(zip(dets, kps)) for box, kp in zip(d.boxes, k)
             if box[3] - box[1] >= pose.min_box_height]
@@ -121,19 +126,43 @@ def against_mediapipe(images, found) -> None:
             f"both posed the same person for {both} of {len(found)} people")
 
 
+def against_full(found, full_found, name: str) -> None:
+    """`found` (another model's poses) against the full model's on the same boxes and crops."""
+    errors, rel, mine, theirs = [], [], 0, 0
+    for (_, box, kp), (_, _, kp_full) in zip(found, full_found, strict=True):
+        mine, theirs = mine + bool(kp[:, 2].any()), theirs + bool(kp_full[:, 2].any())
+        seen = (kp[:, 2] > 0.5) & (kp_full[:, 2] > 0.5)
+        d = np.linalg.norm(kp[seen, :2] - kp_full[seen, :2], axis=1)
+        errors += d.tolist()
+        rel += (d / (box[3] - box[1])).tolist()
+    e, r = np.asarray(errors), np.asarray(rel)
+    print(f"{name} vs pose_landmark_full, same crops: poses found (presence >= 0.5) {mine} vs {theirs} "
+          f"of {len(found)} people; over {len(e)} keypoints both score > 0.5: mean {e.mean():.3g} px, "
+          f"median {np.median(e):.3g} px, p90 {np.percentile(e, 90):.3g} px; of the box height: mean "
+          f"{100 * r.mean():.2g} %, p90 {100 * np.percentile(r, 90):.2g} %")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--video", type=Path, default=ROOT / "data" / "vtest.avi")
     p.add_argument("--models", type=Path, default=ROOT / "models")
     p.add_argument("--frames", type=int, default=40, help="frames, 2 s apart")
     p.add_argument("--mediapipe", action="store_true", help="also compare with MediaPipe Pose (needs mediapipe)")
+    p.add_argument("--model", type=Path, help="compare this BlazePose-layout model with the bundled full one "
+                                              "(e.g. models/pose_landmark_lite.onnx)")
     args = p.parse_args()
     images = frames(args.video, args.frames)
-    pose = PoseEstimator(create_engine("onnxruntime", args.models / "pose_landmark_full.onnx", threads=2))
-    found = people(args.models, images, pose)
+    full_path = args.models / "pose_landmark_full.onnx"
+    pose = PoseEstimator(create_engine("onnxruntime", args.model or full_path, threads=2))
+    dets = detections(args.models, images)
+    found = people(images, dets, pose)
     heights = np.array([b[3] - b[1] for _, b, _ in found])
     print(f"{len(images)} vtest frames, {len(found)} people {heights.min():.0f}-{heights.max():.0f} px tall "
           f"(median {np.median(heights):.0f})")
+    if args.model is not None and args.model.resolve() != full_path.resolve():
+        full = PoseEstimator(create_engine("onnxruntime", full_path, threads=2))
+        against_full(found, people(images, dets, full), args.model.stem)
+        return 0
     try:
         against_tflite(args.models, images, found, pose)
     except ImportError as e:
