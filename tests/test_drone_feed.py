@@ -9,13 +9,16 @@ import socket
 import subprocess
 import xml.etree.ElementTree as ET
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
-from bench.drone_flight import Flight, video_feed
+from bench.drone_flight import Flight, SyntheticFlight, video_feed
+from stream.ingest.klv import encode
+from stream.ingest.stanag import write_stanag
 from stream.ingest.source import VideoSource
 from tests.harness import ROOT, Subscriber, all_stopped, start, write_config
-
-pytestmark = pytest.mark.slow
 
 TARGET = (45.0, 7.0, 50.0)
 TWITCHY = {"open_threshold": 1e-4, "close_threshold": 0.0, "min_duration_s": 1.0, "max_event_s": 6.0}
@@ -53,6 +56,33 @@ def test_every_frame_of_a_drone_file_carries_the_metadata_sent_with_it(drone_ts)
     assert metres(centre, TARGET[:2]) < 1.0
 
 
+def test_damaged_metadata_is_counted_and_never_stops_the_video(tmp_path):
+    """A feed whose KLV has a bad checksum, a truncated packet, random bytes, an impossible length
+    and a time stamp going back: every frame decodes, each damage is one count, and each frame
+    carries the last good metadata."""
+    flight = SyntheticFlight(Flight(frames=12, fps=10.0, image_size=(320, 180)))
+    frames = list(flight)
+    good = [encode(f.meta) for f in frames]
+    bad_sum = bytearray(good[2])
+    bad_sum[-1] ^= 0xFF
+    too_long = good[7][:16] + b"\x83\xff\xff\xff" + good[7][17:]
+    rng = np.random.default_rng(0)
+    packets = [good[0], good[1], bytes(bad_sum), good[3][:40], rng.bytes(120), good[5],
+               encode(replace(frames[6].meta, time_us=frames[0].meta.time_us)), too_long, good[8], None, good[10], good[11]]
+    path = tmp_path / "damaged.ts"
+    write_stanag(str(path), [f.image for f in frames], packets, 10.0)
+    source = VideoSource("drone", str(path), is_file=True, replay="fast")
+    out = list(source.frames())
+    assert len(out) == 12
+    k = source.klv
+    assert (k.decoded, k.bad_checksum, k.out_of_order) == (7, 1, 1), k     # the one gone back decodes, is not applied
+    assert k.truncated + k.bad_length + k.malformed >= 2 and k.garbage_bytes > 0, k
+    # each frame: the last good packet at or before it (frame 2 keeps 1's, frames 3-4 too, 6-7 keep 5's, 9 keeps 8's)
+    keep = [0, 1, 1, 1, 1, 5, 5, 5, 8, 8, 10, 11]
+    assert [o.sensor.time_us for o in out] == [frames[i].meta.time_us for i in keep]
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command to stream the feed")
 def test_a_drone_feed_over_udp_gives_an_alert_on_the_ground_and_a_cot_event(tmp_path, drone_ts, models_dir, free_endpoint):
     video_port, cot = free_udp_port(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

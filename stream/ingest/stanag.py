@@ -19,10 +19,11 @@ from stream.types import SensorMetadata
 PTS_HZ = 90_000     # MPEG-TS's clock
 
 
-def write_stanag(path_or_url: str, frames_bgr: Iterable[np.ndarray], metas: Iterable[SensorMetadata | None],
-                 fps: float, codec: str = "h264") -> int:
+def write_stanag(path_or_url: str, frames_bgr: Iterable[np.ndarray],
+                 metas: Iterable[SensorMetadata | bytes | None], fps: float, codec: str = "h264") -> int:
     """Write frames i = 0, 1, ... at `fps`, each followed by metas[i] as one KLV packet stamped
-    with frame i's PTS (None: no packet for that frame; metas may be shorter than frames).
+    with frame i's PTS (None: no packet for that frame; bytes: written as they are, a damaged
+    packet for a test; metas may be shorter than frames).
     Returns the number of KLV packets written."""
     encoders = {"h264": "libx264", "h265": "libx265", "hevc": "libx265"}
     if codec not in encoders:
@@ -44,7 +45,7 @@ def write_stanag(path_or_url: str, frames_bgr: Iterable[np.ndarray], metas: Iter
             out.mux(video.encode(frame))
             meta = next(metas, None)
             if meta is not None:
-                packet = av.Packet(encode(meta))
+                packet = av.Packet(meta if isinstance(meta, bytes) else encode(meta))
                 packet.stream, packet.time_base = data, data.time_base
                 packet.pts = packet.dts = round(i / rate * PTS_HZ)
                 out.mux(packet)
