@@ -283,25 +283,25 @@ def test_klv_arrives_over_udp_on_loopback(feed):
         sender.wait()
 
 
-def test_klv_arrives_over_srt_through_an_ffmpeg_relay_that_maps_the_data_stream(feed):
-    # PyAV's FFmpeg has no SRT, so srt:// is read through an ffmpeg relay (as stream/ingest/source.py
-    # does); the relay must map the data stream too, or the KLV stays behind
+def test_a_camera_reading_srt_gets_the_klv_through_its_ffmpeg_relay(feed):
+    """PyAV's FFmpeg has no SRT, so VideoSource reads srt:// through the system ffmpeg
+    (stream/ingest/source.py `_open_relay`), which must relay the data stream with the video."""
+    from stream.config import IngestConfig
+    from stream.ingest.source import VideoSource
     port = free_port(socket.SOCK_DGRAM)
-    ffmpeg = [shutil.which("ffmpeg"), "-nostdin", "-loglevel", "error"]
-    sender = subprocess.Popen(ffmpeg + ["-re", "-stream_loop", "-1", "-i", str(feed), "-map", "0", "-c", "copy",
-                                        "-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"])
-    relay = subprocess.Popen(ffmpeg + ["-analyzeduration", "500000", "-i", f"srt://127.0.0.1:{port}?mode=caller&connect_timeout=5000",
-                                       "-map", "0:v:0", "-map", "0:d?", "-c", "copy", "-f", "mpegts", "pipe:1"],
-                             stdout=subprocess.PIPE)
+    sender = subprocess.Popen([shutil.which("ffmpeg"), "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+                               "-i", str(feed), "-map", "0", "-c", "copy", "-f", "mpegts",
+                               f"srt://127.0.0.1:{port}?mode=listener"])
+    source = VideoSource("drone", f"srt://127.0.0.1:{port}?mode=caller", is_file=False,
+                         ingest=IngestConfig(open_timeout_s=10, watchdog_s=5, probe_s=0.5))
     try:
-        reader = KlvReader()
-        with av.open(relay.stdout, format="mpegts", options={"probesize": "32768", "analyzeduration": "0"}) as c:
-            for pts, data in read_klv(c):
-                reader.feed(data, pts)
-                if reader.stats.decoded >= 10:
-                    break
-        assert reader.stats.decoded >= 10 and reader.stats.rejected() == 0
+        got = []
+        for frame in source.frames():
+            got.append(frame)
+            if len(got) >= 30:
+                source.stop.set()
+        assert source.klv.decoded >= 20 and source.klv.rejected() == 0, source.klv
+        assert got[-1].sensor is not None and got[-1].sensor.mission_id == META.mission_id
     finally:
-        for proc in (relay, sender):
-            proc.kill()
-            proc.wait()
+        sender.kill()
+        sender.wait()
