@@ -18,7 +18,7 @@ from bench.drone_flight import Flight, SyntheticFlight, video_feed
 from stream.ingest.klv import encode
 from stream.ingest.stanag import write_stanag
 from stream.ingest.source import VideoSource
-from tests.harness import ROOT, Subscriber, all_stopped, start, write_config
+from tests.harness import Subscriber, all_stopped, start, write_config
 
 TARGET = (45.0, 7.0, 50.0)
 TWITCHY = {"open_threshold": 1e-4, "close_threshold": 0.0, "min_duration_s": 1.0, "max_event_s": 6.0}
