@@ -26,7 +26,6 @@ import collections
 import json
 import logging
 import os
-import queue
 import re
 import socket
 import ssl
