@@ -226,6 +226,23 @@ def source_kind(target: str, *, is_file: bool = False, is_device: bool = False) 
     return {"rtsps": "rtsp", "https": "http"}.get(scheme, scheme)
 
 
+class GeolocationConfig(_Strict):
+    """How a drone camera's events are placed on the ground (docs/drones.md): the ground's height,
+    and the 1-sigma errors its metadata is assumed to have (the error each place is given)."""
+    ground_elevation_m: float | None = Field(None, ge=-500.0, le=9000.0, description=(
+        "The ground's height above the WGS-84 ellipsoid, metres, where the drone looks. Default: the feed's frame "
+        "centre elevation (ST 0601 tag 25); a feed without it places nothing until this is set."))
+    heading_deg: float = Field(0.5, ge=0.0, le=30.0, description="Platform heading error (magnetometers drift most).")
+    attitude_deg: float = Field(0.2, ge=0.0, le=30.0, description="Platform pitch and roll error, each.")
+    gimbal_deg: float = Field(0.3, ge=0.0, le=30.0, description="Sensor relative azimuth, elevation and roll error, each.")
+    horizontal_m: float = Field(3.0, ge=0.0, le=1000.0, description="Sensor position error, east and north each.")
+    altitude_m: float = Field(5.0, ge=0.0, le=1000.0, description="Sensor altitude error.")
+    ground_m: float = Field(5.0, ge=0.0, le=1000.0, description="The ground's real height against the flat earth "
+                                                               "assumed (terrain); also the events' `le`.")
+    corner_m: float = Field(10.0, ge=0.0, le=10000.0, description="Each reported corner's error (used only when the "
+                                                                  "metadata has corners but not the angles).")
+
+
 class CameraConfig(_Strict):
     path: Path | None = Field(None, description="Video file to replay (relative to the config file).")
     url: str | None = Field(None, description="Stream URL opened with PyAV: " + ", ".join(URL_SCHEMES) +
@@ -255,6 +272,9 @@ class CameraConfig(_Strict):
                                           "or models.pose's for a bottom-up model): lower for a far or dim view, "
                                           "higher for a cluttered one.")
     record: bool | None = Field(None, description="Record this camera (default: recordings.enabled).")
+    geolocation: GeolocationConfig = Field(default_factory=GeolocationConfig, description=(
+        "A drone camera (MISB ST 0601 metadata in its feed): the ground's height and the metadata's assumed errors, "
+        "for placing its events on the ground."))
     pose_every_frames: int | None = Field(
         None, ge=1, le=100, description="How often this camera's tracked people get a new pose, in sampled frames "
                                         "(default: models.pose.every_frames): 1 where posture matters most.")

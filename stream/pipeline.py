@@ -28,7 +28,7 @@ from stream.alerts.evidence import EvidenceWriter
 from stream.alerts.publisher import Publisher
 from stream.alerts.recordings import Recordings
 from stream.cameras import Cameras, start_phases
-from stream.config import CameraConfig, ConfigError, HawkwatchConfig, reloaded
+from stream.config import CameraConfig, ConfigError, GeolocationConfig, HawkwatchConfig, reloaded
 from stream.detection.normal import NormalMemories
 from stream.detection.registry import Detector
 from stream.detection.stage import DetectorStage, Scorer
@@ -38,6 +38,7 @@ from stream.metrics import CameraStats
 from stream.queues import StageQueue
 from stream.redact import redact
 from stream.runtime import Runtime
+from stream.scene.geolocate import MetadataErrors
 from stream.scene.graph import SceneBuilder, person_scores_of, pose_every_of
 from stream.scene.stage import ScenePool
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict, Window
@@ -73,7 +74,8 @@ class Pipeline:
         self.services: list = []                 # started with the run (the HTTP server, stream/http/)
         self.recordings: Recordings | None = None   # recorded cameras' footage on disk (stream/app.py sets it)
         self.detector_stage = DetectorStage(self.scorer, self._events_of, self._publish, scored=self._scored,
-                                            zones=self.zones, normal=self.normal, evidence=evidence)
+                                            zones=self.zones, normal=self.normal, evidence=evidence,
+                                            geolocation_of=self._geolocation_of)
         self.delivery = Delivery(publisher, self.stats, cfg.alerts.publish_verdicts, self.observers, self._ended)
         # only the windows queue ever drops (live sources); later queues block, so nothing accepted is lost
         builders = [] if scene is None else scene if isinstance(scene, list) else [scene]
@@ -152,6 +154,11 @@ class Pipeline:
 
     def _events_of(self, camera: str):
         return self.cfg.events_of(camera)
+
+    def _geolocation_of(self, camera: str) -> tuple[MetadataErrors, float | None]:
+        cam = self.cfg.cameras.get(camera)
+        g = cam.geolocation if cam is not None else GeolocationConfig()
+        return MetadataErrors(**g.model_dump(exclude={"ground_elevation_m"})), g.ground_elevation_m
 
     def _publish(self, item) -> bool:
         return self.to_publish.put(item, abort=self._abort)

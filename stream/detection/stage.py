@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Protocol, runtime_checkable
 from stream.config import EventsConfig
 from stream.detection.events import EventTracker
 from stream.detection.scheduler import Request, Scheduler
-from stream.scene.geolocate import place
+from stream.scene.geolocate import MetadataErrors, place
 from stream.types import Alert, EndOfStream, SceneGraph, Verdict
 
 if TYPE_CHECKING:
@@ -100,12 +100,16 @@ class DetectorStage:
     `out` takes each Verdict, Alert and EndOfStream, in order per camera.
     `scored(scene, verdict)` sees each decided window first and returns the verdict to publish
     (the coordinator adds its latency and frees the window's frames). `zones` and `normal` gate
-    where and when an event may open; `evidence` writes an opened event's files."""
+    where and when an event may open; `evidence` writes an opened event's files; `geolocation_of`
+    gives a drone camera's assumed metadata errors and ground height (its alerts' place)."""
 
     def __init__(self, scorer: Scorer, events_of: Callable[[str], EventsConfig],
                  out: Callable[[Verdict | Alert | EndOfStream], None], *, scored: Callable[[SceneGraph, Verdict], Verdict],
-                 zones: Mapping[str, Zones], normal: NormalMemories, evidence: EvidenceWriter | None = None):
+                 zones: Mapping[str, Zones], normal: NormalMemories, evidence: EvidenceWriter | None = None,
+                 geolocation_of: Callable[[str], tuple[MetadataErrors, float | None]] = lambda cam: (MetadataErrors(),
+                                                                                                     None)):
         self.scorer, self.events_of, self.out, self.scored = scorer, events_of, out, scored
+        self.geolocation_of = geolocation_of
         self.zones, self.normal, self.evidence = zones, normal, evidence
         self.trackers: dict[str, EventTracker] = {}
         self.last: dict[str, Verdict] = {}                     # camera -> its latest verdict (to close at its end)
@@ -179,7 +183,7 @@ class DetectorStage:
             tracker = self.trackers[cam]
             alerts = tracker.update(verdict, both(zones.admits(scene) if zones else None, normal.admits(verdict)))
             if scene.sensors and alerts:
-                alerts = self._placed(scene, tracker, alerts)
+                alerts = self._placed(scene, tracker, alerts, *self.geolocation_of(cam))
             normal.observed(verdict, tracker.is_open, [a.start for a in alerts if a.state == "open"])
             for alert in alerts:
                 normal.event(alert.alert_id, alert.start, alert.end)
@@ -193,11 +197,12 @@ class DetectorStage:
                         log.warning("explanations lag behind: none for alert %s", alert.alert_id[:8])
 
     @staticmethod
-    def _placed(scene: SceneGraph, tracker: EventTracker, alerts: list[Alert]) -> list[Alert]:
+    def _placed(scene: SceneGraph, tracker: EventTracker, alerts: list[Alert], errors: MetadataErrors,
+                ground_elev: float | None) -> list[Alert]:
         """A drone's alerts with where they are on the ground, from this window's frames in their span."""
         out = []
         for alert in alerts:
-            geometry = place(scene, alert.start, alert.end)
+            geometry = place(scene, alert.start, alert.end, errors, ground_elev)
             if geometry is not None:
                 alert = replace(alert, geometry=geometry)
                 if alert.state != "close":

@@ -436,7 +436,8 @@ def frame_geojson(meta: SensorMetadata, image_size: tuple[int, int], pixels_xy: 
                                            {"method": geo.method}), *point_features(geo, properties)]}
 
 
-def place(scene: SceneGraph, start: float, end: float, errors: MetadataErrors = MetadataErrors()) -> dict | None:
+def place(scene: SceneGraph, start: float, end: float, errors: MetadataErrors = MetadataErrors(),
+          ground_elev: float | None = None) -> dict | None:
     """Where an event of a drone's camera is: a GeoJSON FeatureCollection for the last frame of
     `scene` inside [start, end] that has metadata (else its last frame that has any): the event's
     point (`role: event`), the frame's footprint (`role: footprint`) and each person and left
@@ -446,7 +447,7 @@ def place(scene: SceneGraph, start: float, end: float, errors: MetadataErrors = 
     The event's point is the middle of the people and objects it located, its `ce` (CoT's circular
     error, metres, 1 sigma) their own error and their spread together; with nobody located it is the
     picture's centre, with the footprint's reach as its error (the event is somewhere in view).
-    `le` is the assumed terrain error: the flat earth's height is the frame centre's."""
+    `le` is the assumed terrain error: the flat earth's height is `ground_elev`, else the frame centre's."""
     sensors = scene.sensors
     times = scene.timestamps
     have = [i for i, m in enumerate(sensors) if m is not None]
@@ -466,9 +467,9 @@ def place(scene: SceneGraph, start: float, end: float, errors: MetadataErrors = 
             roles.append({"role": "object", "object_id": int(oid)})
             points.append(((x0 + x1) / 2, y1))
     try:
-        corners = footprint(meta, size)
-        geo = geolocate(meta, np.asarray(points, float).reshape(-1, 2), size, errors=errors)
-        centre = geolocate(meta, np.array([[size[0] / 2, size[1] / 2]]), size, errors=errors)
+        corners = footprint(meta, size, ground_elev=ground_elev)
+        geo = geolocate(meta, np.asarray(points, float).reshape(-1, 2), size, errors=errors, ground_elev=ground_elev)
+        centre = geolocate(meta, np.array([[size[0] / 2, size[1] / 2]]), size, errors=errors, ground_elev=ground_elev)
     except ValueError:
         return None
     found = np.isfinite(geo.points).all(1) & np.isfinite(geo.sigma_m)

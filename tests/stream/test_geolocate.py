@@ -204,3 +204,40 @@ def test_walkers_are_drawn_where_the_model_puts_them():
     truth = frame.people_llh[frame.in_view]
     target = synthetic.flight.target
     assert np.abs(geodetic_to_enu(located, target)[:, :2] - geodetic_to_enu(truth, target)[:, :2]).max() < 0.05
+
+
+def test_a_feed_without_the_frame_centres_elevation_is_placed_once_the_camera_says_the_grounds():
+    """`cameras.<id>.geolocation.ground_elevation_m`: a feed without tag 25 places nothing until it
+    is set; set, the event lands where the same feed with the elevation puts it, with the camera's
+    own errors (a larger terrain error gives a larger `le` and `ce`)."""
+    from dataclasses import replace as copy
+
+    from stream.config import ConfigError, GeolocationConfig, parse_config
+    from stream.scene.geolocate import MetadataErrors, place, with_ground_truth
+    from stream.types import PersonTrack, SceneGraph
+    size = (640, 360)
+    meta = with_ground_truth(SensorMetadata(platform_heading=10.0, platform_pitch=0.0, platform_roll=0.0,
+                                            sensor_rel_az=0.0, sensor_rel_el=-60.0, sensor_rel_roll=0.0,
+                                            sensor_lat=45.0, sensor_lon=7.0, sensor_alt=400.0, hfov=40.0), size, 250.0)
+    track = PersonTrack(1, np.array([True]), np.array([[300.0, 150.0, 320.0, 210.0]]), np.array([0.9]),
+                        np.zeros((1, 17, 3)))
+
+    def scene(m):
+        return SceneGraph("uav", 0, 0.0, 1.0, np.array([0.5]), np.array([0.5]), size, (track,), sensors=(m,))
+    bare = copy(meta, frame_center_elev=None)
+    assert place(scene(bare), 0.0, 1.0) is None
+    with_elev = place(scene(meta), 0.0, 1.0)
+    models = {"person_detector": {"path": "x.onnx"}, "pose": {"path": "y.onnx"}}
+    cfg = parse_config({"models": models, "cameras": {"uav": {
+        "url": "udp://0.0.0.0:5600", "geolocation": {"ground_elevation_m": 250.0, "ground_m": 20.0}}}}, check_files=False)
+    g = cfg.cameras["uav"].geolocation
+    told = place(scene(bare), 0.0, 1.0, MetadataErrors(**g.model_dump(exclude={"ground_elevation_m"})),
+                 g.ground_elevation_m)
+    event = lambda geo: next(f for f in geo["features"] if f["properties"]["role"] == "event")  # noqa: E731
+    np.testing.assert_allclose(event(told)["geometry"]["coordinates"], event(with_elev)["geometry"]["coordinates"],
+                               atol=1e-9)
+    assert event(told)["properties"]["le"] == 20.0 and event(told)["properties"]["ce"] > event(with_elev)["properties"]["ce"]
+    assert GeolocationConfig().ground_elevation_m is None
+    with pytest.raises(ConfigError, match="cameras.uav.geolocation.heading_deg"):
+        parse_config({"models": models, "cameras": {"uav": {"url": "udp://0.0.0.0:5600",
+                                                            "geolocation": {"heading_deg": -1}}}}, check_files=False)
