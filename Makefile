@@ -56,6 +56,8 @@ bench: setup sysdeps
 	$(PY) bench/bench_appearance.py
 	$(PY) bench/bench_detectors.py
 	$(PY) bench/bench_pose_accuracy.py
+	$(PY) bench/bench_pose_accuracy.py --model models/pose_landmark_lite.onnx
+	$(PY) bench/bench_pose_speed.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_streams.py
 	$(PY) bench/bench_live.py
@@ -64,6 +66,7 @@ bench: setup sysdeps
 	$(PY) bench/bench_chat.py
 	$(PY) bench/bench_ray.py
 	$(PY) bench/bench_console.py
+	$(PY) bench/bench_geolocation.py
 
 # Real peers for the live-ingest tests and benchmarks (RTSP server, ffmpeg): Debian packages,
 # installed only when missing.
