@@ -13,7 +13,9 @@ settled) it measures, per N:
     x real time   stream seconds scored per wall second, per camera (1.00: keeps up)
     CPU/stream    the process tree's CPU time per wall second per camera, in % of one core
     RSS           the process tree's peak resident memory, and its growth over the measured span
-                  (the last 10 % of the samples against the first 10 %: a leak shows here)
+                  (the last 10 % of the samples against the first 10 %: a leak shows here;
+                  runs of 10 minutes or more also print the mean of each tenth, which tells
+                  a leak, climbing to the end, from a warm-up that levels off)
     load          the 1-minute load average at the end (how busy the machine was)
     stage p95     each stage's p95 from the cameras' health (the median camera), in ms
 
@@ -140,8 +142,16 @@ def run(n: int, args: argparse.Namespace, folder: Path) -> dict:
     return {"n": n, "verdicts": len(steady), "p50": q(0.5), "p95": q(0.95),
             "rt": statistics.mean(rates) if rates else float("nan"), "cpu_per_stream": 100.0 * cpu / n,
             "rss_mb": max(s[2] for s in samples) / 2**20 if samples else float("nan"),
-            "rss_growth": growth([s[2] for s in window]),
+            "rss_growth": growth([s[2] for s in window]), "rss_tenths": tenths([s[2] for s in window]),
             "load": os.getloadavg()[0], "stages": {k: statistics.median(v) for k, v in sorted(stages.items())}}
+
+
+def tenths(rss: list[int]) -> list[float]:
+    """The mean RSS (MB) of each tenth of the samples: a leak climbs to the end, a warm-up levels off."""
+    if len(rss) < 10:
+        return []
+    k = len(rss) // 10
+    return [sum(rss[i * k:(i + 1) * k]) / k / 2**20 for i in range(10)]
 
 
 def growth(rss: list[int]) -> float:
@@ -181,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             note = "" if r["rt"] >= 0.95 else "  behind"
             print(f"{n:>3} {r['verdicts']:>8} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['rt']:>5.2f} "
                   f"{r['cpu_per_stream']:>9.0f}% {r['rss_mb']:>7.0f} {r['rss_growth']:>5.1f}% {r['load']:>5.1f}  {stages}{note}")
+            if args.seconds >= 600 and r["rss_tenths"]:
+                print(f"    RSS by tenth of the run, MB: {' '.join(f'{m:.0f}' for m in r['rss_tenths'])}")
     return 0
 
 
