@@ -469,10 +469,11 @@ def place(scene: SceneGraph, start: float, end: float, errors: MetadataErrors = 
     try:
         corners = footprint(meta, size, ground_elev=ground_elev)
         geo = geolocate(meta, np.asarray(points, float).reshape(-1, 2), size, errors=errors, ground_elev=ground_elev)
-        centre = geolocate(meta, np.array([[size[0] / 2, size[1] / 2]]), size, errors=errors, ground_elev=ground_elev)
     except ValueError:
         return None
     found = np.isfinite(geo.points).all(1) & np.isfinite(geo.sigma_m)
+    centre = None if found.any() else \
+        geolocate(meta, np.array([[size[0] / 2, size[1] / 2]]), size, errors=errors, ground_elev=ground_elev)
     if found.any():
         origin = (float(np.mean(geo.points[found, 0])), float(np.mean(geo.points[found, 1])), float(geo.points[found, 2][0]))
         enu = geodetic_to_enu(geo.points[found], origin)[:, :2]
