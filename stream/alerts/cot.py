@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 UNKNOWN = 9999999.0          # CoT's "not known" for hae, ce and le
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")   # no XML 1.0 parser takes these
 _SEND_TIMEOUT_S = 5.0        # a connect or a write that takes longer: the server is gone, reconnect
+_VERDICT_WAIT_S = 1.0        # TLS 1.3: how long the server may take to accept or refuse our certificate
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
 
@@ -182,6 +184,12 @@ class _Stream:
         if self._context is not None:
             try:
                 sock = self._context.wrap_socket(sock, server_hostname=self.host)
+                if sock.version() == "TLSv1.3":
+                    # the server checks our certificate after the handshake returns here and answers
+                    # with session tickets or an alert: wait for that, so that a refused connection
+                    # is never taken as connected and no event is written into it
+                    if select.select([sock], [], [], _VERDICT_WAIT_S)[0]:
+                        self._discard_incoming(sock)
             except (OSError, ssl.SSLError):
                 sock.close()
                 raise
